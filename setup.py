@@ -1,0 +1,36 @@
+"""Build the memhound._core C extension.
+
+Every ``src/memhound/_core/*.c`` file is compiled into one extension module.
+``MEMHOUND_STRICT=1`` adds ``-Werror`` (CI and development);
+``MEMHOUND_SANITIZE=1`` builds with AddressSanitizer + UndefinedBehaviorSanitizer.
+"""
+import glob
+import os
+
+from setuptools import Extension, setup
+
+flags = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
+         "-fvisibility=hidden", "-fno-strict-aliasing"]
+link = []
+if os.environ.get("MEMHOUND_STRICT") == "1":
+    flags.append("-Werror")
+if os.environ.get("MEMHOUND_SANITIZE") == "1":
+    san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
+    flags += san + ["-O1", "-g"]
+    link += san
+if os.environ.get("MEMHOUND_DEBUG") == "1":
+    flags += ["-O0", "-g", "-UNDEBUG"]
+
+sources = sorted(glob.glob("src/memhound/_core/*.c"))
+
+setup(
+    ext_modules=[
+        Extension(
+            "memhound._core",
+            sources=sources,
+            depends=sorted(glob.glob("src/memhound/_core/*.h")),
+            extra_compile_args=flags,
+            extra_link_args=link,
+        )
+    ]
+)

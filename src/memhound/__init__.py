@@ -1,0 +1,11 @@
+"""memhound: find what leaks in a Python program, who holds it, where it was
+created and why.
+
+``import memhound as tracemalloc`` works: the tracing API is a drop-in
+superset of the standard library's ``tracemalloc``, backed by a C engine.
+"""
+from .tracing import *  # noqa: F401,F403
+from .tracing import __all__ as _tracing_all
+
+__version__ = "0.1.0"
+__all__ = list(_tracing_all)

@@ -1,0 +1,67 @@
+/* compat.h -- the one place that knows CPython's internal layouts.
+ *
+ * Everything that differs between CPython 3.11, 3.12 and 3.13 (and the next
+ * version to support) lives behind these functions: where the current frame
+ * is, how interpreter frames link, how an instruction offset maps to a line,
+ * how many bytes an object's allocator block starts before the object, and
+ * whether the reference tracer (3.13+) exists.  compat.c is the only file
+ * compiled with Py_BUILD_CORE and the internal headers; the rest of the
+ * extension sees plain C types.
+ *
+ * Frames are captured raw, as (code object, instruction index) pairs, inside
+ * the allocator hooks; line numbers are computed later, once per distinct
+ * frame, by mh_compat_code_line().
+ */
+#ifndef MH_COMPAT_H
+#define MH_COMPAT_H
+
+#include <Python.h>
+#include <stdint.h>
+
+/* A captured frame: the code object and the index of the instruction being
+ * executed.  Padding is explicit so that frames can be hashed and compared
+ * as bytes. */
+typedef struct {
+    PyObject *code;
+    int32_t lasti;
+    int32_t pad;
+} mh_rawframe;
+
+#define MH_MAX_NFRAME 65535
+
+/* The calling thread's state if it holds the GIL, else NULL.  Never blocks,
+ * never allocates; safe from any thread, with or without a Python thread
+ * state. */
+PyThreadState *mh_compat_gil_tstate(void);
+
+/* Walk the Python stack of `tstate` (which must hold the GIL), newest frame
+ * first, skipping incomplete frames.  Stores at most `max` frames in `out`
+ * and returns how many were stored; `*total` receives the depth of the whole
+ * stack (saturated at MH_MAX_NFRAME). */
+int mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *total);
+
+/* Line number of instruction `lasti` in code object `code` (GIL held). */
+int mh_compat_code_line(PyObject *code, int lasti);
+
+/* Bytes between the start of the allocator block and the object itself
+ * (GC header, managed dict and weakref slots). */
+size_t mh_compat_preheader_size(PyTypeObject *type);
+
+/* Number of references to `obj` its reference count claims (immortal
+ * objects report a huge count on 3.12+). */
+Py_ssize_t mh_compat_refcnt(PyObject *obj);
+
+/* 1 where the interpreter has PyRefTracer (3.13+). */
+int mh_compat_has_reftracer(void);
+
+typedef int (*mh_reftracer_fn)(PyObject *, int event, void *data);
+/* Thin wrappers over PyRefTracer_Set/GetTracer; no-ops returning -1/NULL on
+ * versions without it. */
+int mh_compat_set_reftracer(mh_reftracer_fn fn, void *data);
+mh_reftracer_fn mh_compat_get_reftracer(void **data);
+#define MH_REFTRACER_CREATE 0
+
+/* 1 if CPython's own tracemalloc is tracing. */
+int mh_compat_stdlib_tracemalloc_tracing(void);
+
+#endif

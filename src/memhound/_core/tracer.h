@@ -1,0 +1,41 @@
+/* tracer.h -- the tracing engine's interface to the module (module.c).
+ *
+ * The engine (tracer.c with hooks on the RAW, MEM and OBJ allocator domains,
+ * tracebacks.c, blocks.c) records every live Python memory block with its
+ * size and an interned traceback.  All functions are called with the GIL
+ * held; those returning int return 0 on success and -1 with a Python
+ * exception set.
+ */
+#ifndef MH_TRACER_H
+#define MH_TRACER_H
+
+#include <Python.h>
+
+int mh_tracer_start(int nframe);
+int mh_tracer_stop(void);
+int mh_tracer_is_tracing(void);
+int mh_tracer_clear(void);
+void mh_tracer_traced_memory(size_t *current, size_t *peak);
+void mh_tracer_reset_peak(void);
+int mh_tracer_traceback_limit(void);
+size_t mh_tracer_self_memory(void);
+
+/* Creation traceback of `obj`: a tuple of (filename, lineno) pairs, most
+ * recent first -- or (filename, lineno, function) triples when
+ * `with_function` -- or None when the object's block is not traced. */
+PyObject *mh_tracer_object_traceback(PyObject *obj, int with_function);
+
+/* A SnapshotData object (snapshot.h) with every live trace. */
+PyObject *mh_tracer_take_snapshot(void);
+
+/* Stop/restart recording the calling thread's allocations; nests.  Used
+ * around memhound's own work so that it never traces itself. */
+void mh_tracer_suspend(void);
+void mh_tracer_resume(void);
+
+/* Test hooks. */
+void mh_tracer_set_memory_limit(size_t limit);
+
+int mh_tracer_module_init(PyObject *module);
+
+#endif

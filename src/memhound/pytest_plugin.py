@@ -1,0 +1,1 @@
+"""memhound's pytest plugin (placeholder: registers nothing yet)."""
