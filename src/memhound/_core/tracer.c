@@ -54,6 +54,8 @@ typedef struct {
     PyMemAllocatorEx raw, mem, obj;
 } mh_allocators;
 
+#define MH_RECENT 512
+
 static struct {
     _Atomic int tracing;        /* recording allocations */
     int installed;              /* our hooks are somewhere in the chain */
@@ -69,6 +71,9 @@ static struct {
     mh_rawframe *scratch;       /* GIL; nframe entries */
     _Atomic size_t gil_current, raw_current, peak;
     uintptr_t last_block;       /* GIL; block whose CREATE event to skip */
+    /* GIL; the last traceback seen per newest-frame fingerprint, verified
+     * with mh_compat_stack_is() before use. */
+    struct { uintptr_t key; uint32_t tb; } recent[MH_RECENT];
     int reftracer_on;
     mh_reftracer_fn prev_tracer;
     void *prev_tracer_data;
@@ -141,15 +146,29 @@ mh_capture(PyThreadState *tstate)
 {
     if (tstate == NULL)
         return MH_TB_EMPTY;
+    /* Allocation sites repeat: first try the traceback last seen with the
+     * same newest frame, comparing while walking (no copy, no hash). */
+    uintptr_t key = mh_compat_top_key(tstate);
+    size_t slot = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 55) & (MH_RECENT - 1);
+    if (mh.recent[slot].key == key && key != 0) {
+        const mh_tb *tb = mh_tb_get(&mh.tbs, mh.recent[slot].tb);
+        if (mh_compat_stack_is(tstate, mh_tb_frames(&mh.tbs, tb), tb->nframe, tb->total))
+            return mh.recent[slot].tb;
+    }
     int total;
     int n = mh_compat_capture(tstate, mh.scratch, mh.nframe, &total);
-    return mh_tb_intern(&mh.tbs, mh.scratch, n, total);
+    uint32_t id = mh_tb_intern(&mh.tbs, mh.scratch, n, total);
+    if (id != MH_TB_ERROR && id != MH_TB_EMPTY) {
+        mh.recent[slot].key = key;
+        mh.recent[slot].tb = id;
+    }
+    return id;
 }
 
 static void
 mh_track_gil(void *ptr, size_t size)
 {
-    uint32_t tb = mh_capture(mh_compat_gil_tstate());
+    uint32_t tb = mh_capture(mh_compat_tstate());
     size_t old = 0;
     if (tb == MH_TB_ERROR || mh_blocks_put(&mh.gil_blocks, (uintptr_t)ptr, size, tb, &old) < 0) {
         mh_fail();
@@ -351,7 +370,7 @@ mh_reftrace(PyObject *op, int event, void *data)
             mh_block *b = mh_blocks_find(&mh.gil_blocks, block);
             if (b != NULL) {
                 mh_tls_busy = 1;
-                uint32_t tb = mh_capture(mh_compat_gil_tstate());
+                uint32_t tb = mh_capture(mh_compat_tstate());
                 mh_tls_busy = 0;
                 if (tb == MH_TB_ERROR)
                     mh_fail();
@@ -465,6 +484,7 @@ mh_clear_tables(void)
     atomic_store(&mh.gil_current, 0);
     atomic_store(&mh.peak, 0);
     mh.last_block = 0;
+    memset(mh.recent, 0, sizeof(mh.recent));
     mh_tb_clear(&mh.tbs, &codes, &ncodes);
     /* Releasing code objects may free memory and re-enter the hooks: only
      * now that every table is consistent. */
@@ -554,6 +574,8 @@ mh_tracer_start(int nframe)
     if (nframe != mh.nframe || mh.scratch == NULL) {
         if (mh_set_nframe(nframe) < 0)
             return -1;
+        /* Recent tracebacks were cut at the old limit. */
+        memset(mh.recent, 0, sizeof(mh.recent));
     }
     if (MH_TRACING())
         return 0;
