@@ -514,7 +514,7 @@ static PyObject *
 mh_stdlib_stop(PyObject *self, PyObject *noargs)
 {
     (void)self; (void)noargs;
-    int rechain = mh.installed && !mh_on_top() && MH_TRACING();
+    int rechain = mh.installed && mh_on_top() && MH_TRACING();
     PyObject *res = PyObject_CallNoArgs(mh.stdlib_stop);
     if (res == NULL)
         return NULL;
@@ -522,6 +522,13 @@ mh_stdlib_stop(PyObject *self, PyObject *noargs)
      * started after tracemalloc: chain again onto what is installed now. */
     if (rechain && !mh_on_top())
         mh_install();
+    /* tracemalloc.start() took the reference-tracer slot without chaining,
+     * and 3.13.0's stop() leaves its tracer there: take the slot back. */
+    void *data;
+    if (MH_TRACING() && mh.reftracer_on && mh_compat_get_reftracer(&data) != mh_reftrace) {
+        mh.reftracer_on = 0;
+        mh_reftracer_install();
+    }
     return res;
 }
 
@@ -530,8 +537,15 @@ static PyMethodDef mh_stdlib_stop_def = {
     "Stop tracemalloc (wrapped by memhound so that a memhound started after it keeps tracing)."
 };
 
-/* While memhound runs above CPython's tracemalloc, make tracemalloc.stop()
- * keep memhound installed. */
+static int
+mh_stdlib_imported(void)
+{
+    PyObject *modules = PyImport_GetModuleDict();
+    return PyDict_GetItemString(modules, "tracemalloc") != NULL;
+}
+
+/* While memhound runs, make tracemalloc.stop() keep memhound installed and
+ * give back the reference-tracer slot. */
 static int
 mh_wrap_stdlib_stop(void)
 {
@@ -581,7 +595,8 @@ mh_tracer_start(int nframe)
         return 0;
     if (atomic_exchange(&mh.failed, 0))
         mh_clear_tables();
-    if (mh_compat_stdlib_tracemalloc_tracing() && mh_wrap_stdlib_stop() < 0)
+    if ((mh_compat_stdlib_tracemalloc_tracing() || mh_stdlib_imported())
+        && mh_wrap_stdlib_stop() < 0)
         return -1;
     if (!mh.installed)
         mh_install();
