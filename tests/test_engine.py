@@ -262,3 +262,20 @@ def test_tracemalloc_started_after_memhound_both_trace():
     tracemalloc.stop()
     memhound.start()
     assert memhound._core._get_object_traceback(bytearray(10)) is not None
+
+
+@pytest.mark.skipif(not PY313, reason="the reference tracer exists on 3.13+")
+def test_reference_tracer_slot_is_taken_back_after_tracemalloc_stops():
+    from memhound._core import _get_object_traceback
+    gc.collect()
+    memhound.start()
+    tracemalloc.start()         # takes the single PyRefTracer slot
+    tracemalloc.stop()          # 3.13.0 leaves its tracer installed
+    _get_object_traceback(None)  # any query gives memhound the slot back
+    first = [1, 2]
+    first_addr = id(first)
+    del first
+    line = this_line(1)
+    second = [3, 4]
+    assert id(second) == first_addr
+    assert _get_object_traceback(second) == ((__file__, line),)

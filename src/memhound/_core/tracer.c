@@ -399,6 +399,20 @@ mh_reftracer_install(void)
         mh.reftracer_on = 1;
 }
 
+/* tracemalloc.start() takes the reference-tracer slot without chaining, and
+ * 3.13.0's stop() leaves its tracer there: take the slot back once
+ * tracemalloc has stopped (objects reused meanwhile keep older tracebacks). */
+static void
+mh_reftracer_reclaim(void)
+{
+    void *data;
+    if (MH_TRACING() && mh.reftracer_on && !mh_compat_stdlib_tracemalloc_tracing()
+        && mh_compat_get_reftracer(&data) != mh_reftrace) {
+        mh.reftracer_on = 0;
+        mh_reftracer_install();
+    }
+}
+
 static void
 mh_reftracer_uninstall(void)
 {
@@ -522,13 +536,7 @@ mh_stdlib_stop(PyObject *self, PyObject *noargs)
      * started after tracemalloc: chain again onto what is installed now. */
     if (rechain && !mh_on_top())
         mh_install();
-    /* tracemalloc.start() took the reference-tracer slot without chaining,
-     * and 3.13.0's stop() leaves its tracer there: take the slot back. */
-    void *data;
-    if (MH_TRACING() && mh.reftracer_on && mh_compat_get_reftracer(&data) != mh_reftrace) {
-        mh.reftracer_on = 0;
-        mh_reftracer_install();
-    }
+    mh_reftracer_reclaim();
     return res;
 }
 
@@ -536,13 +544,6 @@ static PyMethodDef mh_stdlib_stop_def = {
     "stop", mh_stdlib_stop, METH_NOARGS,
     "Stop tracemalloc (wrapped by memhound so that a memhound started after it keeps tracing)."
 };
-
-static int
-mh_stdlib_imported(void)
-{
-    PyObject *modules = PyImport_GetModuleDict();
-    return PyDict_GetItemString(modules, "tracemalloc") != NULL;
-}
 
 /* While memhound runs, make tracemalloc.stop() keep memhound installed and
  * give back the reference-tracer slot. */
@@ -595,8 +596,7 @@ mh_tracer_start(int nframe)
         return 0;
     if (atomic_exchange(&mh.failed, 0))
         mh_clear_tables();
-    if ((mh_compat_stdlib_tracemalloc_tracing() || mh_stdlib_imported())
-        && mh_wrap_stdlib_stop() < 0)
+    if (mh_compat_stdlib_tracemalloc_tracing() && mh_wrap_stdlib_stop() < 0)
         return -1;
     if (!mh.installed)
         mh_install();
@@ -765,6 +765,7 @@ mh_tracer_object_traceback(PyObject *obj, int with_function)
 {
     if (!MH_TRACING())
         Py_RETURN_NONE;
+    mh_reftracer_reclaim();
     uintptr_t block = (uintptr_t)obj - mh_compat_preheader_size(Py_TYPE(obj));
     uint32_t tb = mh_block_traceback(block);
     if (tb == MH_TB_ERROR)
@@ -860,6 +861,7 @@ mh_tracer_take_snapshot(void)
                         "snapshot");
         return NULL;
     }
+    mh_reftracer_reclaim();
     mh_tracer_suspend();
     PyObject *snap = mh_take_snapshot();
     mh_tracer_resume();
