@@ -2029,9 +2029,14 @@ static PyObject *
 mh_snapshot_py_dump(mh_snapshot_object *s, PyObject *args)
 {
     PyObject *path, *metadata = Py_None;
-    if (!PyArg_ParseTuple(args, "O|O:dump", &path, &metadata))
+    int limit = s->traceback_limit, saved = s->traceback_limit;
+    if (!PyArg_ParseTuple(args, "O|Oi:dump", &path, &metadata, &limit))
         return NULL;
-    return mh_fileformat_dump(s, path, metadata);
+    /* Snapshot.traceback_limit is a plain attribute that may differ. */
+    s->traceback_limit = limit;
+    PyObject *r = mh_fileformat_dump(s, path, metadata);
+    s->traceback_limit = saved;
+    return r;
 }
 
 static PyObject *
@@ -2069,7 +2074,7 @@ static PyMethodDef mh_snapshot_methods[] = {
     {"counts", (PyCFunction)mh_snapshot_py_counts, METH_NOARGS,
      "Sizes of the tables."},
     {"dump", (PyCFunction)mh_snapshot_py_dump, METH_VARARGS,
-     "dump(path, metadata_json=None): write the snapshot file."},
+     "dump(path, metadata_json=None, traceback_limit=self.traceback_limit): write the snapshot file."},
     {"load", (PyCFunction)mh_snapshot_py_load, METH_O | METH_CLASS,
      "load(path) -> (SnapshotData, metadata_json or None)."},
     {"_fnmatch", (PyCFunction)mh_snapshot_py_fnmatch, METH_VARARGS | METH_CLASS,
