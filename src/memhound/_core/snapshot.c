@@ -689,11 +689,16 @@ static int
 mh_snapshot_raw_trace(mh_snapshot_object *s, Py_ssize_t index, PyObject *item,
                       mh_snapshot_ptrcache *cache, uint32_t **buf, size_t *bufcap)
 {
-    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 4)
+    if (!PyTuple_Check(item) && !PyList_Check(item))
         return mh_snapshot_raw_error(
             index, "trace must be a (domain, size, frames, total_nframe) tuple", item);
-    PyObject *odom = PyTuple_GET_ITEM(item, 0), *osize = PyTuple_GET_ITEM(item, 1);
-    PyObject *oframes = PyTuple_GET_ITEM(item, 2), *ototal = PyTuple_GET_ITEM(item, 3);
+    if (PySequence_Fast_GET_SIZE(item) != 4) {
+        PyErr_Format(PyExc_ValueError, "raw trace %zd: expected 4 items (domain, size, frames, "
+                     "total_nframe), got %zd", index, PySequence_Fast_GET_SIZE(item));
+        return -1;
+    }
+    PyObject **items = PySequence_Fast_ITEMS(item);
+    PyObject *odom = items[0], *osize = items[1], *oframes = items[2], *ototal = items[3];
     if (!PyLong_Check(odom))
         return mh_snapshot_raw_error(index, "domain must be int", odom);
     if (!PyLong_Check(osize))
