@@ -607,6 +607,8 @@ mh_in_traces(mh_in *in, mh_snapshot_object *s)
     if (mh_in_fits(in, MH_SEC_TRACES, n, 16, 8, 1) < 0
         || mh_snapshot_grow_traces(s, (size_t)n) < 0)
         return -1;
+    if (n == 0)
+        return 0;
     memcpy(s->domain, p + 8, 4 * (size_t)n);
     memcpy(s->size, p + 8 + 4 * (size_t)n, 8 * (size_t)n);
     memcpy(s->tb, p + 8 + 12 * (size_t)n, 4 * (size_t)n);
