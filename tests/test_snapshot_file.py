@@ -2,7 +2,6 @@
 import os
 import pickle
 import struct
-import zlib
 
 import pytest
 
@@ -21,6 +20,36 @@ RAW = [
     (0, 2**40, (("\udcff\xe9.py", 9, "f\u4e2d"),), 1),
     (0, 5, (), 0),
 ]
+
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC_TABLE = _crc32c_table()
+
+
+def crc32c(data):
+    """CRC-32C (Castagnoli), the checksum of memhound snapshot files."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def test_crc32c_reference_value():
+    # The standard check value of CRC-32C (RFC 3720), in Python and in both
+    # C implementations (hardware where the CPU has it, and the fallback).
+    crc = memhound._core.SnapshotData._crc32c
+    assert crc32c(b"123456789") == 0xE3069283
+    for data in (b"", b"123456789", bytes(range(256)) * 37 + b"xyz"):
+        assert crc(data) == crc(data, True) == crc32c(data)
 
 
 def sample(tmp_path, metadata=True):
@@ -51,12 +80,12 @@ def rewrite(data, sid, new_body):
     offset = HEADER + ENTRY * len(secs)
     for s, crc, off, length in secs:
         content = new_body if s == sid else bytes(data[off:off + length])
-        table += struct.pack("<IIQQ", s, zlib.crc32(content), offset, len(content))
+        table += struct.pack("<IIQQ", s, crc32c(content), offset, len(content))
         body += content
         offset += len(content)
     head = bytearray(data[:HEADER])
-    struct.pack_into("<I", head, 32, zlib.crc32(table))
-    struct.pack_into("<I", head, 36, zlib.crc32(bytes(head[:36])))
+    struct.pack_into("<I", head, 32, crc32c(table))
+    struct.pack_into("<I", head, 36, crc32c(bytes(head[:36])))
     return bytes(head + table + body)
 
 
@@ -99,13 +128,27 @@ def test_file_has_documented_layout(tmp_path):
     data = path.read_bytes()
     assert data[:8] == b"\x89MHSNAP\n"
     assert struct.unpack_from("<HH", data, 8) == (1, 0xFEFF)
-    assert struct.unpack_from("<I", data, 36)[0] == zlib.crc32(data[:36])
+    assert struct.unpack_from("<I", data, 36)[0] == crc32c(data[:36])
     secs = sections(data)
     assert [s[0] for s in secs] == [1, 2, 3, 4, 5]
     for sid, crc, off, length in secs:
-        assert zlib.crc32(data[off:off + length]) == crc
+        assert crc32c(data[off:off + length]) == crc
     meta = next(s for s in secs if s[0] == 5)
     assert b'"timeline"' in data[meta[2]:meta[2] + meta[3]]
+
+
+def test_compact_trace_columns(tmp_path):
+    raw = [(0, size, (("a.py", size % 7),), 1) for size in range(1000)]
+    path = tmp_path / "compact.mhsnap"
+    memhound.Snapshot(raw, 1).dump(path)
+    data = path.read_bytes()
+    trace_sec = next(s for s in sections(data) if s[0] == 4)
+    assert trace_sec[3] == 16 + 8 * 1000        # no domain column, 32-bit sizes
+    assert struct.unpack_from("<QI", data, trace_sec[2]) == (1000, 0)
+    assert memhound.Snapshot.load(path).traces._traces == raw
+    raw[3] = (7, 2**33, raw[3][2], 1)
+    memhound.Snapshot(raw, 1).dump(path)
+    assert memhound.Snapshot.load(path).traces._traces == raw
 
 
 def test_missing_file_is_oserror(tmp_path):
@@ -164,7 +207,7 @@ def test_future_version(tmp_path):
     _, path = sample(tmp_path)
     data = bytearray(path.read_bytes())
     struct.pack_into("<H", data, 8, 7)
-    struct.pack_into("<I", data, 36, zlib.crc32(bytes(data[:36])))
+    struct.pack_into("<I", data, 36, crc32c(bytes(data[:36])))
     msg = load_error(tmp_path, bytes(data))
     assert "format version 7 is newer than this memhound supports (1)" in msg
 
@@ -206,8 +249,9 @@ def test_out_of_range_indices(tmp_path):
     assert "traceback section: traceback 0: frame index %d out of range (%d frames)" % (
         nframes + 7, nframes) in msg
     traces = bytearray(secs[4])
-    n = struct.unpack_from("<Q", traces)[0]
-    struct.pack_into("<I", traces, 8 + 12 * n, ntbs)
+    n, flags = struct.unpack_from("<QI", traces)
+    assert flags == 3          # RAW has non-zero domains and a size >= 2**32
+    struct.pack_into("<I", traces, 16 + 12 * n, ntbs)
     msg = load_error(tmp_path, rewrite(data, 4, bytes(traces)))
     assert "trace section: trace 0: traceback index %d out of range (%d tracebacks)" % (
         ntbs, ntbs) in msg
@@ -231,8 +275,8 @@ def test_missing_section(tmp_path):
     _, path = sample(tmp_path)
     data = bytearray(path.read_bytes())
     struct.pack_into("<I", data, HEADER + ENTRY * 2, 99)       # traceback -> unknown id
-    struct.pack_into("<I", data, 32, zlib.crc32(bytes(data[HEADER:HEADER + ENTRY * 5])))
-    struct.pack_into("<I", data, 36, zlib.crc32(bytes(data[:36])))
+    struct.pack_into("<I", data, 32, crc32c(bytes(data[HEADER:HEADER + ENTRY * 5])))
+    struct.pack_into("<I", data, 36, crc32c(bytes(data[:36])))
     assert "traceback section: missing" in load_error(tmp_path, bytes(data))
 
 

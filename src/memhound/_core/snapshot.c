@@ -2082,6 +2082,8 @@ static PyMethodDef mh_snapshot_methods[] = {
      "dump(path, metadata_json=None, traceback_limit=self.traceback_limit): write the snapshot file."},
     {"load", (PyCFunction)mh_snapshot_py_load, METH_O | METH_CLASS,
      "load(path) -> (SnapshotData, metadata_json or None)."},
+    {"_crc32c", (PyCFunction)mh_fileformat_py_crc32c, METH_VARARGS | METH_CLASS,
+     "_crc32c(data, software=False): the file checksum (test hook)."},
     {"_fnmatch", (PyCFunction)mh_snapshot_py_fnmatch, METH_VARARGS | METH_CLASS,
      "_fnmatch(filename, pattern): tracemalloc's filename match (test hook)."},
     {NULL, NULL, 0, NULL}

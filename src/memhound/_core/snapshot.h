@@ -129,5 +129,6 @@ PyObject *mh_snapshot_wrap(mh_snapshot_tables *t, int traceback_limit);
 PyObject *mh_fileformat_dump(mh_snapshot_object *s, PyObject *path, PyObject *metadata);
 PyObject *mh_fileformat_load(PyObject *path);
 uint32_t mh_fileformat_crc32(uint32_t crc, const void *data, size_t len);
+PyObject *mh_fileformat_py_crc32c(PyObject *cls, PyObject *args);
 
 #endif
