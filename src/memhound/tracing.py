@@ -354,7 +354,8 @@ def get_object_traceback(obj):
     """
     frames = _get_object_traceback(obj)
     if frames is not None:
-        return Traceback(frames)
+        with _quiet:
+            return Traceback(frames)
     else:
         return None
 
@@ -439,7 +440,9 @@ class _Traces(Sequence):
 
     def __iter__(self):
         for i in range(len(self._data)):
-            yield self._trace(i)
+            with _quiet:
+                trace = self._trace(i)
+            yield trace
 
     def __contains__(self, trace):
         if not isinstance(trace, Trace):
@@ -803,7 +806,9 @@ def take_snapshot():
     get_traces = _compat_global('_get_traces')
     if get_traces is _originals['_get_traces']:
         data = _core.take_snapshot()
-        return Snapshot(data, data.traceback_limit)
+        with _quiet:
+            return Snapshot(data, data.traceback_limit)
     traces = get_traces()
     traceback_limit = _compat_global('get_traceback_limit')()
-    return Snapshot(traces, traceback_limit)
+    with _quiet:
+        return Snapshot(traces, traceback_limit)
