@@ -348,9 +348,11 @@ def get_object_traceback(obj):
     did not trace the allocation of the object.
 
     >>> import memhound
-    >>> memhound.start(); data = [1, 2, 3]
-    >>> memhound.get_object_traceback(data)[0].lineno  # doctest: +SKIP
-    1
+    >>> memhound.start()
+    >>> data = bytearray(100)
+    >>> memhound.get_object_traceback(data)[-1].filename
+    '<doctest memhound.tracing.get_object_traceback[2]>'
+    >>> memhound.stop()
     """
     frames = _get_object_traceback(obj)
     if frames is not None:
@@ -652,7 +654,8 @@ class Snapshot:
         Load a snapshot from a file written by dump().  A truncated,
         corrupted or foreign file raises ValueError naming the problem.
 
-        >>> Snapshot.load("/tmp/example.mhsnap").traces[0].size  # doctest: +SKIP
+        >>> Snapshot([(0, 8, (("a.py", 1),), 1)], 1).dump("/tmp/example.mhsnap")
+        >>> Snapshot.load("/tmp/example.mhsnap").traces[0].size
         8
         """
         with _quiet:
@@ -770,7 +773,10 @@ def _get_traces():
     ``[(domain, size, ((filename, lineno), ...), total_nframe), ...]``.
 
     >>> import memhound
-    >>> memhound.start(); raw = memhound._get_traces()  # doctest: +SKIP
+    >>> memhound.start()
+    >>> keep = [bytearray(100) for _ in range(3)]
+    >>> domain, size, frames, total_nframe = memhound._get_traces()[0]
+    >>> memhound.stop()
     """
     data = _core.take_snapshot()
     with _quiet:
@@ -797,8 +803,12 @@ def take_snapshot():
     Take a snapshot of traces of memory blocks allocated by Python.
 
     >>> import memhound
-    >>> memhound.start(); snap = memhound.take_snapshot()  # doctest: +SKIP
-    >>> snap.statistics("lineno")[:3]  # doctest: +SKIP
+    >>> memhound.start()
+    >>> keep = [bytearray(1000) for _ in range(50)]
+    >>> top = memhound.take_snapshot().statistics("lineno")[0]
+    >>> memhound.stop()
+    >>> top.size >= 50 * 1000, top.traceback[0].filename
+    (True, '<doctest memhound.tracing.take_snapshot[2]>')
     """
     if not _compat_global('is_tracing')():
         raise RuntimeError("the tracemalloc module must be tracing memory "
