@@ -1962,6 +1962,7 @@ mh_snapshot_py_filter(mh_snapshot_object *s, PyObject *specs)
     size_t ninc = 0, nexc = 0;
     Py_ssize_t parsed = 0;
     mh_snapshot_object *out = NULL;
+    uint8_t *verdict = NULL;      /* per traceback: 0 unknown, 1 drop, 2 keep */
     if (filts == NULL || inc == NULL || exc == NULL) {
         PyErr_NoMemory();
         goto error;
@@ -1982,9 +1983,25 @@ mh_snapshot_py_filter(mh_snapshot_object *s, PyObject *specs)
     out = (mh_snapshot_object *)mh_snapshot_wrap(s->t, s->traceback_limit);
     if (out == NULL || mh_snapshot_grow_traces(out, s->ntraces) < 0)
         goto error;
+    /* Without domain conditions the verdict depends on the traceback only:
+     * decide once per traceback, then each trace is one byte load. */
+    int per_tb = 1;
+    for (Py_ssize_t k = 0; k < nf; k++)
+        per_tb &= !filts[k].domain_filter && !filts[k].has_domain;
+    if (per_tb) {
+        verdict = mh_mem_calloc(s->t->ntbs ? s->t->ntbs : 1, 1);
+        if (verdict == NULL) {
+            PyErr_NoMemory();
+            goto error;
+        }
+    }
     for (size_t i = 0; i < s->ntraces; i++) {
         uint32_t dom = s->domain[i], tb = s->tb[i];
         int keep = 1;
+        if (verdict && verdict[tb]) {
+            keep = verdict[tb] == 2;
+            goto decided;
+        }
         if (ninc) {
             keep = 0;
             for (size_t k = 0; k < ninc && !keep; k++) {
@@ -2000,6 +2017,9 @@ mh_snapshot_py_filter(mh_snapshot_object *s, PyObject *specs)
                 goto error;
             keep = r;
         }
+        if (verdict)
+            verdict[tb] = keep ? 2 : 1;
+decided:
         if (keep) {
             out->domain[out->ntraces] = dom;
             out->size[out->ntraces] = s->size[i];
@@ -2011,6 +2031,7 @@ mh_snapshot_py_filter(mh_snapshot_object *s, PyObject *specs)
 error:
     Py_CLEAR(out);
 done:
+    mh_mem_free(verdict, s->t->ntbs ? s->t->ntbs : 1);
     for (Py_ssize_t i = 0; i < parsed; i++)
         mh_filt_free(&filts[i], s->t);
     mh_mem_free(filts, (nf ? (size_t)nf : 1) * sizeof(mh_filt));
