@@ -147,21 +147,8 @@ mh_compat_code_line(PyObject *code, int lasti)
     return PyCode_Addr2Line((PyCodeObject *)code, lasti * (int)sizeof(_Py_CODEUNIT));
 }
 
-size_t
-mh_compat_preheader_size(PyTypeObject *type)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    return _PyType_PreHeaderSize(type);
-#else
-    /* 3.11: GC header plus the two managed-dict words before the object. */
-    size_t size = 0;
-    if (PyType_IS_GC(type))
-        size += sizeof(PyGC_Head);
-    if (type->tp_flags & Py_TPFLAGS_MANAGED_DICT)
-        size += 2 * sizeof(PyObject *);
-    return size;
-#endif
-}
+/* The pre-header sizes in compat.h must match CPython's own. */
+_Static_assert(sizeof(PyGC_Head) == 2 * sizeof(PyObject *), "GC header size");
 
 Py_ssize_t
 mh_compat_refcnt(PyObject *obj)
