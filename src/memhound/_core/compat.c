@@ -51,7 +51,9 @@ static inline int
 mh_frame_incomplete(_PyInterpreterFrame *f)
 {
 #if PY_VERSION_HEX >= 0x030D0000
-    if (!PyCode_Check(f->f_executable))
+    /* C-stack shim frames first: they are the only ones whose executable
+     * may not be a code object, and the test needs no pointer chase. */
+    if (f->owner == FRAME_OWNED_BY_CSTACK || !PyCode_Check(f->f_executable))
         return 1;
 #endif
     return _PyFrame_IsIncomplete(f);
