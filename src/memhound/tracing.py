@@ -458,6 +458,11 @@ class _Traces(Sequence):
 
     __hash__ = None
 
+    def __reduce__(self):
+        # Picklable (e.g. for multiprocessing) in tracemalloc's raw format;
+        # Snapshot.dump() is the compact, safe way to store a snapshot.
+        return (_Traces, (self._traces,))
+
     def __repr__(self):
         return "<Traces len=%s>" % len(self)
 
