@@ -238,3 +238,13 @@ def test_str_subclass_hash_is_not_called():
     raw = [(0, 8, ((Evil("a.py"), 1),), 1), (0, 8, (("a.py", 1),), 1)]
     stats = memhound.Snapshot(raw, 1).statistics("filename")
     assert [(s.traceback[0].filename, s.count) for s in stats] == [("a.py", 2)]
+
+
+def test_module_has_tracemalloc_names():
+    missing = {name for name in dir(std)
+               if not name.startswith("__") and not hasattr(memhound, name)}
+    # only stdlib's own imports are not re-exported
+    assert missing <= {"Iterable", "Sequence", "fnmatch", "os", "pickle", "total_ordering"}
+    old = {memhound.Traceback((("a.py", 1),)): memhound.Statistic(None, 5, 1)}
+    new = {memhound.Traceback((("a.py", 1),)): memhound.Statistic(None, 7, 2)}
+    assert [(d.size, d.size_diff) for d in memhound._compare_grouped_stats(old, new)] == [(7, 2)]

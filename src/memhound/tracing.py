@@ -178,6 +178,28 @@ class StatisticDiff:
                 self.traceback)
 
 
+def _compare_grouped_stats(old_group, new_group):
+    # tracemalloc's helper, kept for code that calls it; memhound's own
+    # compare_to() does this in C.
+    statistics = []
+    for traceback, stat in new_group.items():
+        previous = old_group.pop(traceback, None)
+        if previous is not None:
+            stat = StatisticDiff(traceback,
+                                 stat.size, stat.size - previous.size,
+                                 stat.count, stat.count - previous.count)
+        else:
+            stat = StatisticDiff(traceback,
+                                 stat.size, stat.size,
+                                 stat.count, stat.count)
+        statistics.append(stat)
+
+    for traceback, stat in old_group.items():
+        stat = StatisticDiff(traceback, 0, -stat.size, 0, -stat.count)
+        statistics.append(stat)
+    return statistics
+
+
 @total_ordering
 class Frame:
     """
