@@ -1,0 +1,749 @@
+/* heap_graph.c -- census, object graph and root search for the leak finder.
+ *
+ * Census.  Before the measured runs, the address of every live object goes
+ * into an address set: the GC-tracked objects (the collector's lists), and
+ * everything their tp_traverse reaches, transitively through untracked
+ * containers (tuples and dicts of atoms), plus the fast locals of every
+ * running frame.  An object of the graph whose address is not in the census
+ * was created since: a survivor.  Objects reused at an address freed during
+ * the runs are missed (they look old); this is the price of not holding a
+ * reference to every object, which would change what the program frees.
+ *
+ * Graph.  After the runs one tp_traverse pass over the same set gives every
+ * edge.  Atoms (non-GC objects: str, bytes, int, float, code) that were in
+ * the census can neither hold anything nor be survivors, so they get no
+ * node and no edge: this keeps the graph to roughly the GC-tracked objects.
+ * Nodes live in an open-addressing table (address -> 32-bit index, 16-byte
+ * slots, load <= 2/3) that is freed as soon as the edges are known; edges
+ * are stored once, forward, in CSR arrays of 32-bit indices.  Dicts with
+ * str-only keys do not visit their keys; those keys are added by hand.
+ *
+ * Roots.  References found per node (in-degree, plus fast locals of running
+ * frames) are compared with ob_refcnt: an excess means a holder that is not
+ * a Python object (C code, the C stack, interpreter state).  The search is
+ * breadth-first and iterative, forward from the named roots (modules,
+ * classes, thread stacks) so that one pass gives every survivor its
+ * shortest path; objects still unreached are then searched from the
+ * "held outside Python" nodes.
+ *
+ * Costs: per node 8 (address) + 1 (flags) + 4 (found) + 4 (CSR offset)
+ * + 24 (table, build only) + 12 (BFS parent, order, anchor) bytes, per
+ * edge 4 bytes; the census costs 12 bytes per object.
+ */
+#include <time.h>
+
+#include "compat.h"
+#include "heap.h"
+#include "memory.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static inline uint64_t
+mh_hash_ptr(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Map a hash onto [0, cap) without a power-of-two capacity. */
+static inline size_t
+mh_reduce(uint64_t h, size_t cap)
+{
+    return (size_t)(((__uint128_t)h * cap) >> 64);
+}
+
+static inline int
+mh_is_gc(PyObject *o)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    return PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(o));
+}
+
+static double
+mh_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- address set -------------------------------------------------------- */
+
+static int
+mh_set_alloc(mh_heap_set *s, size_t cap)
+{
+    s->slots = mh_mem_map(cap * sizeof(uintptr_t));
+    if (s->slots == NULL)
+        return -1;
+    s->cap = cap;
+    s->count = 0;
+    return 0;
+}
+
+void
+mh_heap_set_free(mh_heap_set *s)
+{
+    if (s->slots != NULL)
+        mh_mem_unmap(s->slots, s->cap * sizeof(uintptr_t));
+    s->slots = NULL;
+    s->cap = s->count = 0;
+}
+
+static inline int
+mh_set_insert(mh_heap_set *s, uintptr_t key)
+{
+    size_t i = mh_reduce(mh_hash_ptr((void *)key), s->cap);
+    for (;;) {
+        uintptr_t cur = s->slots[i];
+        if (cur == key)
+            return 0;
+        if (cur == 0) {
+            s->slots[i] = key;
+            s->count++;
+            return 1;
+        }
+        if (++i == s->cap)
+            i = 0;
+    }
+}
+
+static int
+mh_set_grow(mh_heap_set *s)
+{
+    mh_heap_set bigger;
+    if (mh_set_alloc(&bigger, s->cap * 2) < 0)
+        return -1;
+    for (size_t i = 0; i < s->cap; i++) {
+        if (s->slots[i] != 0)
+            mh_set_insert(&bigger, s->slots[i]);
+    }
+    mh_heap_set_free(s);
+    *s = bigger;
+    return 0;
+}
+
+/* 1 added, 0 already present, -1 out of memory. */
+static inline int
+mh_set_add(mh_heap_set *s, const void *p)
+{
+    if ((s->count + 1) * 3 > s->cap * 2 && mh_set_grow(s) < 0)
+        return -1;
+    return mh_set_insert(s, (uintptr_t)p);
+}
+
+int
+mh_heap_set_has(const mh_heap_set *s, const void *p)
+{
+    uintptr_t key = (uintptr_t)p;
+    size_t i = mh_reduce(mh_hash_ptr(p), s->cap);
+    for (;;) {
+        uintptr_t cur = s->slots[i];
+        if (cur == key)
+            return 1;
+        if (cur == 0)
+            return 0;
+        if (++i == s->cap)
+            i = 0;
+    }
+}
+
+/* ---- enumerating the GC-tracked objects --------------------------------- */
+
+typedef int (*mh_each_fn)(PyObject *o, void *arg);
+
+#if PY_VERSION_HEX >= 0x030C0000
+typedef struct {
+    mh_each_fn fn;
+    void *arg;
+    int err;
+} mh_each_ctx;
+
+static int
+mh_each_cb(PyObject *o, void *arg)
+{
+    mh_each_ctx *ctx = arg;
+    if (ctx->fn(o, ctx->arg) < 0) {
+        ctx->err = 1;
+        return 0;       /* stop */
+    }
+    return 1;
+}
+#endif
+
+/* Calls fn(o) for every GC-tracked object.  On 3.11 this needs the list
+ * from gc.get_objects(), which holds one reference to every object; it is
+ * returned in *keep (the caller releases it) so that the counts can be
+ * corrected.  3.12+ walks the collector's lists without a list. */
+static int
+mh_each_tracked(mh_each_fn fn, void *arg, PyObject **keep)
+{
+    *keep = NULL;
+#if PY_VERSION_HEX >= 0x030C0000
+    mh_each_ctx ctx = {fn, arg, 0};
+    PyUnstable_GC_VisitObjects(mh_each_cb, &ctx);
+    return ctx.err ? -1 : 0;
+#else
+    PyObject *gc = PyImport_ImportModule("gc");
+    if (gc == NULL)
+        return -1;
+    PyObject *list = PyObject_CallMethod(gc, "get_objects", NULL);
+    Py_DECREF(gc);
+    if (list == NULL)
+        return -1;
+    if (!PyList_CheckExact(list)) {
+        Py_DECREF(list);
+        PyErr_SetString(PyExc_RuntimeError, "gc.get_objects() did not return a list");
+        return -1;
+    }
+    *keep = list;
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (fn(PyList_GET_ITEM(list, i), arg) < 0)
+            return -1;
+    }
+    return 0;
+#endif
+}
+
+/* Visits the keys of a dict whose tp_traverse skips them (str-only keys). */
+static int
+mh_visit_dict_keys(PyObject *o, visitproc visit, void *arg)
+{
+    if (!PyDict_Check(o) || mh_compat_dict_visits_keys(o))
+        return 0;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(o, &pos, &key, &value)) {
+        int r = visit(key, arg);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+static int
+mh_traverse(PyObject *o, visitproc visit, void *arg)
+{
+    if (!mh_is_gc(o))
+        return 0;
+    traverseproc trav = Py_TYPE(o)->tp_traverse;
+    if (trav != NULL) {
+        int r = trav(o, visit, arg);
+        if (r)
+            return r;
+    }
+    return mh_visit_dict_keys(o, visit, arg);
+}
+
+/* ---- census ------------------------------------------------------------- */
+
+typedef struct {
+    mh_heap_set *set;
+    PyObject **stack;           /* untracked containers still to traverse */
+    size_t n, cap;
+    int nomem;
+} mh_census;
+
+static int
+mh_census_push(mh_census *c, PyObject *o)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 1024;
+        PyObject **s = mh_mem_realloc(c->stack, c->cap * sizeof(PyObject *),
+                                      cap * sizeof(PyObject *));
+        if (s == NULL)
+            return -1;
+        c->stack = s;
+        c->cap = cap;
+    }
+    c->stack[c->n++] = o;
+    return 0;
+}
+
+static int
+mh_census_visit(PyObject *o, void *arg)
+{
+    mh_census *c = arg;
+    int r = mh_set_add(c->set, o);
+    if (r < 0 || (r == 1 && mh_is_gc(o) && !PyObject_GC_IsTracked(o)
+                  && mh_census_push(c, o) < 0)) {
+        c->nomem = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+mh_census_drain(mh_census *c)
+{
+    while (c->n > 0 && !c->nomem)
+        mh_traverse(c->stack[--c->n], mh_census_visit, c);
+    return c->nomem ? -1 : 0;
+}
+
+static int
+mh_census_tracked(PyObject *o, void *arg)
+{
+    mh_census *c = arg;
+    if (mh_set_add(c->set, o) < 0)
+        return -1;
+    mh_traverse(o, mh_census_visit, c);
+    return mh_census_drain(c);
+}
+
+static void
+mh_census_frame(unsigned long tid, int depth, const mh_frame_view *f, void *arg)
+{
+    mh_census *c = arg;
+    (void)tid; (void)depth;
+    for (int i = 0; i < f->nlocals && !c->nomem; i++) {
+        if (f->locals[i] != NULL)
+            mh_census_visit(f->locals[i], c);
+    }
+    mh_census_drain(c);
+}
+
+int
+mh_heap_census_take(mh_heap_set *s)
+{
+    mh_census c = {s, NULL, 0, 0, 0};
+    PyObject *keep = NULL;
+    if (mh_set_alloc(s, 1 << 16) < 0)
+        goto nomem;
+    if (mh_each_tracked(mh_census_tracked, &c, &keep) < 0) {
+        if (PyErr_Occurred())
+            goto error;
+        goto nomem;
+    }
+    mh_compat_thread_frames(mh_census_frame, &c);
+    if (c.nomem)
+        goto nomem;
+    Py_XDECREF(keep);
+    mh_mem_free(c.stack, c.cap * sizeof(PyObject *));
+    return 0;
+nomem:
+    PyErr_SetString(PyExc_MemoryError, "memhound: not enough memory for the heap census");
+error:
+    Py_XDECREF(keep);
+    mh_mem_free(c.stack, c.cap * sizeof(PyObject *));
+    mh_heap_set_free(s);
+    return -1;
+}
+
+/* ---- graph: memory ------------------------------------------------------ */
+
+static void *
+mh_g_realloc(mh_heap_graph *g, void *p, size_t old, size_t new_)
+{
+    void *q = mh_mem_realloc(p, old, new_);
+    if (q == NULL)
+        return NULL;
+    g->mem_now += new_ - old;
+    if (g->mem_now > g->mem_peak)
+        g->mem_peak = g->mem_now;
+    return q;
+}
+
+static void
+mh_g_free(mh_heap_graph *g, void *p, size_t size)
+{
+    if (p == NULL)
+        return;
+    mh_mem_free(p, size);
+    g->mem_now -= size;
+}
+
+static void
+mh_table_free(mh_heap_graph *g)
+{
+    if (g->table != NULL) {
+        mh_mem_unmap(g->table, g->tcap * sizeof(mh_heap_slot));
+        g->mem_now -= g->tcap * sizeof(mh_heap_slot);
+    }
+    g->table = NULL;
+    g->tcap = g->tcount = 0;
+}
+
+void
+mh_heap_graph_free(mh_heap_graph *g)
+{
+    size_t nc = g->cap_nodes;
+    mh_g_free(g, g->nodes, nc * sizeof(PyObject *));
+    mh_g_free(g, g->flags, nc);
+    mh_g_free(g, g->found, nc * sizeof(uint32_t));
+    mh_g_free(g, g->fwd_off, (nc + 1) * sizeof(uint32_t));
+    mh_g_free(g, g->fwd, g->cap_edges * sizeof(uint32_t));
+    mh_g_free(g, g->stack, g->cap_stack * sizeof(mh_heap_stackref));
+    mh_g_free(g, g->parent, g->n * sizeof(uint32_t));
+    mh_g_free(g, g->order, g->n * sizeof(uint32_t));
+    mh_g_free(g, g->anchor, g->n * sizeof(uint32_t));
+    mh_table_free(g);
+    Py_CLEAR(g->tracked);
+    size_t peak = g->mem_peak;
+    memset(g, 0, sizeof(*g));
+    g->mem_peak = peak;
+}
+
+/* ---- graph: node table -------------------------------------------------- */
+
+static int
+mh_table_alloc(mh_heap_graph *g, size_t cap)
+{
+    g->table = mh_mem_map(cap * sizeof(mh_heap_slot));
+    if (g->table == NULL)
+        return -1;
+    g->tcap = cap;
+    g->tcount = 0;
+    g->mem_now += cap * sizeof(mh_heap_slot);
+    if (g->mem_now > g->mem_peak)
+        g->mem_peak = g->mem_now;
+    return 0;
+}
+
+static inline void
+mh_table_put(mh_heap_slot *t, size_t cap, PyObject *key, uint32_t idx)
+{
+    size_t i = mh_reduce(mh_hash_ptr(key), cap);
+    while (t[i].key != NULL) {
+        if (++i == cap)
+            i = 0;
+    }
+    t[i].key = key;
+    t[i].idx = idx;
+}
+
+static inline uint32_t
+mh_table_get(const mh_heap_graph *g, PyObject *key)
+{
+    const mh_heap_slot *t = g->table;
+    size_t i = mh_reduce(mh_hash_ptr(key), g->tcap);
+    for (;;) {
+        if (t[i].key == key)
+            return t[i].idx;
+        if (t[i].key == NULL)
+            return UINT32_MAX;
+        if (++i == g->tcap)
+            i = 0;
+    }
+}
+
+static int
+mh_table_grow(mh_heap_graph *g)
+{
+    mh_heap_slot *old = g->table;
+    size_t oldcap = g->tcap, count = g->tcount;
+    if (mh_table_alloc(g, oldcap * 2) < 0)
+        return -1;
+    for (size_t i = 0; i < oldcap; i++) {
+        if (old[i].key != NULL)
+            mh_table_put(g->table, g->tcap, old[i].key, old[i].idx);
+    }
+    g->tcount = count;
+    mh_mem_unmap(old, oldcap * sizeof(mh_heap_slot));
+    g->mem_now -= oldcap * sizeof(mh_heap_slot);
+    return 0;
+}
+
+static int
+mh_nodes_grow(mh_heap_graph *g)
+{
+    size_t oc = g->cap_nodes, nc = oc ? oc * 2 : 1 << 16;
+    if (nc > MH_MAX_NODES)
+        return -1;
+    void *p;
+    if ((p = mh_g_realloc(g, g->nodes, oc * sizeof(PyObject *), nc * sizeof(PyObject *))) == NULL)
+        return -1;
+    g->nodes = p;
+    if ((p = mh_g_realloc(g, g->flags, oc, nc)) == NULL)
+        return -1;
+    g->flags = p;
+    if ((p = mh_g_realloc(g, g->found, oc * sizeof(uint32_t), nc * sizeof(uint32_t))) == NULL)
+        return -1;
+    g->found = p;
+    size_t ooff = oc ? (oc + 1) * sizeof(uint32_t) : 0;
+    if ((p = mh_g_realloc(g, g->fwd_off, ooff, (nc + 1) * sizeof(uint32_t))) == NULL)
+        return -1;
+    g->fwd_off = p;
+    g->cap_nodes = (uint32_t)nc;
+    return 0;
+}
+
+/* Index of the new node, or UINT32_MAX when out of memory. */
+static uint32_t
+mh_node_add(mh_heap_graph *g, PyObject *o, uint8_t flags)
+{
+    if (g->n == g->cap_nodes && mh_nodes_grow(g) < 0)
+        return UINT32_MAX;
+    if ((g->tcount + 1) * 3 > g->tcap * 2 && mh_table_grow(g) < 0)
+        return UINT32_MAX;
+    uint32_t idx = g->n++;
+    mh_table_put(g->table, g->tcap, o, idx);
+    g->tcount++;
+    g->nodes[idx] = o;
+    g->flags[idx] = flags;
+    g->found[idx] = 0;
+    return idx;
+}
+
+/* ---- graph: build ------------------------------------------------------- */
+
+typedef struct {
+    mh_heap_graph *g;
+    const mh_heap_set *census;
+    int nomem;
+} mh_build;
+
+/* The node of `o`, creating it when `o` is a container or a survivor;
+ * UINT32_MAX when `o` is an old atom (or out of memory: b->nomem). */
+static inline uint32_t
+mh_node_of(mh_build *b, PyObject *o)
+{
+    mh_heap_graph *g = b->g;
+    int gc = mh_is_gc(o);
+    if (!gc && mh_heap_set_has(b->census, o))
+        return UINT32_MAX;
+    uint32_t idx = mh_table_get(g, o);
+    if (idx != UINT32_MAX)
+        return idx;
+    uint8_t flags = (gc && mh_heap_set_has(b->census, o)) ? 0 : MH_NODE_SURVIVOR;
+    idx = mh_node_add(g, o, flags);
+    if (idx == UINT32_MAX)
+        b->nomem = 1;
+    return idx;
+}
+
+static int
+mh_build_visit(PyObject *o, void *arg)
+{
+    mh_build *b = arg;
+    mh_heap_graph *g = b->g;
+    uint32_t idx = mh_node_of(b, o);
+    if (idx == UINT32_MAX)
+        return b->nomem;
+    if (g->nedges == g->cap_edges) {
+        size_t nc = g->cap_edges * 2;
+        if (nc > UINT32_MAX) {
+            b->nomem = 1;
+            return 1;
+        }
+        uint32_t *p = mh_g_realloc(g, g->fwd, g->cap_edges * sizeof(uint32_t),
+                                   nc * sizeof(uint32_t));
+        if (p == NULL) {
+            b->nomem = 1;
+            return 1;
+        }
+        g->fwd = p;
+        g->cap_edges = nc;
+    }
+    g->fwd[g->nedges++] = idx;
+    g->found[idx]++;
+    return 0;
+}
+
+static int
+mh_build_tracked(PyObject *o, void *arg)
+{
+    mh_build *b = arg;
+    uint8_t flags = mh_heap_set_has(b->census, o) ? 0 : MH_NODE_SURVIVOR;
+    return mh_node_add(b->g, o, flags) == UINT32_MAX ? -1 : 0;
+}
+
+/* Traverse nodes [from, n) -- n grows while we go. */
+static int
+mh_build_edges(mh_build *b, uint32_t from)
+{
+    mh_heap_graph *g = b->g;
+    for (uint32_t i = from; i < g->n; i++) {
+        g->fwd_off[i] = (uint32_t)g->nedges;
+        mh_traverse(g->nodes[i], mh_build_visit, b);
+        if (b->nomem)
+            return -1;
+    }
+    g->fwd_off[g->n] = (uint32_t)g->nedges;
+    return 0;
+}
+
+static int
+mh_own_frame(mh_heap_graph *g, PyObject *code)
+{
+    PyObject *fn = ((PyCodeObject *)code)->co_filename;
+    if (g->skip_prefix == NULL || g->skip_len == 0 || !PyUnicode_Check(fn))
+        return 0;
+    Py_ssize_t len;
+    const char *s = PyUnicode_AsUTF8AndSize(fn, &len);
+    if (s == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return (size_t)len >= g->skip_len && memcmp(s, g->skip_prefix, g->skip_len) == 0;
+}
+
+static void
+mh_build_frame(unsigned long tid, int depth, const mh_frame_view *f, void *arg)
+{
+    mh_build *b = arg;
+    mh_heap_graph *g = b->g;
+    int own = mh_own_frame(g, f->code);
+    for (int i = 0; i < f->nlocals && !b->nomem; i++) {
+        PyObject *o = f->locals[i];
+        if (o == NULL)
+            continue;
+        /* memhound's own frames: their references are accounted for, but
+         * they are not roots and what only they hold is not reported. */
+        uint32_t idx = own ? mh_table_get(g, o) : mh_node_of(b, o);
+        if (idx == UINT32_MAX)
+            continue;
+        g->found[idx]++;
+        if (own)
+            continue;
+        if (g->nstack == g->cap_stack) {
+            size_t nc = g->cap_stack ? g->cap_stack * 2 : 64;
+            mh_heap_stackref *p = mh_g_realloc(g, g->stack, g->cap_stack * sizeof(*p),
+                                               nc * sizeof(*p));
+            if (p == NULL) {
+                b->nomem = 1;
+                return;
+            }
+            g->stack = p;
+            g->cap_stack = nc;
+        }
+        mh_heap_stackref *r = &g->stack[g->nstack++];
+        r->code = f->code;
+        r->thread_id = tid;
+        r->node = idx;
+        r->local = i;
+        r->line = f->line;
+        r->depth = depth;
+    }
+}
+
+Py_ssize_t
+mh_heap_graph_extra(const mh_heap_graph *g, uint32_t i)
+{
+    Py_ssize_t own = (g->tracked != NULL && i < PyList_GET_SIZE(g->tracked)) ? 1 : 0;
+    return mh_compat_refcnt(g->nodes[i]) - (Py_ssize_t)g->found[i] - own;
+}
+
+/* ---- graph: root search ------------------------------------------------- */
+
+static inline void
+mh_bfs_push(mh_heap_graph *g, uint32_t i, uint32_t parent)
+{
+    g->parent[i] = parent;
+    if (g->flags[i] & MH_NODE_SURVIVOR) {
+        if (parent >= MH_PARENT_SPECIAL)
+            g->anchor[i] = parent;
+        else if (g->flags[parent] & MH_NODE_SURVIVOR)
+            g->anchor[i] = g->anchor[parent];
+        else
+            g->anchor[i] = parent;
+    }
+    g->order[g->nreached++] = i;
+}
+
+static void
+mh_bfs_run(mh_heap_graph *g, uint32_t head)
+{
+    while (head < g->nreached) {
+        uint32_t p = g->order[head++];
+        for (uint32_t e = g->fwd_off[p]; e < g->fwd_off[p + 1]; e++) {
+            uint32_t c = g->fwd[e];
+            if (g->parent[c] == MH_PARENT_UNREACHED)
+                mh_bfs_push(g, c, p);
+        }
+    }
+}
+
+static int
+mh_bfs(mh_heap_graph *g)
+{
+    size_t sz = (size_t)g->n * sizeof(uint32_t);
+    g->parent = mh_g_realloc(g, NULL, 0, sz);
+    g->order = mh_g_realloc(g, NULL, 0, sz);
+    g->anchor = mh_g_realloc(g, NULL, 0, sz);
+    if (g->parent == NULL || g->order == NULL || g->anchor == NULL)
+        return -1;
+    memset(g->parent, 0xFF, sz);
+    memset(g->anchor, 0xFF, sz);
+    g->nreached = 0;
+    /* Stage 1: named roots, modules first so that they win ties. */
+    for (uint32_t i = 0; i < g->n; i++) {
+        if (!(g->flags[i] & MH_NODE_SURVIVOR) && PyModule_Check(g->nodes[i]))
+            mh_bfs_push(g, i, MH_PARENT_MODULE);
+    }
+    for (uint32_t i = 0; i < g->n; i++) {
+        if (!(g->flags[i] & MH_NODE_SURVIVOR) && PyType_Check(g->nodes[i])
+            && g->parent[i] == MH_PARENT_UNREACHED)
+            mh_bfs_push(g, i, MH_PARENT_CLASS);
+    }
+    for (size_t k = 0; k < g->nstack; k++) {
+        uint32_t i = g->stack[k].node;
+        if (g->parent[i] == MH_PARENT_UNREACHED)
+            mh_bfs_push(g, i, MH_PARENT_SPECIAL + (uint32_t)k);
+    }
+    mh_bfs_run(g, 0);
+    /* Stage 2: what only code outside Python holds, old objects first. */
+    for (int pass = 0; pass < 2; pass++) {
+        uint32_t head = g->nreached;
+        for (uint32_t i = 0; i < g->n; i++) {
+            if (g->parent[i] != MH_PARENT_UNREACHED
+                || !(g->flags[i] & MH_NODE_EXTERNAL)
+                || (g->flags[i] & MH_NODE_SURVIVOR) != (pass ? MH_NODE_SURVIVOR : 0))
+                continue;
+            mh_bfs_push(g, i, MH_PARENT_EXTERNAL);
+        }
+        mh_bfs_run(g, head);
+    }
+    return 0;
+}
+
+int
+mh_heap_graph_build(mh_heap_graph *g, const mh_heap_set *census, const char *skip_prefix)
+{
+    mh_build b = {g, census, 0};
+    memset(g, 0, sizeof(*g));
+    g->skip_prefix = skip_prefix;
+    g->skip_len = skip_prefix ? strlen(skip_prefix) : 0;
+    double t0 = mh_now();
+    size_t guess = census->count > 1024 ? census->count : 1024;
+    if (mh_table_alloc(g, guess + guess / 2) < 0 || mh_nodes_grow(g) < 0)
+        goto nomem;
+    g->cap_edges = guess;
+    if ((g->fwd = mh_g_realloc(g, NULL, 0, g->cap_edges * sizeof(uint32_t))) == NULL)
+        goto nomem;
+    if (mh_each_tracked(mh_build_tracked, &b, &g->tracked) < 0) {
+        if (PyErr_Occurred())
+            goto error;
+        goto nomem;
+    }
+    double t1 = mh_now();
+    if (mh_build_edges(&b, 0) < 0)
+        goto nomem;
+    uint32_t before = g->n;
+    mh_compat_thread_frames(mh_build_frame, &b);
+    if (b.nomem || mh_build_edges(&b, before) < 0)
+        goto nomem;
+    for (uint32_t i = 0; i < g->n; i++) {
+        if (mh_heap_graph_extra(g, i) > 0)
+            g->flags[i] |= MH_NODE_EXTERNAL;
+        if (g->flags[i] & MH_NODE_SURVIVOR)
+            g->nsurvivors++;
+    }
+    mh_table_free(g);
+    double t2 = mh_now();
+    if (mh_bfs(g) < 0)
+        goto nomem;
+    double t3 = mh_now();
+    g->t_nodes = t1 - t0;
+    g->t_edges = t2 - t1;
+    g->t_bfs = t3 - t2;
+    return 0;
+nomem:
+    PyErr_SetString(PyExc_MemoryError, "memhound: not enough memory for the heap graph");
+error:
+    mh_heap_graph_free(g);
+    return -1;
+}
