@@ -145,7 +145,9 @@ mh_graph_survivor_tuple(const mh_heap_graph *g, uint32_t i)
 {
     uint32_t a = g->anchor[i];
     long long anchor = a == MH_PARENT_UNREACHED ? -1 : (long long)a;
-    return Py_BuildValue("(OIL)", g->nodes[i], i, anchor);
+    /* extra first: the tuple itself adds a reference */
+    Py_ssize_t extra = mh_heap_graph_extra(g, i);
+    return Py_BuildValue("(OILn)", g->nodes[i], i, anchor, extra);
 }
 
 static PyObject *
@@ -234,7 +236,7 @@ mh_graph_close(mh_graph_object *self, PyObject *noargs)
 
 static PyMethodDef mh_graph_methods[] = {
     {"survivors", (PyCFunction)mh_graph_survivors, METH_NOARGS,
-     "[(obj, node, anchor), ...] survivors, nearest to a root first."},
+     "[(obj, node, anchor, extra refs), ...] survivors, nearest to a root first."},
     {"path", (PyCFunction)mh_graph_path, METH_O,
      "[(kind, label, type name), ...] from the root to node."},
     {"extra", (PyCFunction)mh_graph_extra, METH_O,
@@ -255,14 +257,32 @@ static PyTypeObject mh_graph_type = {
     .tp_methods = mh_graph_methods,
 };
 
+/* METH_FASTCALL: an argument tuple would be a new tracked object, and
+ * would show up as a survivor of the graph it builds. */
 static PyObject *
-mh_py_heap_graph(PyObject *module, PyObject *args)
+mh_py_heap_graph(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *census;
     const char *skip = NULL;
     (void)module;
-    if (!PyArg_ParseTuple(args, "O!|z:heap_graph", &mh_census_type, &census, &skip))
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "heap_graph() takes a census and an optional skip prefix");
         return NULL;
+    }
+    PyObject *census = args[0];
+    if (!PyObject_TypeCheck(census, &mh_census_type)) {
+        PyErr_Format(PyExc_TypeError, "heap_graph() argument 1 must be HeapCensus, not %.100s",
+                     Py_TYPE(census)->tp_name);
+        return NULL;
+    }
+    if (nargs == 2 && args[1] != Py_None) {
+        if (!PyUnicode_Check(args[1])) {
+            PyErr_SetString(PyExc_TypeError, "heap_graph() argument 2 must be str or None");
+            return NULL;
+        }
+        skip = PyUnicode_AsUTF8(args[1]);
+        if (skip == NULL)
+            return NULL;
+    }
     mh_census_object *c = (mh_census_object *)census;
     if (c->set.slots == NULL) {
         PyErr_SetString(PyExc_ValueError, "the heap census is closed");
@@ -296,7 +316,7 @@ mh_py_heap_graph(PyObject *module, PyObject *args)
 static PyMethodDef mh_heap_functions[] = {
     {"heap_census", mh_py_heap_census, METH_NOARGS,
      "heap_census() -> HeapCensus\n--\n\nRecord the address of every live object."},
-    {"heap_graph", mh_py_heap_graph, METH_VARARGS,
+    {"heap_graph", (PyCFunction)(void (*)(void))mh_py_heap_graph, METH_FASTCALL,
      "heap_graph(census, skip_prefix=None) -> HeapGraph\n--\n\n"
      "Build the reference graph; objects not in census are survivors.  Frames of\n"
      "files under skip_prefix are treated as memhound's own."},

@@ -328,12 +328,14 @@ mh_label_edge(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
 }
 
 static int
-mh_append_step(PyObject *list, const char *kind, PyObject *label, PyObject *target)
+mh_append_step(const mh_heap_graph *g, PyObject *list, const char *kind, PyObject *label,
+               uint32_t target)
 {
-    PyObject *tn = mh_heap_type_name(Py_TYPE(target));
+    PyObject *tn = mh_heap_type_name(Py_TYPE(g->nodes[target]));
     if (tn == NULL)
         return -1;
-    PyObject *t = Py_BuildValue("(sON)", kind, label, tn);
+    PyObject *t = Py_BuildValue("(sONO)", kind, label, tn,
+                                (g->flags[target] & MH_NODE_SURVIVOR) ? Py_True : Py_False);
     if (t == NULL)
         return -1;
     int r = PyList_Append(list, t);
@@ -354,21 +356,20 @@ mh_root_step(const mh_heap_graph *g, uint32_t root, PyObject *list)
             PyErr_Clear();
             label = PyUnicode_FromString("?");
         }
-        r = label ? mh_append_step(list, "module", label, o) : -1;
+        r = label ? mh_append_step(g, list, "module", label, root) : -1;
     }
     else if (p == MH_PARENT_CLASS) {
         label = mh_heap_type_name((PyTypeObject *)o);
-        r = label ? mh_append_step(list, "class", label, o) : -1;
+        r = label ? mh_append_step(g, list, "class", label, root) : -1;
     }
     else if (p == MH_PARENT_EXTERNAL) {
-        label = PyUnicode_FromFormat("held outside Python (%zd reference(s) not from Python objects)",
-                                     mh_heap_graph_extra(g, root));
-        r = label ? mh_append_step(list, "external", label, o) : -1;
+        label = PyUnicode_FromString("held outside Python");
+        r = label ? mh_append_step(g, list, "external", label, root) : -1;
     }
     else {
         const mh_heap_stackref *ref = &g->stack[p - MH_PARENT_SPECIAL];
         PyCodeObject *code = (PyCodeObject *)ref->code;
-        PyObject *t = Py_BuildValue("(skO)", "thread", ref->thread_id, Py_None);
+        PyObject *t = Py_BuildValue("(skOO)", "thread", ref->thread_id, Py_None, Py_False);
         if (t == NULL || PyList_Append(list, t) < 0) {
             Py_XDECREF(t);
             return -1;
@@ -377,7 +378,7 @@ mh_root_step(const mh_heap_graph *g, uint32_t root, PyObject *list)
         PyObject *name = PyTuple_GET_ITEM(code->co_localsplusnames, ref->local);
         label = PyUnicode_FromFormat("%U() local %U (%U:%d)", code->co_qualname, name,
                                      code->co_filename, ref->line);
-        r = label ? mh_append_step(list, "local", label, o) : -1;
+        r = label ? mh_append_step(g, list, "local", label, root) : -1;
     }
     Py_XDECREF(label);
     return r;
@@ -424,7 +425,7 @@ mh_heap_path(const mh_heap_graph *g, uint32_t i)
         if (j > 0 && PyCell_Check(g->nodes[chain[j]])
             && (strcmp(s.kind, "closure") == 0 || strcmp(s.kind, "local") == 0))
             j--;
-        int r = mh_append_step(list, s.kind, s.label, g->nodes[chain[j]]);
+        int r = mh_append_step(g, list, s.kind, s.label, chain[j]);
         Py_DECREF(s.label);
         if (r < 0)
             goto error;
