@@ -9,3 +9,5 @@ from .tracing import __all__ as _tracing_all
 
 __version__ = "0.1.0"
 __all__ = list(_tracing_all)
+from .leaks import find_leaks, survivors, LeakReport  # noqa: F401
+__all__ += ["find_leaks", "survivors", "LeakReport"]

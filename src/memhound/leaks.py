@@ -64,7 +64,7 @@ HINTS = {
 _ROOT_TEXT = {"module": "module {}", "class": "class {}", "thread": "thread {}", "external": "{}"}
 _STEP_TEXT = {"global": "global {}", "class_attr": "class attribute {}", "attr": "attribute {}",
               "closure": "closure variable {}", "lru_cache": "lru_cache of {}",
-              "dict_key": "dict key", "member": "set member"}
+              "dict_key": "dict key", "member": "set member", "elided": "... {} ..."}
 
 _GEN_TYPES = ("generator", "coroutine", "async_generator")
 
@@ -263,7 +263,13 @@ def _creation(obj, frames):
         return ()
     if not tb:
         return ()
-    out = [fr for fr in tb if not str(fr[0]).startswith(_OWN_DIR)]
+    # Most recent first: keep the frames above memhound's own (the caller's
+    # frames below find_leaks() say nothing about the leak).
+    out = []
+    for fr in tb:
+        if str(fr[0]).startswith(_OWN_DIR):
+            break
+        out.append(fr)
     return tuple(out[:frames])
 
 
@@ -344,7 +350,7 @@ def _path_text(path, survivor_type):
         parts.append(_ROOT_TEXT.get(kind, "{}").format(label))
     for i, (kind, label, tname, _surv) in enumerate(path[1:], 1):
         text = _STEP_TEXT.get(kind, "{}").format(label)
-        if i < len(path) - 1:
+        if i < len(path) - 1 and tname:
             text += " (%s)" % tname
         parts.append(text)
     if len(path) == 1 or path[0][0] == "external" and len(path) == 1:
@@ -481,12 +487,13 @@ class survivors:
         self._report = None
         self._census = None
         self._tracing = None
+        self._blocks = array.array("q", [0, 0])
 
     def __enter__(self):
         self._tracing = _Tracing(self.frames).__enter__()
-        gc.collect()
-        self._blocks = -sys.getallocatedblocks()
+        _clear_caches()
         self._census = _core.heap_census()
+        self._blocks[0] = sys.getallocatedblocks()
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -497,10 +504,10 @@ class survivors:
                 census.close()
                 return False
             gc.collect()
-            self._blocks += sys.getallocatedblocks()
+            self._blocks[1] = sys.getallocatedblocks()
             gc.disable()
             groups, stats = _analyse(census, 1, self.frames)
-            deltas = {"blocks": [self._blocks], "objects": [], "bytes": []}
+            deltas = {"blocks": [self._blocks[1] - self._blocks[0]], "objects": [], "bytes": []}
             self._report = LeakReport(bool(groups), 0, 1, deltas, groups, stats)
         finally:
             census.close()

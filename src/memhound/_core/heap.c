@@ -305,7 +305,7 @@ mh_py_heap_graph(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         memcpy(self->skip, skip, skip_len);
         self->skip[skip_len] = '\0';
     }
-    if (mh_heap_graph_build(&self->g, &c->set, self->skip) < 0) {
+    if (mh_heap_graph_build(&self->g, &c->set, census, self->skip) < 0) {
         Py_DECREF(self);
         return NULL;
     }

@@ -82,6 +82,7 @@ typedef struct {
     uint32_t nreached;
     uint32_t nsurvivors;
     PyObject *tracked;        /* 3.11: the gc.get_objects() list, else NULL */
+    PyObject *self_obj;       /* memhound's census object: never a node */
     const char *skip_prefix;  /* frames of files under it are memhound's own */
     size_t skip_len;
     size_t mem_now, mem_peak; /* bytes of this graph's own arrays */
@@ -89,17 +90,21 @@ typedef struct {
 } mh_heap_graph;
 
 /* Build the graph of every object not in `census` or reachable through a
- * GC-tracked container, then run the root search.  `census` is only read.
+ * GC-tracked container, then run the root search.  `census` is only read;
+ * `self_obj` (the census object) is never a node.
  * Returns 0, or -1 with an exception set (the graph is then freed). */
 int mh_heap_graph_build(mh_heap_graph *g, const mh_heap_set *census,
-                        const char *skip_prefix);
+                        PyObject *self_obj, const char *skip_prefix);
 void mh_heap_graph_free(mh_heap_graph *g);
 /* References held from outside Python objects (refcount - found). */
 Py_ssize_t mh_heap_graph_extra(const mh_heap_graph *g, uint32_t i);
 
 /* The path from the root to node `i` as a list of
- * (kind, label, target type name) tuples; first tuple is the root.
- * New reference, or NULL with an exception set. */
+ * (kind, label, target type name, target is a survivor) tuples; the first
+ * tuple is the root.  Paths longer than MH_PATH_MAX edges keep their two
+ * ends around one ("elided", "N more steps", "", False) tuple. */
+#define MH_PATH_MAX 64
+/* New reference, or NULL with an exception set. */
 PyObject *mh_heap_path(const mh_heap_graph *g, uint32_t i);
 
 /* "module.QualName", builtins plain; new reference. */

@@ -503,7 +503,7 @@ mh_node_of(mh_build *b, PyObject *o)
 {
     mh_heap_graph *g = b->g;
     int gc = mh_is_gc(o);
-    if (!gc && mh_heap_set_has(b->census, o))
+    if ((!gc && mh_heap_set_has(b->census, o)) || o == g->self_obj)
         return UINT32_MAX;
     uint32_t idx = mh_table_get(g, o);
     if (idx != UINT32_MAX)
@@ -701,10 +701,12 @@ mh_bfs(mh_heap_graph *g)
 }
 
 int
-mh_heap_graph_build(mh_heap_graph *g, const mh_heap_set *census, const char *skip_prefix)
+mh_heap_graph_build(mh_heap_graph *g, const mh_heap_set *census, PyObject *self_obj,
+                    const char *skip_prefix)
 {
     mh_build b = {g, census, 0};
     memset(g, 0, sizeof(*g));
+    g->self_obj = self_obj;
     g->skip_prefix = skip_prefix;
     g->skip_len = skip_prefix ? strlen(skip_prefix) : 0;
     double t0 = mh_now();

@@ -411,7 +411,23 @@ mh_heap_path(const mh_heap_graph *g, uint32_t i)
     PyObject *list = PyList_New(0);
     if (list == NULL || mh_root_step(g, chain[n - 1], list) < 0)
         goto error;
+    size_t half = MH_PATH_MAX / 2;
+    int elided = 0;
     for (size_t j = n - 1; j > 0;) {
+        if (!elided && n - 1 > MH_PATH_MAX && n - 1 - j >= half && j > half) {
+            /* A very long chain (a linked list): keep both ends. */
+            PyObject *t = Py_BuildValue("(sNsO)", "elided",
+                                        PyUnicode_FromFormat("%zu more steps", j - half),
+                                        "", Py_False);
+            if (t == NULL || PyList_Append(list, t) < 0) {
+                Py_XDECREF(t);
+                goto error;
+            }
+            Py_DECREF(t);
+            j = half;
+            elided = 1;
+            continue;
+        }
         PyObject *a = g->nodes[chain[j]];
         PyObject *b = g->nodes[chain[j - 1]];
         PyObject *c = j >= 2 ? g->nodes[chain[j - 2]] : NULL;
