@@ -30,6 +30,7 @@ import array
 import gc
 import os
 import sys
+import time
 
 from . import _core
 
@@ -361,6 +362,9 @@ def _path_text(path, survivor_type):
 
 def _analyse(census, runs, frames):
     """Build the graph, group the survivors, label the paths."""
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    census_bytes = census.nbytes
     graph = _core.heap_graph(census, _OWN_DIR)
     census.close()
     try:
@@ -401,6 +405,9 @@ def _analyse(census, runs, frames):
     finally:
         graph.close()
     result.sort(key=lambda g: (g.held_by_survivor, -g.count))
+    stats["census_bytes"] = census_bytes
+    stats["t_analysis"] = time.perf_counter() - t0
+    stats["t_analysis_cpu"] = time.process_time() - c0
     return result, stats
 
 

@@ -24,6 +24,8 @@ typedef struct {
     uintptr_t *slots;
     size_t cap;
     size_t count;
+    size_t ntracked;          /* census: GC-tracked objects seen */
+    size_t nrefs;             /* census: references to GC objects seen */
 } mh_heap_set;
 
 void mh_heap_set_free(mh_heap_set *s);
@@ -58,15 +60,15 @@ typedef struct {
     int32_t depth;            /* 0 = the thread's newest frame */
 } mh_heap_stackref;
 
-typedef struct {
+/* 12 bytes: the table is the biggest structure of the build. */
+typedef struct __attribute__((packed)) {
     PyObject *key;
     uint32_t idx;
-    uint32_t pad;
 } mh_heap_slot;
 
 typedef struct {
     PyObject **nodes;         /* borrowed; valid while the graph is open */
-    uint32_t n, cap_nodes;
+    uint32_t n, cap_nodes, hint_nodes;
     uint8_t *flags;
     uint32_t *found;          /* references found per node (in-degree) */
     uint32_t *fwd_off;        /* CSR: edges of node i are fwd[fwd_off[i]..fwd_off[i+1]) */
@@ -90,10 +92,11 @@ typedef struct {
 } mh_heap_graph;
 
 /* Build the graph of every object not in `census` or reachable through a
- * GC-tracked container, then run the root search.  `census` is only read;
+ * GC-tracked container, then run the root search.  The census is freed once
+ * the edges are known (before the search, to lower the peak memory);
  * `self_obj` (the census object) is never a node.
  * Returns 0, or -1 with an exception set (the graph is then freed). */
-int mh_heap_graph_build(mh_heap_graph *g, const mh_heap_set *census,
+int mh_heap_graph_build(mh_heap_graph *g, mh_heap_set *census,
                         PyObject *self_obj, const char *skip_prefix);
 void mh_heap_graph_free(mh_heap_graph *g);
 /* References held from outside Python objects (refcount - found). */

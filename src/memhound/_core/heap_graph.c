@@ -111,25 +111,33 @@ mh_set_insert(mh_heap_set *s, uintptr_t key)
 }
 
 static int
-mh_set_grow(mh_heap_set *s)
+mh_set_resize(mh_heap_set *s, size_t cap)
 {
     mh_heap_set bigger;
-    if (mh_set_alloc(&bigger, s->cap * 2) < 0)
+    if (mh_set_alloc(&bigger, cap) < 0)
         return -1;
     for (size_t i = 0; i < s->cap; i++) {
         if (s->slots[i] != 0)
             mh_set_insert(&bigger, s->slots[i]);
     }
+    bigger.ntracked = s->ntracked;
+    bigger.nrefs = s->nrefs;
     mh_heap_set_free(s);
     *s = bigger;
     return 0;
+}
+
+static int
+mh_set_grow(mh_heap_set *s)
+{
+    return mh_set_resize(s, s->cap * 2);
 }
 
 /* 1 added, 0 already present, -1 out of memory. */
 static inline int
 mh_set_add(mh_heap_set *s, const void *p)
 {
-    if ((s->count + 1) * 3 > s->cap * 2 && mh_set_grow(s) < 0)
+    if ((s->count + 1) * 5 > s->cap * 4 && mh_set_grow(s) < 0)
         return -1;
     return mh_set_insert(s, (uintptr_t)p);
 }
@@ -267,8 +275,10 @@ static int
 mh_census_visit(PyObject *o, void *arg)
 {
     mh_census *c = arg;
+    int gc = mh_is_gc(o);
+    c->set->nrefs += gc;
     int r = mh_set_add(c->set, o);
-    if (r < 0 || (r == 1 && mh_is_gc(o) && !PyObject_GC_IsTracked(o)
+    if (r < 0 || (r == 1 && gc && !PyObject_GC_IsTracked(o)
                   && mh_census_push(c, o) < 0)) {
         c->nomem = 1;
         return 1;
@@ -288,6 +298,7 @@ static int
 mh_census_tracked(PyObject *o, void *arg)
 {
     mh_census *c = arg;
+    c->set->ntracked++;
     if (mh_set_add(c->set, o) < 0)
         return -1;
     mh_traverse(o, mh_census_visit, c);
@@ -321,6 +332,9 @@ mh_heap_census_take(mh_heap_set *s)
     mh_compat_thread_frames(mh_census_frame, &c);
     if (c.nomem)
         goto nomem;
+    /* Held during the runs and the build: as tight as lookups allow. */
+    if (s->cap > s->count + s->count / 3 + 64)
+        mh_set_resize(s, s->count + s->count / 4 + 64);   /* failure: keep the big one */
     Py_XDECREF(keep);
     mh_mem_free(c.stack, c.cap * sizeof(PyObject *));
     return 0;
@@ -450,7 +464,7 @@ mh_table_grow(mh_heap_graph *g)
 static int
 mh_nodes_grow(mh_heap_graph *g)
 {
-    size_t oc = g->cap_nodes, nc = oc ? oc * 2 : 1 << 16;
+    size_t oc = g->cap_nodes, nc = oc ? oc + oc / 2 : g->hint_nodes;
     if (nc > MH_MAX_NODES)
         return -1;
     void *p;
@@ -477,7 +491,7 @@ mh_node_add(mh_heap_graph *g, PyObject *o, uint8_t flags)
 {
     if (g->n == g->cap_nodes && mh_nodes_grow(g) < 0)
         return UINT32_MAX;
-    if ((g->tcount + 1) * 3 > g->tcap * 2 && mh_table_grow(g) < 0)
+    if ((g->tcount + 1) * 5 > g->tcap * 4 && mh_table_grow(g) < 0)
         return UINT32_MAX;
     uint32_t idx = g->n++;
     mh_table_put(g->table, g->tcap, o, idx);
@@ -490,11 +504,34 @@ mh_node_add(mh_heap_graph *g, PyObject *o, uint8_t flags)
 
 /* ---- graph: build ------------------------------------------------------- */
 
+/* Edges are resolved in batches: tp_traverse only appends raw pointers,
+ * then each pointer is turned into a node index with the object header and
+ * the hash slot prefetched a few entries ahead.  Table and census lookups
+ * are random memory accesses; overlapping them is what makes one pass over
+ * millions of objects fast. */
+#define MH_BATCH 8192
+#define MH_AHEAD 8
+
 typedef struct {
     mh_heap_graph *g;
     const mh_heap_set *census;
     int nomem;
+    PyObject *raw[MH_BATCH];    /* targets waiting to be resolved */
+    uint32_t nraw;
+    uint32_t src[MH_BATCH];     /* source nodes of the batch ... */
+    uint32_t src_end[MH_BATCH]; /* ... and where their targets end in raw[] */
+    uint32_t nsrc;
 } mh_build;
+
+static inline void
+mh_prefetch_slot(const mh_build *b, PyObject *o)
+{
+    const mh_heap_graph *g = b->g;
+    if (mh_is_gc(o))
+        __builtin_prefetch(&g->table[mh_reduce(mh_hash_ptr(o), g->tcap)]);
+    else
+        __builtin_prefetch(&b->census->slots[mh_reduce(mh_hash_ptr(o), b->census->cap)]);
+}
 
 /* The node of `o`, creating it when `o` is a container or a survivor;
  * UINT32_MAX when `o` is an old atom (or out of memory: b->nomem). */
@@ -516,30 +553,71 @@ mh_node_of(mh_build *b, PyObject *o)
 }
 
 static int
+mh_edges_reserve(mh_heap_graph *g, size_t extra)
+{
+    if (g->nedges + extra <= g->cap_edges)
+        return 0;
+    size_t nc = g->cap_edges + g->cap_edges / 2;
+    while (nc < g->nedges + extra)
+        nc += nc / 2;
+    if (nc > UINT32_MAX)
+        return -1;
+    uint32_t *p = mh_g_realloc(g, g->fwd, g->cap_edges * sizeof(uint32_t), nc * sizeof(uint32_t));
+    if (p == NULL)
+        return -1;
+    g->fwd = p;
+    g->cap_edges = nc;
+    return 0;
+}
+
+/* Resolve the pending raw targets into CSR edges. */
+static int
+mh_build_flush(mh_build *b)
+{
+    mh_heap_graph *g = b->g;
+    if (mh_edges_reserve(g, b->nraw) < 0) {
+        b->nomem = 1;
+        return -1;
+    }
+    uint32_t n = b->nraw, s = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        if (k + 2 * MH_AHEAD < n)
+            __builtin_prefetch(b->raw[k + 2 * MH_AHEAD]);
+        if (k + MH_AHEAD < n)
+            mh_prefetch_slot(b, b->raw[k + MH_AHEAD]);
+        while (s < b->nsrc && b->src_end[s] <= k)
+            g->fwd_off[b->src[++s - 1] + 1] = (uint32_t)g->nedges;
+        uint32_t idx = mh_node_of(b, b->raw[k]);
+        if (idx == UINT32_MAX) {
+            if (b->nomem)
+                return -1;
+            continue;
+        }
+        g->fwd[g->nedges++] = idx;
+        g->found[idx]++;
+    }
+    for (; s < b->nsrc; s++)
+        g->fwd_off[b->src[s] + 1] = (uint32_t)g->nedges;
+    b->nraw = 0;
+    b->nsrc = 0;
+    return 0;
+}
+
+static int
 mh_build_visit(PyObject *o, void *arg)
 {
     mh_build *b = arg;
-    mh_heap_graph *g = b->g;
-    uint32_t idx = mh_node_of(b, o);
-    if (idx == UINT32_MAX)
-        return b->nomem;
-    if (g->nedges == g->cap_edges) {
-        size_t nc = g->cap_edges * 2;
-        if (nc > UINT32_MAX) {
-            b->nomem = 1;
+    if (b->nraw == MH_BATCH) {
+        /* One source with a huge fan-out (a long list): close its part. */
+        b->src_end[b->nsrc - 1] = b->nraw;
+        uint32_t cur = b->src[b->nsrc - 1];
+        if (mh_build_flush(b) < 0)
             return 1;
-        }
-        uint32_t *p = mh_g_realloc(g, g->fwd, g->cap_edges * sizeof(uint32_t),
-                                   nc * sizeof(uint32_t));
-        if (p == NULL) {
-            b->nomem = 1;
-            return 1;
-        }
-        g->fwd = p;
-        g->cap_edges = nc;
+        b->src[0] = cur;
+        b->nsrc = 1;
+        b->src_end[0] = MH_BATCH;
     }
-    g->fwd[g->nedges++] = idx;
-    g->found[idx]++;
+    b->raw[b->nraw++] = o;
     return 0;
 }
 
@@ -547,8 +625,37 @@ static int
 mh_build_tracked(PyObject *o, void *arg)
 {
     mh_build *b = arg;
-    uint8_t flags = mh_heap_set_has(b->census, o) ? 0 : MH_NODE_SURVIVOR;
-    return mh_node_add(b->g, o, flags) == UINT32_MAX ? -1 : 0;
+    mh_heap_graph *g = b->g;
+    if (g->n == g->cap_nodes && mh_nodes_grow(g) < 0)
+        return -1;
+    g->nodes[g->n++] = o;
+    return 0;
+}
+
+/* Index the tracked objects collected in nodes[0..n): table and flags. */
+static int
+mh_build_index(mh_build *b)
+{
+    mh_heap_graph *g = b->g;
+    uint32_t n = g->n;
+    while ((size_t)n * 5 > g->tcap * 4) {
+        if (mh_table_grow(g) < 0)
+            return -1;
+    }
+    const mh_heap_set *cs = b->census;
+    for (uint32_t i = 0; i < n; i++) {
+        if (i + MH_AHEAD < n) {
+            uint64_t h = mh_hash_ptr(g->nodes[i + MH_AHEAD]);
+            __builtin_prefetch(&g->table[mh_reduce(h, g->tcap)]);
+            __builtin_prefetch(&cs->slots[mh_reduce(h, cs->cap)]);
+        }
+        PyObject *o = g->nodes[i];
+        mh_table_put(g->table, g->tcap, o, i);
+        g->flags[i] = mh_heap_set_has(cs, o) ? 0 : MH_NODE_SURVIVOR;
+        g->found[i] = 0;
+    }
+    g->tcount = n;
+    return 0;
 }
 
 /* Traverse nodes [from, n) -- n grows while we go. */
@@ -556,10 +663,27 @@ static int
 mh_build_edges(mh_build *b, uint32_t from)
 {
     mh_heap_graph *g = b->g;
-    for (uint32_t i = from; i < g->n; i++) {
-        g->fwd_off[i] = (uint32_t)g->nedges;
+    g->fwd_off[from] = (uint32_t)g->nedges;
+    for (uint32_t i = from;; i++) {
+        if (i == g->n) {
+            /* New nodes may appear while resolving the last batch. */
+            if (b->nraw > 0 || b->nsrc > 0) {
+                if (mh_build_flush(b) < 0)
+                    return -1;
+            }
+            if (i == g->n)
+                break;
+        }
+        if (i + 4 < g->n)
+            __builtin_prefetch(g->nodes[i + 4]);
+        if (b->nsrc == MH_BATCH && mh_build_flush(b) < 0)
+            return -1;
+        b->src[b->nsrc++] = i;
         mh_traverse(g->nodes[i], mh_build_visit, b);
         if (b->nomem)
+            return -1;
+        b->src_end[b->nsrc - 1] = b->nraw;
+        if (b->nraw >= MH_BATCH - 64 && mh_build_flush(b) < 0)
             return -1;
     }
     g->fwd_off[g->n] = (uint32_t)g->nedges;
@@ -701,32 +825,43 @@ mh_bfs(mh_heap_graph *g)
 }
 
 int
-mh_heap_graph_build(mh_heap_graph *g, const mh_heap_set *census, PyObject *self_obj,
+mh_heap_graph_build(mh_heap_graph *g, mh_heap_set *census, PyObject *self_obj,
                     const char *skip_prefix)
 {
-    mh_build b = {g, census, 0};
     memset(g, 0, sizeof(*g));
+    mh_build *b = mh_mem_calloc(1, sizeof(mh_build));
+    if (b == NULL) {
+        PyErr_SetString(PyExc_MemoryError, "memhound: not enough memory for the heap graph");
+        return -1;
+    }
+    b->g = g;
+    b->census = census;
     g->self_obj = self_obj;
     g->skip_prefix = skip_prefix;
     g->skip_len = skip_prefix ? strlen(skip_prefix) : 0;
     double t0 = mh_now();
-    size_t guess = census->count > 1024 ? census->count : 1024;
-    if (mh_table_alloc(g, guess + guess / 2) < 0 || mh_nodes_grow(g) < 0)
+    /* Sizes from the census: tracked objects then, references to GC
+     * objects then, plus a margin for what the runs added. */
+    g->hint_nodes = (uint32_t)(census->ntracked + census->ntracked / 16 + 4096);
+    if (mh_nodes_grow(g) < 0)
         goto nomem;
-    g->cap_edges = guess;
+    g->cap_edges = census->nrefs + census->nrefs / 16 + 4096;
     if ((g->fwd = mh_g_realloc(g, NULL, 0, g->cap_edges * sizeof(uint32_t))) == NULL)
         goto nomem;
-    if (mh_each_tracked(mh_build_tracked, &b, &g->tracked) < 0) {
+    if (mh_each_tracked(mh_build_tracked, b, &g->tracked) < 0) {
         if (PyErr_Occurred())
             goto error;
         goto nomem;
     }
+    if (mh_table_alloc(g, (size_t)g->n + g->n / 4 + g->n / 16 + 1024) < 0
+        || mh_build_index(b) < 0)
+        goto nomem;
     double t1 = mh_now();
-    if (mh_build_edges(&b, 0) < 0)
+    if (mh_build_edges(b, 0) < 0)
         goto nomem;
     uint32_t before = g->n;
-    mh_compat_thread_frames(mh_build_frame, &b);
-    if (b.nomem || mh_build_edges(&b, before) < 0)
+    mh_compat_thread_frames(mh_build_frame, b);
+    if (b->nomem || mh_build_edges(b, before) < 0)
         goto nomem;
     for (uint32_t i = 0; i < g->n; i++) {
         if (mh_heap_graph_extra(g, i) > 0)
@@ -735,6 +870,7 @@ mh_heap_graph_build(mh_heap_graph *g, const mh_heap_set *census, PyObject *self_
             g->nsurvivors++;
     }
     mh_table_free(g);
+    mh_heap_set_free(census);
     double t2 = mh_now();
     if (mh_bfs(g) < 0)
         goto nomem;
@@ -742,10 +878,12 @@ mh_heap_graph_build(mh_heap_graph *g, const mh_heap_set *census, PyObject *self_
     g->t_nodes = t1 - t0;
     g->t_edges = t2 - t1;
     g->t_bfs = t3 - t2;
+    mh_mem_free(b, sizeof(mh_build));
     return 0;
 nomem:
     PyErr_SetString(PyExc_MemoryError, "memhound: not enough memory for the heap graph");
 error:
+    mh_mem_free(b, sizeof(mh_build));
     mh_heap_graph_free(g);
     return -1;
 }
