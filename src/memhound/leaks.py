@@ -372,12 +372,16 @@ def _analyse(census, runs, frames):
         stats = graph.stats()
         groups = {}
         order = []
+        creation = _core._object_creation
         for obj, idx, anchor, extra in found:
-            created = _creation(obj, frames)
-            key = (type(obj), created[0] if created else None, anchor)
+            try:
+                tb = creation(obj)
+            except NotImplementedError:
+                tb = None
+            key = (type(obj), tb[0] if tb else None, anchor)
             entry = groups.get(key)
             if entry is None:
-                entry = groups[key] = [obj, idx, created, 0, 0, extra]
+                entry = groups[key] = [obj, idx, _creation(obj, frames), 0, 0, extra]
                 order.append(key)
             entry[3] += 1
             entry[4] += _shallow_size(obj)
