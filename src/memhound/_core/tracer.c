@@ -686,8 +686,8 @@ mh_frame_tuple(const mh_rawframe *f, int with_function)
 static PyObject *
 mh_traceback_tuple(uint32_t id, int with_function)
 {
-    const mh_tb *tb = mh_tb_get(&mh.tbs, id);
-    if (tb->nframe == 0) {
+    const mh_tb *tb = id == MH_TB_EMPTY ? NULL : mh_tb_get(&mh.tbs, id);
+    if (tb == NULL || tb->nframe == 0) {
         if (with_function)
             return Py_BuildValue("((siO))", "<unknown>", 0, Py_None);
         return Py_BuildValue("((si))", "<unknown>", 0);
@@ -750,6 +750,11 @@ mh_export_traceback(mh_export *ex, uint32_t id)
 {
     if (ex->tb_index[id] >= 0)
         return ex->tb_index[id];
+    if (id == MH_TB_EMPTY) {
+        /* Like tracemalloc's empty traceback: one "<unknown>" frame. */
+        ex->tb_index[id] = mh_snapshot_add_traceback(ex->snap, NULL, 0, 1);
+        return ex->tb_index[id];
+    }
     const mh_tb *tb = mh_tb_get(&mh.tbs, id);
     const mh_rawframe *raw = mh_tb_frames(&mh.tbs, tb);
     for (int i = 0; i < tb->nframe; i++) {
@@ -791,10 +796,6 @@ mh_take_snapshot(void)
         goto error;
     }
     memset(ex.tb_index, 0xff, ntb * sizeof(int64_t));
-    if (mh.tbs.count == 0 && mh_tb_intern(&mh.tbs, NULL, 0, 1) == MH_TB_ERROR) {
-        PyErr_NoMemory();
-        goto error;
-    }
     if (mh_snapshot_reserve_traces(ex.snap, mh.gil_blocks.count + mh.raw_blocks.count) < 0
         || mh_export_blocks(&ex, &mh.gil_blocks) < 0)
         goto error;
