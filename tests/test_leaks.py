@@ -535,4 +535,4 @@ def test_thread_stack_root():
     g = group_of(r, "Item")
     assert g.path[0][0] == "thread"
     assert "test_thread_stack_root() local holder" in g.path_text
-    assert g.path[-1][:2] == ("member", "member")
+    assert g.path[-1][:2] == ("member", "deque member")

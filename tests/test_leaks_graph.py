@@ -144,3 +144,23 @@ def test_never_reports_own_objects():
     finally:
         gc.enable()
     assert "HeapCensus" not in kinds and "HeapGraph" not in kinds
+
+
+_grow = []
+
+
+def _grow_leak():
+    _grow.append(Node(None))
+
+
+def test_analysis_failure_degrades_to_warning():
+    gc.collect()
+    base = _core.get_tracemalloc_memory()
+    try:
+        _core._set_memory_limit(base + 256 * 1024)
+        with pytest.warns(RuntimeWarning, match="only the verdict is reported"):
+            r = memhound.find_leaks(_grow_leak, runs=3)
+    finally:
+        _core._set_memory_limit(0)
+    assert r.groups == []
+    assert r.deltas["blocks"] and len(r.deltas["blocks"]) == 3

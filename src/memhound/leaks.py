@@ -31,6 +31,7 @@ import gc
 import os
 import sys
 import time
+import warnings
 
 from . import _core
 
@@ -65,7 +66,7 @@ HINTS = {
 _ROOT_TEXT = {"module": "module {}", "class": "class {}", "thread": "thread {}", "external": "{}"}
 _STEP_TEXT = {"global": "global {}", "class_attr": "class attribute {}", "attr": "attribute {}",
               "closure": "closure variable {}", "lru_cache": "lru_cache of {}",
-              "dict_key": "dict key", "member": "set member", "elided": "... {} ..."}
+              "dict_key": "dict key", "elided": "... {} ..."}
 
 _GEN_TYPES = ("generator", "coroutine", "async_generator")
 
@@ -415,6 +416,27 @@ def _analyse(census, runs, frames):
     return result, stats
 
 
+def _take_census():
+    try:
+        return _core.heap_census()
+    except MemoryError as exc:
+        warnings.warn("memhound: no heap census (%s); only the verdict is reported" % exc,
+                      RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _analyse_or_warn(census, runs, frames):
+    """_analyse(), degrading an internal failure to a warning."""
+    if census is None:
+        return [], {}
+    try:
+        return _analyse(census, runs, frames)
+    except MemoryError as exc:
+        warnings.warn("memhound: heap analysis skipped (%s); only the verdict is reported" % exc,
+                      RuntimeWarning, stacklevel=3)
+        return [], {}
+
+
 def find_leaks(func, *args, warmup=3, runs=5, frames=16, **kwargs):
     """Run ``func(*args, **kwargs)`` repeatedly and report what leaks.
 
@@ -447,7 +469,7 @@ def find_leaks(func, *args, warmup=3, runs=5, frames=16, **kwargs):
             for _ in range(warmup):
                 func(*args, **kwargs)
                 _clear_caches()
-            census = _core.heap_census()
+            census = _take_census()
             steps = iter(range(1, runs + 1))
             # Each reading is taken right after the full collection (which
             # also empties the free lists) and goes straight into an array,
@@ -463,7 +485,7 @@ def find_leaks(func, *args, warmup=3, runs=5, frames=16, **kwargs):
                 objects[i] = len(gc.get_objects())
                 nbytes[i] = _traced_bytes()
             gc.disable()
-            groups, stats = _analyse(census, runs, frames)
+            groups, stats = _analyse_or_warn(census, runs, frames)
         finally:
             if census is not None:
                 census.close()
@@ -503,7 +525,7 @@ class survivors:
     def __enter__(self):
         self._tracing = _Tracing(self.frames).__enter__()
         _clear_caches()
-        self._census = _core.heap_census()
+        self._census = _take_census()
         self._blocks[0] = sys.getallocatedblocks()
         return self
 
@@ -512,16 +534,16 @@ class survivors:
         gc_was_enabled = gc.isenabled()
         try:
             if exc_type is not None:
-                census.close()
                 return False
             gc.collect()
             self._blocks[1] = sys.getallocatedblocks()
             gc.disable()
-            groups, stats = _analyse(census, 1, self.frames)
+            groups, stats = _analyse_or_warn(census, 1, self.frames)
             deltas = {"blocks": [self._blocks[1] - self._blocks[0]], "objects": [], "bytes": []}
             self._report = LeakReport(bool(groups), 0, 1, deltas, groups, stats)
         finally:
-            census.close()
+            if census is not None:
+                census.close()
             if gc_was_enabled:
                 gc.enable()
             self._tracing.__exit__(None, None, None)

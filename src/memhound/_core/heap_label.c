@@ -300,7 +300,7 @@ mh_label_edge(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
     }
     if (PyAnySet_Check(a) || strcmp(Py_TYPE(a)->tp_name, "collections.deque") == 0) {
         s->kind = "member";
-        s->label = PyUnicode_FromString("member");
+        s->label = PyUnicode_FromString(PyAnySet_Check(a) ? "set member" : "deque member");
         return s->label ? 0 : -1;
     }
     PyObject *name = mh_compat_inline_attr_name(a, b);
