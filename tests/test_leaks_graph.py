@@ -164,3 +164,19 @@ def test_analysis_failure_degrades_to_warning():
         _core._set_memory_limit(0)
     assert r.groups == []
     assert r.deltas["blocks"] and len(r.deltas["blocks"]) == 3
+
+
+_frozen_holder = []
+
+
+def test_frozen_objects_are_in_the_graph():
+    gc.collect()
+    gc.freeze()                      # everything now in the permanent generation
+    try:
+        with memhound.survivors() as s:
+            _frozen_holder.append(Node(None))
+    finally:
+        gc.unfreeze()
+    g = s.report().groups[0]
+    assert g.type == MOD + ".Node"
+    assert g.path_text.startswith("module %s -> global _frozen_holder (list) -> [" % MOD)

@@ -17,6 +17,8 @@
 #include "internal/pycore_runtime.h"
 #include "internal/pycore_pystate.h"
 #include "internal/pycore_dict.h"
+#include "internal/pycore_gc.h"
+#include "internal/pycore_interp.h"
 #if PY_VERSION_HEX < 0x030C0000
 #  include "internal/pycore_pymem.h"
 #endif
@@ -279,4 +281,26 @@ int
 mh_compat_dict_visits_keys(PyObject *dict)
 {
     return !DK_IS_UNICODE(((PyDictObject *)dict)->ma_keys);
+}
+
+static int
+mh_visit_generation(struct gc_generation *gen, int (*fn)(PyObject *, void *), void *arg)
+{
+    PyGC_Head *head = &gen->head;
+    for (PyGC_Head *gc = _PyGCHead_NEXT(head); gc != head; gc = _PyGCHead_NEXT(gc)) {
+        if (fn((PyObject *)(gc + 1), arg) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int
+mh_compat_visit_tracked(int (*fn)(PyObject *, void *), void *arg)
+{
+    struct _gc_runtime_state *gcstate = &PyInterpreterState_Get()->gc;
+    for (int i = 0; i < NUM_GENERATIONS; i++) {
+        if (mh_visit_generation(&gcstate->generations[i], fn, arg) < 0)
+            return -1;
+    }
+    return mh_visit_generation(&gcstate->permanent_generation, fn, arg);
 }

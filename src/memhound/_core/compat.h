@@ -96,6 +96,11 @@ PyObject *mh_compat_inline_attr_name(PyObject *obj, PyObject *value);
 /* The instance's __dict__ (borrowed) if it already exists, else NULL. */
 PyObject *mh_compat_existing_dict(PyObject *obj);
 
+/* Calls fn(obj, arg) for every GC-tracked object, including the permanent
+ * generation (gc.freeze()), without creating a list; stops and returns -1
+ * when fn returns -1.  fn must not create or destroy GC objects. */
+int mh_compat_visit_tracked(int (*fn)(PyObject *, void *), void *arg);
+
 /* 1 if the dict's tp_traverse visits its keys (general tables), 0 if it
  * visits only values (str-keyed tables). */
 int mh_compat_dict_visits_keys(PyObject *dict);

@@ -83,7 +83,6 @@ typedef struct {
     uint32_t *anchor;         /* survivors: nearest pre-existing holder */
     uint32_t nreached;
     uint32_t nsurvivors;
-    PyObject *tracked;        /* 3.11: the gc.get_objects() list, else NULL */
     PyObject *self_obj;       /* memhound's census object: never a node */
     const char *skip_prefix;  /* frames of files under it are memhound's own */
     size_t skip_len;

@@ -169,58 +169,12 @@ mh_heap_set_has(const mh_heap_set *s, const void *p)
 
 typedef int (*mh_each_fn)(PyObject *o, void *arg);
 
-#if PY_VERSION_HEX >= 0x030C0000
-typedef struct {
-    mh_each_fn fn;
-    void *arg;
-    int err;
-} mh_each_ctx;
-
+/* Calls fn(o) for every GC-tracked object, straight from the collector's
+ * lists (gc.get_objects() would cost a list and a reference per object). */
 static int
-mh_each_cb(PyObject *o, void *arg)
+mh_each_tracked(mh_each_fn fn, void *arg)
 {
-    mh_each_ctx *ctx = arg;
-    if (ctx->fn(o, ctx->arg) < 0) {
-        ctx->err = 1;
-        return 0;       /* stop */
-    }
-    return 1;
-}
-#endif
-
-/* Calls fn(o) for every GC-tracked object.  On 3.11 this needs the list
- * from gc.get_objects(), which holds one reference to every object; it is
- * returned in *keep (the caller releases it) so that the counts can be
- * corrected.  3.12+ walks the collector's lists without a list. */
-static int
-mh_each_tracked(mh_each_fn fn, void *arg, PyObject **keep)
-{
-    *keep = NULL;
-#if PY_VERSION_HEX >= 0x030C0000
-    mh_each_ctx ctx = {fn, arg, 0};
-    PyUnstable_GC_VisitObjects(mh_each_cb, &ctx);
-    return ctx.err ? -1 : 0;
-#else
-    PyObject *gc = PyImport_ImportModule("gc");
-    if (gc == NULL)
-        return -1;
-    PyObject *list = PyObject_CallMethod(gc, "get_objects", NULL);
-    Py_DECREF(gc);
-    if (list == NULL)
-        return -1;
-    if (!PyList_CheckExact(list)) {
-        Py_DECREF(list);
-        PyErr_SetString(PyExc_RuntimeError, "gc.get_objects() did not return a list");
-        return -1;
-    }
-    *keep = list;
-    Py_ssize_t n = PyList_GET_SIZE(list);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (fn(PyList_GET_ITEM(list, i), arg) < 0)
-            return -1;
-    }
-    return 0;
-#endif
+    return mh_compat_visit_tracked(fn, arg);
 }
 
 /* Visits the keys of a dict whose tp_traverse skips them (str-only keys). */
@@ -328,27 +282,20 @@ int
 mh_heap_census_take(mh_heap_set *s)
 {
     mh_census c = {s, NULL, 0, 0, 0};
-    PyObject *keep = NULL;
     if (mh_set_alloc(s, 1 << 16) < 0)
         goto nomem;
-    if (mh_each_tracked(mh_census_tracked, &c, &keep) < 0) {
-        if (PyErr_Occurred())
-            goto error;
+    if (mh_each_tracked(mh_census_tracked, &c) < 0)
         goto nomem;
-    }
     mh_compat_thread_frames(mh_census_frame, &c);
     if (c.nomem)
         goto nomem;
     /* Held during the runs and the build: as tight as lookups allow. */
     if (s->cap > s->count + s->count / 3 + 64)
         mh_set_resize(s, s->count + s->count / 4 + 64);   /* failure: keep the big one */
-    Py_XDECREF(keep);
     mh_mem_free(c.stack, c.cap * sizeof(PyObject *));
     return 0;
 nomem:
     PyErr_SetString(PyExc_MemoryError, "memhound: not enough memory for the heap census");
-error:
-    Py_XDECREF(keep);
     mh_mem_free(c.stack, c.cap * sizeof(PyObject *));
     mh_heap_set_free(s);
     return -1;
@@ -402,7 +349,6 @@ mh_heap_graph_free(mh_heap_graph *g)
     mh_g_free(g, g->order, g->n * sizeof(uint32_t));
     mh_g_free(g, g->anchor, g->n * sizeof(uint32_t));
     mh_table_free(g);
-    Py_CLEAR(g->tracked);
     size_t peak = g->mem_peak;
     memset(g, 0, sizeof(*g));
     g->mem_peak = peak;
@@ -754,8 +700,7 @@ mh_build_frame(unsigned long tid, int depth, const mh_frame_view *f, void *arg)
 Py_ssize_t
 mh_heap_graph_extra(const mh_heap_graph *g, uint32_t i)
 {
-    Py_ssize_t own = (g->tracked != NULL && i < PyList_GET_SIZE(g->tracked)) ? 1 : 0;
-    return mh_compat_refcnt(g->nodes[i]) - (Py_ssize_t)g->found[i] - own;
+    return mh_compat_refcnt(g->nodes[i]) - (Py_ssize_t)g->found[i];
 }
 
 /* ---- graph: root search ------------------------------------------------- */
@@ -855,11 +800,8 @@ mh_heap_graph_build(mh_heap_graph *g, mh_heap_set *census, PyObject *self_obj,
     g->cap_edges = census->nrefs + census->nrefs / 16 + 4096;
     if ((g->fwd = mh_g_realloc(g, NULL, 0, g->cap_edges * sizeof(uint32_t))) == NULL)
         goto nomem;
-    if (mh_each_tracked(mh_build_tracked, b, &g->tracked) < 0) {
-        if (PyErr_Occurred())
-            goto error;
+    if (mh_each_tracked(mh_build_tracked, b) < 0)
         goto nomem;
-    }
     if (mh_table_alloc(g, (size_t)g->n + g->n / 4 + g->n / 16 + 1024) < 0
         || mh_build_index(b) < 0)
         goto nomem;
@@ -889,7 +831,6 @@ mh_heap_graph_build(mh_heap_graph *g, mh_heap_set *census, PyObject *self_obj,
     return 0;
 nomem:
     PyErr_SetString(PyExc_MemoryError, "memhound: not enough memory for the heap graph");
-error:
     mh_mem_free(b, sizeof(mh_build));
     mh_heap_graph_free(g);
     return -1;
