@@ -536,3 +536,29 @@ def test_thread_stack_root():
     assert g.path[0][0] == "thread"
     assert "test_thread_stack_root() local holder" in g.path_text
     assert g.path[-1][:2] == ("member", "deque member")
+
+
+# ---- coroutine frames --------------------------------------------------------
+class _Suspend:
+    def __await__(self):
+        yield
+
+
+async def handler():
+    conn = Item()  # LEAK:coro
+    await _Suspend()
+    return conn
+
+
+_pending = []
+
+
+def coroutine_leak():
+    coro = handler()
+    coro.send(None)
+    _pending.append(coro)
+
+
+def test_suspended_coroutine():
+    r = memhound.find_leaks(coroutine_leak)
+    check(r, "Item", "generator", "LEAK:coro", "global _pending (list)", "handler() local conn")

@@ -89,8 +89,7 @@ class LeakGroup:
     """
 
     __slots__ = ("type", "count", "count_per_run", "bytes", "created_at", "path",
-                 "path_text", "cause", "hint", "held_by_survivor", "external_refs",
-                 "objects")
+                 "path_text", "cause", "hint", "held_by_survivor", "external_refs")
 
     def to_dict(self):
         """The group as the JSON contract's dict.
@@ -317,7 +316,7 @@ def _cause(path):
             return "exception-traceback"
         if kind == "closure":
             return "closure"
-        if kind == "local" and i > 0 or kind == "local" and root_kind != "thread":
+        if kind == "local" and (i > 0 or root_kind != "thread"):
             if holder_type in _GEN_TYPES:
                 return "generator"
             if holder_type == "frame" and has_tb:
@@ -355,9 +354,8 @@ def _path_text(path, survivor_type):
         if i < len(path) - 1 and tname:
             text += " (%s)" % tname
         parts.append(text)
-    if len(path) == 1 or path[0][0] == "external" and len(path) == 1:
-        return "%s -> %s" % (parts[0], survivor_type) if path[0][0] != "external" else \
-            "%s: %s" % (survivor_type, parts[0])
+    if len(path) == 1 and path[0][0] == "external":
+        return "%s: %s" % (survivor_type, parts[0])
     return " -> ".join(parts) + " -> " + survivor_type
 
 
@@ -404,7 +402,6 @@ def _analyse(census, runs, frames):
             g.external_refs = max(extra, 0)
             g.hint = HINTS[g.cause]
             g.held_by_survivor = any(s for _k, _l, _t, s in path[:-1])
-            g.objects = None
             result.append(g)
         del found
     finally:
