@@ -82,7 +82,7 @@ def main():
     s = report.stats
     print("leaked=%s groups=%d survivors=%d" % (report.leaked, len(report.groups), s["survivors"]))
     print("graph: nodes=%d edges=%d" % (s["nodes"], s["edges"]))
-    print("analysis after the runs: %.3f s wall, %.3f s CPU (index %.3f, edges %.3f, bfs %.3f wall)"
+    print("analysis after the runs: %.3f s wall, %.3f s CPU (index %.3f, edges %.3f, bfs %.3f CPU)"
           % (s["t_analysis"], s["t_analysis_cpu"], s["t_nodes"], s["t_edges"], s["t_bfs"]))
     tmp = s["peak_bytes"] + s["census_bytes"]
     print("temporary memory: graph peak %.1f MB + census %.1f MB = %.1f bytes per heap object"

@@ -48,7 +48,10 @@ int mh_heap_census_take(mh_heap_set *s);
 #define MH_MAX_NODES        (MH_PARENT_SPECIAL - 0x01000000u)
 
 #define MH_NODE_SURVIVOR 0x01   /* not in the census: created since */
-#define MH_NODE_EXTERNAL 0x02   /* refcount exceeds the references found */
+#define MH_NODE_EXTERNAL 0x02   /* refcount exceeds the references found
+                                   (computed for unreached nodes only) */
+#define MH_NODE_MODULE   0x04
+#define MH_NODE_TYPE     0x08
 
 /* A reference from a fast local of a running frame (a thread-stack root). */
 typedef struct {

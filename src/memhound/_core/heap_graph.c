@@ -69,11 +69,12 @@ mh_is_gc(PyObject *o)
     return PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(o));
 }
 
+/* CPU time of this thread: the machine may be shared. */
 static double
 mh_now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -632,7 +633,13 @@ mh_build_edges(mh_build *b, uint32_t from)
         if (b->nsrc == MH_BATCH && mh_build_flush(b) < 0)
             return -1;
         b->src[b->nsrc++] = i;
-        mh_traverse(g->nodes[i], mh_build_visit, b);
+        /* The object is in cache now: note what the root search needs. */
+        PyObject *o = g->nodes[i];
+        if (PyModule_Check(o))
+            g->flags[i] |= MH_NODE_MODULE;
+        else if (PyType_Check(o))
+            g->flags[i] |= MH_NODE_TYPE;
+        mh_traverse(o, mh_build_visit, b);
         if (b->nomem)
             return -1;
         b->src_end[b->nsrc - 1] = b->nraw;
@@ -747,12 +754,11 @@ mh_bfs(mh_heap_graph *g)
     g->nreached = 0;
     /* Stage 1: named roots, modules first so that they win ties. */
     for (uint32_t i = 0; i < g->n; i++) {
-        if (!(g->flags[i] & MH_NODE_SURVIVOR) && PyModule_Check(g->nodes[i]))
+        if ((g->flags[i] & (MH_NODE_SURVIVOR | MH_NODE_MODULE)) == MH_NODE_MODULE)
             mh_bfs_push(g, i, MH_PARENT_MODULE);
     }
     for (uint32_t i = 0; i < g->n; i++) {
-        if (!(g->flags[i] & MH_NODE_SURVIVOR) && PyType_Check(g->nodes[i])
-            && g->parent[i] == MH_PARENT_UNREACHED)
+        if ((g->flags[i] & (MH_NODE_SURVIVOR | MH_NODE_TYPE)) == MH_NODE_TYPE)
             mh_bfs_push(g, i, MH_PARENT_CLASS);
     }
     for (size_t k = 0; k < g->nstack; k++) {
@@ -761,7 +767,12 @@ mh_bfs(mh_heap_graph *g)
             mh_bfs_push(g, i, MH_PARENT_SPECIAL + (uint32_t)k);
     }
     mh_bfs_run(g, 0);
-    /* Stage 2: what only code outside Python holds, old objects first. */
+    /* Stage 2: what only code outside Python holds, old objects first.
+     * Reference counts are read only for the nodes still unreached. */
+    for (uint32_t i = 0; i < g->n; i++) {
+        if (g->parent[i] == MH_PARENT_UNREACHED && mh_heap_graph_extra(g, i) > 0)
+            g->flags[i] |= MH_NODE_EXTERNAL;
+    }
     for (int pass = 0; pass < 2; pass++) {
         uint32_t head = g->nreached;
         for (uint32_t i = 0; i < g->n; i++) {
@@ -812,12 +823,8 @@ mh_heap_graph_build(mh_heap_graph *g, mh_heap_set *census, PyObject *self_obj,
     mh_compat_thread_frames(mh_build_frame, b);
     if (b->nomem || mh_build_edges(b, before) < 0)
         goto nomem;
-    for (uint32_t i = 0; i < g->n; i++) {
-        if (mh_heap_graph_extra(g, i) > 0)
-            g->flags[i] |= MH_NODE_EXTERNAL;
-        if (g->flags[i] & MH_NODE_SURVIVOR)
-            g->nsurvivors++;
-    }
+    for (uint32_t i = 0; i < g->n; i++)
+        g->nsurvivors += (g->flags[i] & MH_NODE_SURVIVOR) != 0;
     mh_table_free(g);
     mh_heap_set_free(census);
     double t2 = mh_now();
