@@ -84,6 +84,7 @@ def main():
     print("graph: nodes=%d edges=%d" % (s["nodes"], s["edges"]))
     print("analysis after the runs: %.3f s wall, %.3f s CPU (index %.3f, edges %.3f, bfs %.3f CPU)"
           % (s["t_analysis"], s["t_analysis_cpu"], s["t_nodes"], s["t_edges"], s["t_bfs"]))
+    print("census before the runs: %.3f s CPU" % s["t_census_cpu"])
     tmp = s["peak_bytes"] + s["census_bytes"]
     print("temporary memory: graph peak %.1f MB + census %.1f MB = %.1f bytes per heap object"
           % (s["peak_bytes"] / 1e6, s["census_bytes"] / 1e6, tmp / s["nodes"]))

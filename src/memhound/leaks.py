@@ -69,6 +69,7 @@ _STEP_TEXT = {"global": "global {}", "class_attr": "class attribute {}", "attr":
               "dict_key": "dict key", "elided": "... {} ..."}
 
 _GEN_TYPES = ("generator", "coroutine", "async_generator")
+_CENSUS_CPU = [0.0]
 
 
 class LeakGroup:
@@ -408,6 +409,7 @@ def _analyse(census, runs, frames):
         graph.close()
     result.sort(key=lambda g: (g.held_by_survivor, -g.count))
     stats["census_bytes"] = census_bytes
+    stats["t_census_cpu"] = _CENSUS_CPU[0]
     stats["t_analysis"] = time.perf_counter() - t0
     stats["t_analysis_cpu"] = time.process_time() - c0
     return result, stats
@@ -415,7 +417,10 @@ def _analyse(census, runs, frames):
 
 def _take_census():
     try:
-        return _core.heap_census()
+        t0 = time.process_time()
+        census = _core.heap_census()
+        _CENSUS_CPU[0] = time.process_time() - t0
+        return census
     except MemoryError as exc:
         warnings.warn("memhound: no heap census (%s); only the verdict is reported" % exc,
                       RuntimeWarning, stacklevel=3)
