@@ -69,7 +69,7 @@ _STEP_TEXT = {"global": "global {}", "class_attr": "class attribute {}", "attr":
               "dict_key": "dict key", "elided": "... {} ..."}
 
 _GEN_TYPES = ("generator", "coroutine", "async_generator")
-_CENSUS_CPU = [0.0]
+_CENSUS_CPU = array.array("d", [0.0])   # no float object: it would be a survivor
 
 
 class LeakGroup:
