@@ -210,11 +210,20 @@ mh_traverse(PyObject *o, visitproc visit, void *arg)
 
 /* ---- census ------------------------------------------------------------- */
 
+#define MH_AHEAD 8              /* prefetch distance, in entries */
+
+/* Like the graph build, visits are buffered and inserted with their hash
+ * slots prefetched; untracked containers found new go on a stack and are
+ * traversed in turn (no recursion). */
+#define MH_CENSUS_BATCH 4096
+
 typedef struct {
     mh_heap_set *set;
     PyObject **stack;           /* untracked containers still to traverse */
     size_t n, cap;
     int nomem;
+    uint32_t nraw;
+    PyObject *raw[MH_CENSUS_BATCH];
 } mh_census;
 
 static int
@@ -233,26 +242,44 @@ mh_census_push(mh_census *c, PyObject *o)
     return 0;
 }
 
+static void
+mh_census_flush(mh_census *c)
+{
+    mh_heap_set *s = c->set;
+    uint32_t n = c->nraw;
+    for (uint32_t k = 0; k < n && !c->nomem; k++) {
+        if (k + MH_AHEAD < n)
+            __builtin_prefetch(&s->slots[mh_reduce(mh_hash_ptr(c->raw[k + MH_AHEAD]), s->cap)]);
+        PyObject *o = c->raw[k];
+        int gc = mh_is_gc(o);
+        s->nrefs += gc;
+        int r = mh_set_add(s, o);
+        if (r < 0 || (r == 1 && gc && !PyObject_GC_IsTracked(o) && mh_census_push(c, o) < 0))
+            c->nomem = 1;
+    }
+    c->nraw = 0;
+}
+
 static int
 mh_census_visit(PyObject *o, void *arg)
 {
     mh_census *c = arg;
-    int gc = mh_is_gc(o);
-    c->set->nrefs += gc;
-    int r = mh_set_add(c->set, o);
-    if (r < 0 || (r == 1 && gc && !PyObject_GC_IsTracked(o)
-                  && mh_census_push(c, o) < 0)) {
-        c->nomem = 1;
-        return 1;
-    }
-    return 0;
+    if (c->nraw == MH_CENSUS_BATCH)
+        mh_census_flush(c);
+    c->raw[c->nraw++] = o;
+    return c->nomem;
 }
 
 static int
 mh_census_drain(mh_census *c)
 {
-    while (c->n > 0 && !c->nomem)
-        mh_traverse(c->stack[--c->n], mh_census_visit, c);
+    for (;;) {
+        mh_census_flush(c);
+        if (c->n == 0 || c->nomem)
+            break;
+        while (c->n > 0 && !c->nomem)
+            mh_traverse(c->stack[--c->n], mh_census_visit, c);
+    }
     return c->nomem ? -1 : 0;
 }
 
@@ -264,7 +291,7 @@ mh_census_tracked(PyObject *o, void *arg)
     if (mh_set_add(c->set, o) < 0)
         return -1;
     mh_traverse(o, mh_census_visit, c);
-    return mh_census_drain(c);
+    return c->nomem ? -1 : 0;
 }
 
 static void
@@ -276,28 +303,46 @@ mh_census_frame(unsigned long tid, int depth, const mh_frame_view *f, void *arg)
         if (f->locals[i] != NULL)
             mh_census_visit(f->locals[i], c);
     }
-    mh_census_drain(c);
+}
+
+static int
+mh_count_one(PyObject *o, void *arg)
+{
+    (void)o;
+    (*(size_t *)arg)++;
+    return 0;
 }
 
 int
 mh_heap_census_take(mh_heap_set *s)
 {
-    mh_census c = {s, NULL, 0, 0, 0};
-    if (mh_set_alloc(s, 1 << 16) < 0)
+    mh_census *c = mh_mem_calloc(1, sizeof(mh_census));
+    if (c == NULL)
         goto nomem;
-    if (mh_each_tracked(mh_census_tracked, &c) < 0)
+    c->set = s;
+    /* Size the set once for the tracked objects and about as many atoms:
+     * growing by doubling would rehash every address several times. */
+    size_t ntracked = 0;
+    mh_each_tracked(mh_count_one, &ntracked);
+    if (mh_set_alloc(s, ntracked * 3 + (1 << 16)) < 0)
         goto nomem;
-    mh_compat_thread_frames(mh_census_frame, &c);
-    if (c.nomem)
+    if (mh_each_tracked(mh_census_tracked, c) < 0 || mh_census_drain(c) < 0)
+        goto nomem;
+    mh_compat_thread_frames(mh_census_frame, c);
+    if (mh_census_drain(c) < 0)
         goto nomem;
     /* Held during the runs and the build: as tight as lookups allow. */
     if (s->cap > s->count + s->count / 3 + 64)
         mh_set_resize(s, s->count + s->count / 4 + 64);   /* failure: keep the big one */
-    mh_mem_free(c.stack, c.cap * sizeof(PyObject *));
+    mh_mem_free(c->stack, c->cap * sizeof(PyObject *));
+    mh_mem_free(c, sizeof(mh_census));
     return 0;
 nomem:
     PyErr_SetString(PyExc_MemoryError, "memhound: not enough memory for the heap census");
-    mh_mem_free(c.stack, c.cap * sizeof(PyObject *));
+    if (c != NULL) {
+        mh_mem_free(c->stack, c->cap * sizeof(PyObject *));
+        mh_mem_free(c, sizeof(mh_census));
+    }
     mh_heap_set_free(s);
     return -1;
 }
@@ -464,7 +509,6 @@ mh_node_add(mh_heap_graph *g, PyObject *o, uint8_t flags)
  * are random memory accesses; overlapping them is what makes one pass over
  * millions of objects fast. */
 #define MH_BATCH 8192
-#define MH_AHEAD 8
 
 typedef struct {
     mh_heap_graph *g;
