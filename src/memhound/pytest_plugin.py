@@ -260,7 +260,7 @@ class _Tracker:
         self.max_snapshots = max_snapshots
         self.top = top
         self.rootdir = rootdir
-        self.hook = _ReturnHook(code, self._snapshot_if_higher)
+        self.hook = _ReturnHook(code, lambda: _quiet(self._snapshot_if_higher))
         self.snapshot = None
         self.snapshot_level = -1
         self.snapshots_taken = 0
@@ -270,13 +270,14 @@ class _Tracker:
         self.hooked = False
 
     def __enter__(self):
+        self.can_snapshot = hasattr(_mh, "take_snapshot")
         self.owner = not _mh.is_tracing()
         if self.owner:
             _mh.start(self.nframe)
-        else:
+        elif self.can_snapshot:
             self.before = _quiet(_mh.take_snapshot)
         self.base = _mh.get_traced_memory()[0]
-        self.hooked = self.hook.install()
+        self.hooked = self.can_snapshot and self.hook.install()
         _mh.reset_peak()
         return self
 
@@ -287,7 +288,7 @@ class _Tracker:
         if current > self.snapshot_level:
             self.snapshots_taken += 1
             self.snapshot = None      # release the previous one first
-            self.snapshot = _quiet(_mh.take_snapshot)
+            self.snapshot = _mh.take_snapshot()
             self.snapshot_level = current
 
     def finish(self) -> _Measurement:
@@ -299,10 +300,13 @@ class _Tracker:
             return _Measurement(note="memhound tracing was stopped by the test")
         current, peak = _mh.get_traced_memory()
         result = _Measurement(peak=max(peak - self.base, 0))
+        if not self.can_snapshot:
+            result.note = "this memhound build cannot take snapshots: no sites"
+            return result
         if self.snapshot is None:
             self.snapshot_level = current
             self.snapshot = _quiet(_mh.take_snapshot)
-            result.note = ("sites alive after the test function returned "
+            result.note = ("alive after the test function returned "
                            "(its locals already released)")
         result.at_return = max(self.snapshot_level - self.base, 0)
         result.sites = _quiet(self._sites)
@@ -378,18 +382,26 @@ class MemhoundFailure(pytest.fail.Exception):
     """A test failed memhound's leak check or memory limit."""
 
 
+# As pytest does for its own outcomes: "MemhoundFailure: ..." in summaries,
+# not "memhound.pytest_plugin.MemhoundFailure: ...".
+MemhoundFailure.__module__ = "builtins"
+
+
 def _limit_message(plan, m: _Measurement):
     lines = [f"memhound: peak traced memory {format_size(m.peak)} ({m.peak} bytes) exceeds "
              f"limit_memory({plan.limit_text!r}) = {format_size(plan.limit)} "
              f"({plan.limit} bytes)"]
-    if m.note:
+    if m.note and not m.sites:
         lines.append(f"memhound: {m.note}")
+        return "\n".join(lines)
+    if m.note:
+        lines.append(f"Biggest allocation sites, {m.note}:")
     else:
         lines.append(f"Biggest allocation sites alive when the test function returned "
                      f"({format_size(m.at_return)} of the peak):")
     lines += _format_sites(m)
     freed = m.peak - m.at_return
-    if freed > 0 and not m.note:
+    if freed > 0:
         lines.append(f"    {format_size(freed)} of the peak was freed before the test "
                      "returned and is not attributed above.")
     return "\n".join(lines)
