@@ -497,3 +497,74 @@ def test_memhound_summary(run):
     assert big < medium and "test_tiny" not in summary
     site = line_of(source, "bytearray(6 * 1024 * 1024)")
     assert re.search(rf"\d+\.\d MiB  test_sample\.py:{site}  \(\d+ blocks?\)", summary), summary
+
+
+def test_limit_memory_when_already_tracing(run):
+    """Tracing started by the suite itself: measured against the level at the start, left on."""
+    source = """
+        import memhound
+        import pytest
+
+        @pytest.fixture(scope="module", autouse=True)
+        def tracing():
+            memhound.start(4)
+            keep = bytearray(8 * 1024 * 1024)      # allocated before the test: not counted
+            yield
+            assert memhound.is_tracing()
+            memhound.stop()
+
+        @pytest.mark.limit_memory("4 MB")
+        def test_small_increase():
+            data = bytearray(1024 * 1024)
+
+        @pytest.mark.limit_memory("1 MB")
+        def test_big_increase():
+            data = bytearray(2 * 1024 * 1024)
+    """
+    result = run(source)
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert "FAILED test_sample.py::test_big_increase" in out
+    site = line_of(source, "bytearray(2 * 1024 * 1024)")
+    assert re.search(rf"2\.0 MiB  test_sample\.py:{site}  \(\d+ blocks?\)", out), out
+    other = line_of(source, "bytearray(8 * 1024 * 1024)")
+    assert f"test_sample.py:{other} " not in out
+
+
+def test_limit_memory_without_return_hook(run):
+    """No free sys.monitoring tool id (3.12+) / another profiler (3.11): sites after return."""
+    source = """
+        import sys
+        import pytest
+
+        @pytest.fixture
+        def hook_taken():
+            if hasattr(sys, "monitoring"):
+                taken = [t for t in range(6) if sys.monitoring.get_tool(t) is None]
+                for tool in taken:
+                    sys.monitoring.use_tool_id(tool, "busy")
+                yield
+                for tool in taken:
+                    sys.monitoring.free_tool_id(tool)
+            else:
+                sys.setprofile(lambda *args: None)
+                yield
+                sys.setprofile(None)
+
+        _kept = []
+
+        @pytest.mark.limit_memory("1 MB")
+        def test_over(hook_taken):
+            _kept.append(bytearray(2 * 1024 * 1024))
+            local = bytearray(3 * 1024 * 1024)
+    """
+    result = run(source)
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "Biggest allocation sites, alive after the test function returned " \
+           "(its locals already released):" in out
+    held = line_of(source, "_kept.append(")
+    assert re.search(rf"2\.0 MiB  test_sample\.py:{held} ", out), out      # still held by _kept
+    released = line_of(source, "local = bytearray")
+    assert f"test_sample.py:{released} " not in out                     # the released local
+    assert "3.0 MiB of the peak was freed" in out
