@@ -568,3 +568,34 @@ def test_limit_memory_without_return_hook(run):
     released = line_of(source, "local = bytearray")
     assert f"test_sample.py:{released} " not in out                     # the released local
     assert "3.0 MiB of the peak was freed" in out
+
+
+def test_unittest_testcase_is_reported_not_ignored(run):
+    result = run("""
+        import unittest
+        import pytest
+
+        class Case(unittest.TestCase):
+            @pytest.mark.limit_memory("1 MB")
+            def test_marked(self):
+                pass
+
+            def test_unmarked(self):
+                pass
+    """, "--memhound-leaks", "--memhound")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines([
+        "*memhound: test_sample.py::Case::test_marked: no_leaks and limit_memory apply to "
+        "pytest test functions and methods, not to unittest.TestCase tests*"])
+
+
+def test_integer_limit_in_bytes(run):
+    result = run("""
+        import pytest
+
+        @pytest.mark.limit_memory(100_000)
+        def test_over():
+            data = bytearray(1024 * 1024)
+    """)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*exceeds limit_memory(100000) = 97.7 KiB (100000 bytes)*"])

@@ -162,7 +162,7 @@ def memory_limit(marker):
 class _Plan:
     leaks: tuple | None = None      # (warmup, runs, frames)
     limit: int | None = None
-    limit_text: str = ""
+    limit_text: object = None       # the marker's argument, as written
     trace: bool = False             # measure peak and sites
     error: str | None = None
 
@@ -460,8 +460,27 @@ def _instrument(item, original, plan, config):
     return run_checked
 
 
+def _instrumentable(item):
+    """True for test functions that pytest calls through pytest_pyfunc_call.
+
+    Not: doctests and other non-function items, unittest.TestCase methods
+    (run by unittest itself).  Async tests are decided at call time: a plugin
+    such as pytest-asyncio has made them sync by then, or pytest rejects them.
+    """
+    return isinstance(item, pytest.Function) and not any(
+        cls.__name__ == "TestCaseFunction" for cls in type(item).__mro__)
+
+
 def _make_plan(item, config) -> _Plan:
     plan = _Plan()
+    explicit = any(item.get_closest_marker(name) for name in ("no_leaks", "limit_memory"))
+    if not _instrumentable(item):
+        # --memhound / --memhound-leaks skip such items silently; a marker
+        # asking for a check that cannot run must not pass silently.
+        if explicit:
+            plan.error = (f"{item.nodeid}: no_leaks and limit_memory apply to pytest test "
+                          "functions and methods, not to unittest.TestCase tests")
+        return plan
     try:
         allow = item.get_closest_marker("allow_leaks") is not None
         marker = item.get_closest_marker("no_leaks")
@@ -474,7 +493,7 @@ def _make_plan(item, config) -> _Plan:
         marker = item.get_closest_marker("limit_memory")
         if marker is not None:
             plan.limit = memory_limit(marker)
-            plan.limit_text = str(marker.args[0] if marker.args else marker.kwargs["limit"])
+            plan.limit_text = marker.args[0] if marker.args else marker.kwargs["limit"]
             plan.trace = True
         if config.getoption("memhound"):
             plan.trace = True
@@ -508,7 +527,7 @@ class _Manager:
         if (plan is None or (plan.leaks is None and not plan.trace)
                 or inspect.iscoroutinefunction(original)
                 or inspect.isasyncgenfunction(original)):
-            yield
+            yield                 # pytest reports unsupported async tests itself
             return
         pyfuncitem.obj = _instrument(pyfuncitem, original, plan, self.config)
         try:
