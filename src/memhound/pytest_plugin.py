@@ -193,18 +193,24 @@ def _quiet(func, *args):
 
 
 class _ReturnHook:
-    """Call `callback` when `code` returns, while its frame's locals are alive.
+    """Snapshot the traces while the test function's locals are still alive.
 
-    3.12+: a local PY_RETURN event on that one code object (no cost for any
-    other code).  3.11: a profile function for the test's duration, installed
-    only when no other profiler is set.
+    3.12+: a local PY_RETURN event on the test's code object calls `callback`
+    at each return (no cost for any other code).  3.11 has no such event: a
+    profile function catches the test's frame at its first call and removes
+    itself at once, so only the few calls before the test pay for it; the
+    frame object, kept until `grabbed()` is consumed, takes ownership of the
+    locals when the function returns.  Not used when another profiler is set
+    or, on 3.11, under no_leaks (the kept locals would outlive the first run).
     """
 
-    def __init__(self, code, callback):
+    def __init__(self, code, callback, may_grab):
         self.code = code
         self.callback = callback
+        self.may_grab = may_grab
         self.tool = None
         self.profiling = False
+        self.frame = None
 
     def install(self):
         if self.code is None:
@@ -221,13 +227,14 @@ class _ReturnHook:
             monitoring.register_callback(tool, monitoring.events.PY_RETURN, self._on_return)
             monitoring.set_local_events(tool, self.code, monitoring.events.PY_RETURN)
             return True
-        if sys.getprofile() is not None:
+        if not self.may_grab or sys.getprofile() is not None:
             return False
-        sys.setprofile(self._on_profile)
+        sys.setprofile(self._on_call)
         self.profiling = True
         return True
 
-    def remove(self):
+    def remove(self, use_frame=True):
+        """Uninstall; on 3.11 first run `callback` while the grabbed frame lives."""
         if self.tool is not None:
             monitoring = sys.monitoring
             monitoring.set_local_events(self.tool, self.code, 0)
@@ -237,14 +244,20 @@ class _ReturnHook:
         if self.profiling:
             sys.setprofile(None)
             self.profiling = False
+        if self.frame is not None:
+            if use_frame:
+                self.callback()
+            self.frame = None
 
     def _on_return(self, code, offset, retval):
         if code is self.code:
             self.callback()
 
-    def _on_profile(self, frame, event, arg):
-        if event == "return" and frame.f_code is self.code:
-            self.callback()
+    def _on_call(self, frame, event, arg):
+        if event == "call" and frame.f_code is self.code:
+            self.frame = frame
+            sys.setprofile(None)
+            self.profiling = False
 
 
 def _test_code(func):
@@ -255,12 +268,15 @@ def _test_code(func):
 class _Tracker:
     """Measure the peak traced memory of one call and snapshot its biggest sites."""
 
-    def __init__(self, code, nframe, top, rootdir, max_snapshots):
+    def __init__(self, code, nframe, top, rootdir, repeated):
         self.nframe = nframe
-        self.max_snapshots = max_snapshots
+        # Under no_leaks (`repeated`), snapshot only at the first return: a
+        # snapshot kept from a measured run would itself look like a survivor.
+        self.max_snapshots = 1 if repeated else sys.maxsize
         self.top = top
         self.rootdir = rootdir
-        self.hook = _ReturnHook(code, lambda: _quiet(self._snapshot_if_higher))
+        self.hook = _ReturnHook(code, lambda: _quiet(self._snapshot_if_higher),
+                                may_grab=not repeated)
         self.snapshot = None
         self.snapshot_level = -1
         self.snapshots_taken = 0
@@ -282,7 +298,7 @@ class _Tracker:
         return self
 
     def _snapshot_if_higher(self):
-        if self.snapshots_taken >= self.max_snapshots:
+        if self.snapshots_taken >= self.max_snapshots or not _mh.is_tracing():
             return
         current = _mh.get_traced_memory()[0]
         if current > self.snapshot_level:
@@ -314,7 +330,7 @@ class _Tracker:
 
     def close(self):
         if self.hooked:
-            self.hook.remove()
+            self.hook.remove(use_frame=False)
             self.hooked = False
         if self.owner and _mh.is_tracing():
             _mh.stop()
@@ -422,13 +438,11 @@ def _instrument(item, original, plan, config):
         measurement = None
         try:
             if plan.trace:
-                # Under no_leaks, snapshot only at the first return: a snapshot
-                # kept from a measured run would itself look like a survivor.
                 if plan.leaks is None:
-                    tracker = _Tracker(_test_code(original), nframe, top, rootdir, 1 << 30)
+                    tracker = _Tracker(_test_code(original), nframe, top, rootdir, False)
                 else:
                     tracker = _Tracker(_test_code(original), max(nframe, plan.leaks[2]),
-                                       top, rootdir, 1)
+                                       top, rootdir, True)
                 tracker.__enter__()
             if plan.leaks is not None:
                 find_leaks = getattr(_mh, "find_leaks", None)
