@@ -413,8 +413,17 @@ def test_xfail(run):
         @pytest.mark.limit_memory("100 KB")
         def test_too_big():
             data = bytes(1024 * 1024)
+
+        @pytest.mark.no_leaks
+        @pytest.mark.limit_memory("1 MB")
+        def test_skips_itself():
+            pytest.skip("not here")
+
+        def test_tracing_restored():
+            import memhound
+            assert not memhound.is_tracing()
     """)
-    result.assert_outcomes(xfailed=3, failed=1)
+    result.assert_outcomes(xfailed=3, failed=1, skipped=1, passed=1)
     result.stdout.fnmatch_lines(["*XPASS(strict)*not leaking after all*"])
 
 
