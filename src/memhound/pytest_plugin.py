@@ -285,7 +285,8 @@ class _Tracker:
         self.base = 0
         self.hooked = False
 
-    def __enter__(self):
+    def begin(self):
+        """Start tracing (unless already on), note the level, reset the peak."""
         self.can_snapshot = hasattr(_mh, "take_snapshot")
         self.owner = not _mh.is_tracing()
         if self.owner:
@@ -295,7 +296,6 @@ class _Tracker:
         self.base = _mh.get_traced_memory()[0]
         self.hooked = self.can_snapshot and self.hook.install()
         _mh.reset_peak()
-        return self
 
     def _snapshot_if_higher(self):
         if self.snapshots_taken >= self.max_snapshots or not _mh.is_tracing():
@@ -329,6 +329,7 @@ class _Tracker:
         return result
 
     def close(self):
+        """Undo begin(): remove the hook, stop tracing if we started it."""
         if self.hooked:
             self.hook.remove(use_frame=False)
             self.hooked = False
@@ -443,7 +444,7 @@ def _instrument(item, original, plan, config):
                 else:
                     tracker = _Tracker(_test_code(original), max(nframe, plan.leaks[2]),
                                        top, rootdir, True)
-                tracker.__enter__()
+                tracker.begin()
             if plan.leaks is not None:
                 find_leaks = getattr(_mh, "find_leaks", None)
                 if find_leaks is None:
