@@ -35,9 +35,11 @@ def run(pytester, monkeypatch):
     path = [package_parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
 
-    def run(source, *args, name="test_sample"):
-        pytester.makepyfile(**{name: textwrap.dedent(source)})
-        return pytester.runpytest_subprocess(*PLUGIN_ARGS, "-p", "no:cacheprovider", *args)
+    def run(source, *args):
+        pytester.makepyfile(test_sample=textwrap.dedent(source))
+        # Unrelated plugins installed in the interpreter only slow each run down.
+        quiet = ("-p", "no:cacheprovider", "-p", "no:benchmark", "-p", "no:hypothesispytest")
+        return pytester.runpytest_subprocess(*PLUGIN_ARGS, *quiet, *args)
 
     return run
 
