@@ -162,7 +162,7 @@ def memory_limit(marker):
 class _Plan:
     leaks: tuple | None = None      # (warmup, runs, frames)
     limit: int | None = None
-    limit_text: object = None       # the marker's argument, as written
+    limit_text: object = None       # the marker's argument as written, for messages
     trace: bool = False             # measure peak and sites
     error: str | None = None
 
@@ -621,7 +621,7 @@ def pytest_configure(config):
         config.pluginmanager.register(_Manager(config), "memhound-manager")
 
 
-_OUR_MARKERS = ("no_leaks", "limit_memory", "allow_leaks")
+_OUR_MARKERS = ("no_leaks", "limit_memory")      # allow_leaks alone asks for nothing
 
 
 def pytest_collection_modifyitems(config, items):
