@@ -103,12 +103,17 @@ def test_format_size():
 def test_inactive_without_options_or_markers(run):
     result = run("""
         import memhound
+        import pytest
 
         def test_nothing_traced(request):
             assert not memhound.is_tracing()
             assert not request.config.pluginmanager.has_plugin("memhound-manager")
+
+        @pytest.mark.allow_leaks
+        def test_allow_leaks_alone_asks_for_nothing(request):
+            assert not request.config.pluginmanager.has_plugin("memhound-manager")
     """, "--strict-markers")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
 
 
 def test_markers_are_registered(run):
