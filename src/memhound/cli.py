@@ -14,6 +14,7 @@ to stderr.  Errors are one line on stderr and a non-zero exit status.
 import argparse
 import builtins
 import io
+import marshal
 import os
 import signal
 import sys
@@ -118,7 +119,8 @@ def _build_parser():
     p.add_argument("--html", metavar="FILE", help="write an HTML report at exit")
     p.add_argument("--interval", type=_positive_float, metavar="SECONDS",
                    help="record current and peak memory every SECONDS for the timeline, "
-                        "and write a snapshot FILE.NNNN each time when --snapshot is given")
+                        "and write a snapshot FILE.NNNN each time when --snapshot is given "
+                        "(snapshots are spaced to cost the program at most ~10%%)")
     p.add_argument("--signal", metavar="SIGNAME",
                    help="write a snapshot when the program receives this signal (e.g. USR2)")
     p.add_argument("-m", dest="module", metavar="module", help="run a library module as a script")
@@ -371,6 +373,9 @@ class _Recorder:
 
     POLL = 0.01
     MAX_POINTS = 20000
+    # Snapshots hold the GIL: the next one waits SNAPSHOT_SHARE times as long
+    # as the last one took, so recording costs the program at most ~10%.
+    SNAPSHOT_SHARE = 10
 
     def __init__(self, api, args):
         self.api = api
@@ -380,7 +385,11 @@ class _Recorder:
         self.peak_snapshot = None
         self.peak_snapshot_size = 0
         self.written = []
+        self.pending = []
         self.sequence = 0
+        self.own_bytes = 0
+        self.snapshot_cost = 0.0
+        self.stdlib = api.__name__ == "tracemalloc"
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         self.thread = None
@@ -400,23 +409,33 @@ class _Recorder:
     def _loop(self):
         self.suspend()
         step = self.args.interval or 0.1
-        next_point = 0.0
+        next_point = next_snapshot = 0.0
         while not self.stop_event.wait(self.POLL):
             try:
-                current, peak = self.api.get_traced_memory()
+                current, peak = self.traced()
             except Exception:
                 return
             now = time.monotonic() - self.t0
             if now >= next_point:
                 self._point(now, current, peak)
-                if self.args.interval and self.args.snapshot:
-                    self.write_snapshot("interval")
                 next_point = now + step
-            if current > self.peak_snapshot_size * 1.25 + 65536:
+                if self.args.interval and self.args.snapshot and now >= next_snapshot:
+                    self.write_snapshot("interval")
+                    next_snapshot = now + max(step, self.SNAPSHOT_SHARE * self.snapshot_cost)
+            if current > self.peak_snapshot_size * 1.25 + 65536 and now >= next_snapshot:
                 snap = self.take()
+                next_snapshot = now + self.SNAPSHOT_SHARE * self.snapshot_cost
                 if snap is not None:
                     with self.lock:
-                        self.peak_snapshot, self.peak_snapshot_size = snap, current
+                        old, self.peak_snapshot = self.peak_snapshot, snap
+                        self.peak_snapshot_size = current
+                    self._forget(old)
+
+    def traced(self):
+        """(current, peak) traced memory of the program, without the packed
+        snapshots memhound itself keeps (stdlib fallback)."""
+        current, peak = self.api.get_traced_memory()
+        return max(current - self.own_bytes, 0), max(peak - self.own_bytes, 0)
 
     def _point(self, now, current, peak):
         self.timeline.append([round(now, 4), current, peak])
@@ -424,27 +443,82 @@ class _Recorder:
             self.timeline[:] = self.timeline[::2]
 
     def take(self):
-        """Snapshot of the program's memory, memhound's own traces removed."""
+        """Raw snapshot of the program's memory (memhound's own traces are
+        removed later by ``clean``: filtering while the stdlib tracer runs
+        traces every allocation of the filter itself, ~100x slower).
+
+        With the stdlib fallback the traces are packed into one bytes object
+        (marshal, in C): a kept snapshot of N traces would otherwise be N
+        tuples that every garbage collection of the program walks through."""
+        t = time.perf_counter()
         try:
             snap = self.api.take_snapshot()
         except RuntimeError:            # tracing stopped by the program
             return None
+        self.snapshot_cost = time.perf_counter() - t
+        if not self.stdlib:
+            return snap
+        blob = marshal.dumps(snap.traces._traces)
+        self.own_bytes += sys.getsizeof(blob)
+        return (blob, snap.traceback_limit)
+
+    def _forget(self, packed):
+        if isinstance(packed, tuple):
+            self.own_bytes -= sys.getsizeof(packed[0])
+
+    def clean(self, snap):
+        """The snapshot without memhound's own traces; call after stop()."""
+        if isinstance(snap, tuple):
+            snap = self.api.Snapshot(marshal.loads(snap[0]), snap[1])
         return snap.filter_traces(self.excluded)
 
-    def write_snapshot(self, kind):
-        snap = self.take()
-        if snap is None:
-            return None
+    def write_snapshot(self, kind, now=False):
+        """Write a snapshot FILE.NNNN; return its path.
+
+        With the stdlib fallback, ``--interval`` files are written after the
+        program ends (``flush``): pickling while its tracer runs traces every
+        allocation of the pickler and slows the program down ~50x.  A signal
+        (``now=True``) writes at once: a server must not have to stop."""
         with self.lock:
             self.sequence += 1
             path = _numbered(self.args.snapshot or f"memhound-{os.getpid()}.snapshot", self.sequence)
-        _set_metadata(snap, self.metadata(kind))
-        snap.dump(path)
-        self.written.append(path)
+        meta = self.metadata(kind)
+        if now:
+            try:
+                snap = self.api.take_snapshot()
+            except RuntimeError:
+                return None
+            _set_metadata(snap, meta)
+            self._dump(path, snap)
+            return path
+        snap = self.take()
+        if snap is None:
+            return None
+        if isinstance(snap, tuple):
+            self.pending.append((path, snap, meta))
+        else:
+            _set_metadata(snap, meta)
+            self._dump(path, snap)
         return path
 
+    def _dump(self, path, snap):
+        try:
+            snap.dump(path)
+        except OSError as exc:
+            print(f"memhound: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+            return
+        self.written.append(path)
+
+    def flush(self):
+        """Write the snapshots kept while the program ran (after stop())."""
+        for path, packed, meta in self.pending:
+            snap = self.clean(packed)
+            _set_metadata(snap, meta)
+            self._dump(path, snap)
+        self.pending.clear()
+
     def metadata(self, kind):
-        current, peak = self.api.get_traced_memory()
+        current, peak = self.traced()
         return {"memhound": {"kind": kind, "time": round(time.monotonic() - self.t0, 4),
                              "wall_time": time.time(), "traced": [current, peak],
                              "argv": list(sys.argv), "pid": os.getpid(),
@@ -454,7 +528,7 @@ class _Recorder:
         self.stop_event.set()
         if self.thread is not None:
             self.thread.join()
-        current, peak = self.api.get_traced_memory()
+        current, peak = self.traced()
         self._point(time.monotonic() - self.t0, current, peak)
 
 
@@ -494,8 +568,8 @@ def _cmd_run(args, program):
     recorder = _Recorder(api, args)
     if sig is not None:
         def on_signal(signum, frame):
-            path = recorder.write_snapshot(f"signal {signal.Signals(signum).name}")
-            if path:
+            path = recorder.write_snapshot(f"signal {signal.Signals(signum).name}", now=True)
+            if path in recorder.written:
                 print(f"memhound: wrote {path}", file=sys.stderr)
         signal.signal(sig, on_signal)
     recorder.start()                    # before tracing: its setup is not traced
@@ -508,17 +582,24 @@ def _cmd_run(args, program):
             print("memhound: the program stopped tracing; no report", file=sys.stderr)
             return status
         final = recorder.take()
-        current, peak = api.get_traced_memory()
+        meta = recorder.metadata("exit")
+        current, peak = recorder.traced()
         api.stop()
-        _set_metadata(final, recorder.metadata("exit"))
+        final = recorder.clean(final)
+        if recorder.peak_snapshot is not None:
+            recorder.peak_snapshot = recorder.clean(recorder.peak_snapshot)
+        _set_metadata(final, meta)
+        recorder.flush()
         _report_run(args, final, recorder, current, peak)
         if args.snapshot:
             final.dump(args.snapshot)
             print(f"memhound: wrote {args.snapshot}", file=sys.stderr)
         if args.html:
             from .report import html
+            what = ["-m", args.module] if args.module else []
+            title = " ".join(["memhound run"] + what + program)
             html.write_html(html.report_from_snapshots([(args.snapshot or "exit", final)],
-                                                       title=" ".join(sys.argv)), args.html)
+                                                       title=title), args.html)
             print(f"memhound: wrote {args.html}", file=sys.stderr)
     finally:
         del keep_alive

@@ -84,25 +84,27 @@ def compare_rows(old, new, group_by="lineno", cumulative=False, limit=10):
 
 
 # Frames that belong to the `memhound run` launcher, not to the program: they
-# sit at the root (oldest end) of every traceback recorded under `run`.
-_LAUNCHER_FILES = {os.path.abspath(runpy.__file__), "<frozen runpy>",
-                   os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cli.py")}
+# sit at the root (oldest end) of every traceback recorded under `run`:
+# whatever started memhound, then cli.py, then (for -m) runpy.
+_CLI_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cli.py")
+_RUNPY_FILES = {os.path.abspath(runpy.__file__), "<frozen runpy>"}
 
 
 def stacks(snapshot, strip_launcher=True):
     """Yield (frames root first, size, count) per distinct traceback; each
     frame is a (filename, lineno, function) tuple.  With ``strip_launcher``
     the frames of ``memhound run`` itself (cli.py, runpy) are left out."""
-    launcher = _LAUNCHER_FILES if strip_launcher else ()
     for stat in snapshot.statistics("traceback"):
-        frames = []
-        skipping = True
-        for f in stat.traceback:                 # oldest first: root to leaf
-            filename = f.filename
-            if skipping and filename in launcher:
-                continue
-            skipping = False
-            frames.append((filename, f.lineno, frame_function(f)))
+        frames = [(f.filename, f.lineno, frame_function(f)) for f in stat.traceback]
+        if strip_launcher:
+            start = 0
+            for i, f in enumerate(frames):       # oldest first: root to leaf
+                if f[0] == _CLI_FILE:
+                    start = i + 1
+            while start and start < len(frames) and frames[start][0] in _RUNPY_FILES:
+                start += 1
+            if start:
+                del frames[:start]
         yield frames, stat.size, stat.count
 
 
@@ -111,7 +113,9 @@ def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
 
     Returns ``{"frames": [[filename, lineno, function], ...],
     "nodes": [parent, frame, size, count, ...]}`` (flat, 4 ints per node;
-    node 0 is the root, parents come before children), plus totals.
+    node 0 is the root, parents come before children), plus totals and
+    ``sites``: {(filename, lineno, function): [size, count]} by most recent
+    frame, computed before pruning.
 
     >>> tree = flame_tree(snapshot)                     # doctest: +SKIP
     >>> tree["total_size"], len(tree["nodes"]) // 4     # doctest: +SKIP
@@ -125,9 +129,17 @@ def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
     frame_of = [-1]
     size_of = [0]
     count_of = [0]
+    sites = {}
     for stack, size, count in stacks(snapshot, strip_launcher):
         size_of[0] += size
         count_of[0] += count
+        leaf = stack[-1] if stack else ("<unknown>", 0, None)
+        site = sites.get(leaf)
+        if site is None:
+            sites[leaf] = [size, count]
+        else:
+            site[0] += size
+            site[1] += count
         node = 0
         for key in stack:
             fid = frame_ids.get(key)
@@ -162,7 +174,7 @@ def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
             fid = nf
         flat.extend((new_index.get(parent_of[old], -1), fid, size_of[old], count_of[old]))
     return {"frames": out_frames, "nodes": flat, "total_size": size_of[0],
-            "total_count": count_of[0], "pruned": len(parent_of) - len(keep)}
+            "total_count": count_of[0], "pruned": len(parent_of) - len(keep), "sites": sites}
 
 
 def _prune(parent_of, size_of, max_nodes):
