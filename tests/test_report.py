@@ -80,9 +80,13 @@ def test_launcher_frames_are_stripped():
     cli_file = _aggregate._CLI_FILE
     raw = [(0, 100, (("prog.py", 3), ("<frozen runpy>", 88), (cli_file, 600), (cli_file, 200),
                      ("/usr/bin/memhound", 8)), 5)]
-    stacks = list(_aggregate.stacks(snapshot(raw)))
+    from_run = {"memhound": {"kind": "exit", "argv": ["prog.py"]}}
+    stacks = [([_aggregate.frame_key(f) for f in frames], size, count)
+              for frames, size, count in _aggregate.stacks(snapshot(raw, from_run))]
     assert stacks == [([("prog.py", 3, None)], 100, 1)]
-    assert list(_aggregate.stacks(snapshot(raw), strip_launcher=False))[0][0][0] == ("/usr/bin/memhound", 8, None)
+    for snap, strip in ((snapshot(raw, from_run), False), (snapshot(raw), True)):
+        root = list(_aggregate.stacks(snap, strip_launcher=strip))[0][0][0]
+        assert _aggregate.frame_key(root) == ("/usr/bin/memhound", 8, None)
 
 
 def test_collapsed_and_speedscope():

@@ -7,13 +7,17 @@ nodes are (frame, size, count).  A tree larger than ``max_nodes`` is pruned
 from the smallest nodes up; what is cut is accounted for in its parent, so
 every percentage stays exact.
 """
+import heapq
 import os
 import runpy
 import sys
 
-from ._source import frame_function
+from ._source import frame_function, metadata
 
 GROUP_BY = ("lineno", "filename", "traceback")
+# Call-tree nodes smaller than this share of the total are folded into their
+# parent: at 1e-5 a node is 1/80 of a pixel wide on a 1280-pixel flame graph.
+MIN_SHARE = 1e-5
 
 
 class SiteRow:
@@ -88,24 +92,57 @@ def compare_rows(old, new, group_by="lineno", cumulative=False, limit=10):
 # whatever started memhound, then cli.py, then (for -m) runpy.
 _CLI_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cli.py")
 _RUNPY_FILES = {os.path.abspath(runpy.__file__), "<frozen runpy>"}
+_LAUNCHER_DEPTH = 16        # launcher frames are among the first 16 from the root
 
 
 def stacks(snapshot, strip_launcher=True):
-    """Yield (frames root first, size, count) per distinct traceback; each
-    frame is a (filename, lineno, function) tuple.  With ``strip_launcher``
-    the frames of ``memhound run`` itself (cli.py, runpy) are left out."""
-    for stat in snapshot.statistics("traceback"):
-        frames = [(f.filename, f.lineno, frame_function(f)) for f in stat.traceback]
+    """Yield (frames root first, size, count) per distinct traceback, biggest
+    first; each frame is a (filename, lineno[, function]) tuple (no
+    function for stdlib snapshots: see ``frame_key``).  With
+    ``strip_launcher`` and a snapshot written by ``memhound run`` (its
+    metadata says so), the frames of the launcher itself (cli.py, runpy) are
+    left out."""
+    meta = metadata(snapshot).get("memhound")
+    strip_launcher = strip_launcher and isinstance(meta, dict) and "argv" in meta
+    for frames, size, count in _grouped(snapshot):
         if strip_launcher:
             start = 0
-            for i, f in enumerate(frames):       # oldest first: root to leaf
+            for i, f in enumerate(frames[:_LAUNCHER_DEPTH]):    # root first
                 if f[0] == _CLI_FILE:
                     start = i + 1
             while start and start < len(frames) and frames[start][0] in _RUNPY_FILES:
                 start += 1
             if start:
-                del frames[:start]
-        yield frames, stat.size, stat.count
+                frames = frames[start:]
+        yield frames, size, count
+
+
+def _grouped(snapshot):
+    raw = getattr(getattr(snapshot, "traces", None), "_traces", None)
+    if type(raw) is tuple:
+        # Stdlib snapshot: group its raw trace tuples directly.  Its
+        # statistics('traceback') builds a Traceback object per trace and
+        # takes ~8 s for 1M traces; this takes well under a second.
+        # Tracebacks are shared tuples (tracemalloc interns them and pickle
+        # keeps the sharing), so group by identity first: hashing a nested
+        # tuple per trace costs several times more.  Equal tracebacks that are
+        # distinct objects stay separate here; the call tree merges them.
+        by_id = {}
+        for trace in raw:
+            group = by_id.get(id(trace[2]))
+            if group is None:
+                by_id[id(trace[2])] = [trace[1], 1, trace[2]]
+            else:
+                group[0] += trace[1]
+                group[1] += 1
+        items = sorted(by_id.values(), key=lambda g: (g[0], g[1]), reverse=True)
+        for size, count, tb in items:
+            # the raw frame tuples themselves, root first: no per-frame object
+            yield (tb[::-1] if tb else (("<unknown>", 0),)), size, count
+        return
+    for stat in snapshot.statistics("traceback"):
+        yield ([(f.filename, f.lineno, frame_function(f)) for f in stat.traceback],
+               stat.size, stat.count)
 
 
 def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
@@ -121,42 +158,64 @@ def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
     >>> tree["total_size"], len(tree["nodes"]) // 4     # doctest: +SKIP
     (1048576, 42)
     """
-    frame_ids = {}
-    frames = []
-    # node key (parent, frame) -> node index; per-node size/count lists
-    children = {}
-    parent_of = [-1]
-    frame_of = [-1]
-    size_of = [0]
-    count_of = [0]
+    stack_list, sizes, counts = [], [], []
     sites = {}
+    total_size = total_count = 0
     for stack, size, count in stacks(snapshot, strip_launcher):
-        size_of[0] += size
-        count_of[0] += count
-        leaf = stack[-1] if stack else ("<unknown>", 0, None)
+        stack_list.append(stack)
+        sizes.append(size)
+        counts.append(count)
+        total_size += size
+        total_count += count
+        leaf = stack[-1] if stack else ("<unknown>", 0)
         site = sites.get(leaf)
         if site is None:
             sites[leaf] = [size, count]
         else:
             site[0] += size
             site[1] += count
-        node = 0
-        for key in stack:
-            fid = frame_ids.get(key)
-            if fid is None:
-                fid = frame_ids[key] = len(frames)
-                frames.append(key)
-            child_key = (node, fid)
-            child = children.get(child_key)
-            if child is None:
-                child = children[child_key] = len(parent_of)
+    # Build the tree one level at a time, splitting each node's tracebacks
+    # by their next frame.  A group below `threshold` (too small to ever be
+    # drawn) is folded into its parent and its tracebacks are not walked any
+    # deeper: 1M distinct tracebacks do not turn into 10M tree nodes.
+    threshold = total_size * MIN_SHARE
+    frame_ids = {}
+    frames = []
+    parent_of, frame_of, size_of, count_of = [-1], [-1], [total_size], [total_count]
+    folded = 0
+    level = [(0, range(len(stack_list)))]
+    depth = 0
+    while level:
+        next_level = []
+        for node, members in level:
+            split = {}
+            for i in members:
+                stack = stack_list[i]
+                if len(stack) > depth:
+                    key = stack[depth]
+                    group = split.get(key)
+                    if group is None:
+                        split[key] = [sizes[i], counts[i], [i]]
+                    else:
+                        group[0] += sizes[i]
+                        group[1] += counts[i]
+                        group[2].append(i)
+            for key, (size, count, sub) in split.items():
+                if size < threshold or size == 0:
+                    folded += 1
+                    continue
+                fid = frame_ids.get(key)
+                if fid is None:
+                    fid = frame_ids[key] = len(frames)
+                    frames.append(key)
+                child = len(parent_of)
                 parent_of.append(node)
                 frame_of.append(fid)
-                size_of.append(0)
-                count_of.append(0)
-            size_of[child] += size
-            count_of[child] += count
-            node = child
+                size_of.append(size)
+                count_of.append(count)
+                next_level.append((child, sub))
+        level = next_level
+        depth += 1
     keep = _prune(parent_of, size_of, max_nodes)
     # renumber kept nodes (parents always precede children)
     new_index = {}
@@ -170,20 +229,29 @@ def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
             nf = used_frames.get(fid)
             if nf is None:
                 nf = used_frames[fid] = len(out_frames)
-                out_frames.append(list(frames[fid]))
+                out_frames.append(list(frame_key(frames[fid])))
             fid = nf
         flat.extend((new_index.get(parent_of[old], -1), fid, size_of[old], count_of[old]))
-    return {"frames": out_frames, "nodes": flat, "total_size": size_of[0],
-            "total_count": count_of[0], "pruned": len(parent_of) - len(keep), "sites": sites}
+    return {"frames": out_frames, "nodes": flat, "total_size": total_size,
+            "total_count": total_count, "pruned": folded + len(parent_of) - len(keep),
+            "sites": {frame_key(k): v for k, v in sites.items()}}
+
+
+def frame_key(frame):
+    """(filename, lineno, function) for a frame tuple with or without function."""
+    return (frame[0], frame[1], frame[2]) if len(frame) > 2 else (frame[0], frame[1], None)
 
 
 def _prune(parent_of, size_of, max_nodes):
+    """Indexes of the ``max_nodes`` biggest nodes, in index order.  A node is
+    never bigger than its parent and parents have smaller indexes, so taking
+    ties in index order keeps every kept node's ancestors."""
     n = len(parent_of)
     if n <= max_nodes:
         return range(n)
-    # keep the max_nodes largest nodes; a node's size never exceeds its
-    # parent's, so keeping the largest keeps every kept node's ancestors
-    # (ties broken by index, and parents have smaller indexes).
-    order = sorted(range(n), key=lambda i: (-size_of[i], i))[:max_nodes]
-    order.sort()
-    return order
+    threshold = heapq.nlargest(max_nodes, size_of)[-1]
+    keep = [i for i in range(n) if size_of[i] > threshold]
+    room = max_nodes - len(keep)
+    keep += [i for i in range(n) if size_of[i] == threshold][:room]
+    keep.sort()
+    return keep

@@ -8,12 +8,12 @@
 import json
 
 from .. import __version__
-from ._aggregate import stacks
+from ._aggregate import frame_key, stacks
 
 
 def frame_name(frame):
     """``function (file:line)``, or ``file:line`` when the function is unknown."""
-    filename, lineno, function = frame
+    filename, lineno, function = frame_key(frame)
     where = f"{filename}:{lineno}"
     return f"{function} ({where})" if function else where
 
@@ -44,10 +44,11 @@ def speedscope(snapshot, name="memhound"):
     weights = []
     for frames, size, _count in stacks(snapshot):
         sample = []
-        for f in frames:
-            fid = frame_ids.get(f)
+        for raw in frames:
+            fid = frame_ids.get(raw)
             if fid is None:
-                fid = frame_ids[f] = len(shared)
+                fid = frame_ids[raw] = len(shared)
+                f = frame_key(raw)
                 entry = {"name": f[2] or f"{f[0]}:{f[1]}", "file": f[0], "line": f[1]}
                 shared.append(entry)
             sample.append(fid)
