@@ -75,6 +75,16 @@ mh_compat_gil_tstate(void)
 #endif
 }
 
+PyThreadState *
+mh_compat_tstate(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return mh_compat_gil_tstate();
+#else
+    return _PyThreadState_GET();
+#endif
+}
+
 int
 mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *total)
 {
@@ -95,6 +105,38 @@ mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *total)
     }
     *total = depth;
     return n;
+}
+
+int
+mh_compat_stack_is(PyThreadState *tstate, const mh_rawframe *frames, int n, int total)
+{
+    int depth = 0;
+    _PyInterpreterFrame *f = mh_current_frame(tstate);
+    for (; f != NULL; f = f->previous) {
+        if (mh_frame_incomplete(f))
+            continue;
+        if (depth < n && (frames[depth].code != mh_frame_code(f)
+                          || frames[depth].lasti != _PyInterpreterFrame_LASTI(f)))
+            return 0;
+        if (++depth == MH_MAX_NFRAME)
+            break;
+        if (depth > total)
+            return 0;
+    }
+    return depth == total && (depth >= n);
+}
+
+uintptr_t
+mh_compat_top_key(PyThreadState *tstate)
+{
+    _PyInterpreterFrame *f = mh_current_frame(tstate);
+    if (f == NULL)
+        return 0;
+#if PY_VERSION_HEX >= 0x030D0000
+    return (uintptr_t)f ^ ((uintptr_t)f->instr_ptr << 7);
+#else
+    return (uintptr_t)f ^ ((uintptr_t)f->prev_instr << 7);
+#endif
 }
 
 int
