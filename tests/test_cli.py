@@ -145,7 +145,8 @@ def test_format_size():
 
 @pytest.mark.parametrize("argv, message", [
     (["top", "missing.snap"], "memhound: error: missing.snap: no such file\n"),
-    (["top", "text.snap"], "memhound: error: text.snap: not a snapshot file\n"),
+    (["top", "text.snap"], "memhound: error: memhound snapshot file 'text.snap': "
+                           "not a memhound snapshot file (bad magic number)\n"),
     (["top", "empty.snap"], "memhound: error: empty.snap: empty file, not a snapshot\n"),
     (["top", "."], "memhound: error: .: is a directory, not a snapshot file\n"),
     (["top", "evil.snap"], "memhound: error: evil.snap: corrupted or foreign snapshot file "
@@ -194,7 +195,9 @@ def test_corrupted_snapshot(capsys, tmp_path, old):
     bad.write_bytes(data[: len(data) // 2])
     status, out, err = run(capsys, "top", str(bad))
     assert status == 1
-    assert err.startswith(f"memhound: error: {bad}: corrupted or foreign snapshot file (")
+    # memhound's loader names the file and the damaged section
+    assert err.startswith(f"memhound: error: memhound snapshot file {str(bad)!r}: ")
+    assert "truncated" in err
     assert err.count("\n") == 1
 
 

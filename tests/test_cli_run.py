@@ -1,5 +1,6 @@
 """`memhound run` runs a program exactly like the interpreter does."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -61,7 +62,8 @@ def test_script_like_python(prog, mode):
     assert under.stderr.startswith(plain.stderr)
     report = under.stderr[len(plain.stderr):]
     assert report.startswith("memhound: live memory at exit: ")
-    assert "prog.py:2\n" in report.splitlines()[2] + "\n"
+    # biggest site: the list of bytearrays on line 2 (function shown when known)
+    assert re.search(r"prog\.py:2( in <(module|listcomp)>)?$", report.splitlines()[2])
     assert "memhound: at the peak: " in report
     assert "cli.py" not in plain.stderr and "cli.py" not in under.stderr[:len(plain.stderr)]
 
@@ -119,7 +121,7 @@ def test_snapshot_html_and_interval_files(prog):
     html = (prog / "out.html").read_text()
     assert "memhound run prog.py" in html and "prog.py" in html
     res = _run(["-m", "memhound", "top", "out.snap", "--limit", "1"], prog)
-    assert res.stdout.splitlines()[2].endswith(f"{prog / 'prog.py'}:2")
+    assert re.search(re.escape(f"{prog / 'prog.py'}:2") + "( in <(module|listcomp)>)?$", res.stdout.splitlines()[2])
 
 
 def test_interval_writes_numbered_snapshots(tmp_path):

@@ -403,6 +403,7 @@ class _Recorder:
             pass
 
     def start(self):
+        self._point(0.0, 0, 0)          # tracing starts right after this
         self.thread = threading.Thread(target=self._loop, name="memhound-recorder", daemon=True)
         self.thread.start()
 

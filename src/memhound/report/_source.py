@@ -73,7 +73,13 @@ def load_snapshot(path):
     api = tracing_api()
     import tracemalloc
     if head[:1] == b"\x80":            # pickle protocol 2+: a stdlib dump
-        return _load_stdlib(path)
+        snap = _load_stdlib(path)
+        if api is not tracemalloc and hasattr(api.Snapshot, "from_tracemalloc"):
+            meta = getattr(snap, "metadata", None)
+            snap = api.Snapshot.from_tracemalloc(snap)
+            if isinstance(meta, dict):
+                snap.metadata = meta
+        return snap
     if api is tracemalloc:
         raise SnapshotError(f"{path}: not a snapshot file")
     try:
@@ -81,7 +87,10 @@ def load_snapshot(path):
     except OSError as exc:
         raise SnapshotError(f"{path}: {exc.strerror or exc}") from None
     except Exception as exc:            # foreign or corrupted: the loader says why
-        raise SnapshotError(f"{path}: cannot read snapshot: {_one_line(exc)}") from None
+        text = _one_line(exc)
+        if repr(path) not in text and path not in text:
+            text = f"{path}: cannot read snapshot: {text}"
+        raise SnapshotError(text) from None
     return snap
 
 
