@@ -96,15 +96,15 @@ _LAUNCHER_DEPTH = 16        # launcher frames are among the first 16 from the ro
 
 
 def stacks(snapshot, strip_launcher=True):
-    """Yield (frames root first, size, count) per distinct traceback, biggest
-    first; each frame is a (filename, lineno[, function]) tuple (no
-    function for stdlib snapshots: see ``frame_key``).  With
-    ``strip_launcher`` and a snapshot written by ``memhound run`` (its
-    metadata says so), the frames of the launcher itself (cli.py, runpy) are
-    left out."""
+    """Yield (frames, functions, size, count) per distinct traceback, biggest
+    first.  ``frames`` is a tuple of (filename, lineno) pairs, root first;
+    ``functions`` the matching function names, or None when unknown (stdlib
+    snapshots).  With ``strip_launcher`` and a snapshot written by
+    ``memhound run`` (its metadata says so), the frames of the launcher
+    itself (cli.py, runpy) are left out."""
     meta = metadata(snapshot).get("memhound")
     strip_launcher = strip_launcher and isinstance(meta, dict) and "argv" in meta
-    for frames, size, count in _grouped(snapshot):
+    for frames, functions, size, count in _grouped(snapshot):
         if strip_launcher:
             start = 0
             for i, f in enumerate(frames[:_LAUNCHER_DEPTH]):    # root first
@@ -114,19 +114,30 @@ def stacks(snapshot, strip_launcher=True):
                 start += 1
             if start:
                 frames = frames[start:]
-        yield frames, size, count
+                functions = functions[start:] if functions else functions
+        yield frames, functions, size, count
+
+
+_UNKNOWN = (("<unknown>", 0),)
 
 
 def _grouped(snapshot):
+    data = getattr(getattr(snapshot, "traces", None), "_data", None)
+    if data is not None and hasattr(data, "statistics"):
+        # memhound snapshot: grouped in C, rows of plain tuples (frames
+        # oldest first), no Traceback/Frame object per row.
+        for frames, functions, size, count in data.statistics(2, False):
+            yield (frames or _UNKNOWN), (functions if frames else None), size, count
+        return
     raw = getattr(getattr(snapshot, "traces", None), "_traces", None)
     if type(raw) is tuple:
         # Stdlib snapshot: group its raw trace tuples directly.  Its
         # statistics('traceback') builds a Traceback object per trace and
-        # takes ~8 s for 1M traces; this takes well under a second.
-        # Tracebacks are shared tuples (tracemalloc interns them and pickle
-        # keeps the sharing), so group by identity first: hashing a nested
-        # tuple per trace costs several times more.  Equal tracebacks that are
-        # distinct objects stay separate here; the call tree merges them.
+        # takes ~8 s for 1M traces.  Tracebacks are shared tuples
+        # (tracemalloc interns them and pickle keeps the sharing), so group
+        # by identity: hashing a nested tuple per trace costs several times
+        # more.  Equal tracebacks that are distinct objects stay separate
+        # here; the call tree merges them.
         by_id = {}
         for trace in raw:
             group = by_id.get(id(trace[2]))
@@ -137,12 +148,13 @@ def _grouped(snapshot):
                 group[1] += 1
         items = sorted(by_id.values(), key=lambda g: (g[0], g[1]), reverse=True)
         for size, count, tb in items:
-            # the raw frame tuples themselves, root first: no per-frame object
-            yield (tb[::-1] if tb else (("<unknown>", 0),)), size, count
+            yield (tb[::-1] if tb else _UNKNOWN), None, size, count
         return
-    for stat in snapshot.statistics("traceback"):
-        yield ([(f.filename, f.lineno, frame_function(f)) for f in stat.traceback],
-               stat.size, stat.count)
+    for stat in snapshot.statistics("traceback"):          # any other tracemalloc-like API
+        frames = tuple((f.filename, f.lineno) for f in stat.traceback)
+        functions = tuple(frame_function(f) for f in stat.traceback)
+        yield (frames or _UNKNOWN), (functions if frames and any(functions) else None), \
+            stat.size, stat.count
 
 
 def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
@@ -158,16 +170,17 @@ def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
     >>> tree["total_size"], len(tree["nodes"]) // 4     # doctest: +SKIP
     (1048576, 42)
     """
-    stack_list, sizes, counts = [], [], []
+    stack_list, func_list, sizes, counts = [], [], [], []
     sites = {}
     total_size = total_count = 0
-    for stack, size, count in stacks(snapshot, strip_launcher):
+    for stack, functions, size, count in stacks(snapshot, strip_launcher):
         stack_list.append(stack)
+        func_list.append(functions)
         sizes.append(size)
         counts.append(count)
         total_size += size
         total_count += count
-        leaf = stack[-1] if stack else ("<unknown>", 0)
+        leaf = (stack[-1], functions[-1] if functions else None)
         site = sites.get(leaf)
         if site is None:
             sites[leaf] = [size, count]
@@ -206,8 +219,10 @@ def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
                     continue
                 fid = frame_ids.get(key)
                 if fid is None:
+                    # a line belongs to one function: name it from any member
+                    functions = func_list[sub[0]]
                     fid = frame_ids[key] = len(frames)
-                    frames.append(key)
+                    frames.append((key[0], key[1], functions[depth] if functions else None))
                 child = len(parent_of)
                 parent_of.append(node)
                 frame_of.append(fid)
@@ -229,17 +244,17 @@ def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
             nf = used_frames.get(fid)
             if nf is None:
                 nf = used_frames[fid] = len(out_frames)
-                out_frames.append(list(frame_key(frames[fid])))
+                out_frames.append(list(frames[fid]))
             fid = nf
         flat.extend((new_index.get(parent_of[old], -1), fid, size_of[old], count_of[old]))
     return {"frames": out_frames, "nodes": flat, "total_size": total_size,
             "total_count": total_count, "pruned": folded + len(parent_of) - len(keep),
-            "sites": {frame_key(k): v for k, v in sites.items()}}
+            "sites": {(f[0], f[1], fn): v for (f, fn), v in sites.items()}}
 
 
-def frame_key(frame):
-    """(filename, lineno, function) for a frame tuple with or without function."""
-    return (frame[0], frame[1], frame[2]) if len(frame) > 2 else (frame[0], frame[1], None)
+def frame_key(frame, function=None):
+    """(filename, lineno, function) for a (filename, lineno) pair."""
+    return (frame[0], frame[1], function)
 
 
 def _prune(parent_of, size_of, max_nodes):

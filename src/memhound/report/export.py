@@ -13,7 +13,7 @@ from ._aggregate import frame_key, stacks
 
 def frame_name(frame):
     """``function (file:line)``, or ``file:line`` when the function is unknown."""
-    filename, lineno, function = frame_key(frame)
+    filename, lineno, function = frame
     where = f"{filename}:{lineno}"
     return f"{function} ({where})" if function else where
 
@@ -25,8 +25,9 @@ def collapsed(snapshot):
     main (app.py:30);load (app.py:12) 1048576
     """
     lines = []
-    for frames, size, _count in stacks(snapshot):
-        names = [frame_name(f).replace(";", ":") for f in frames] or ["<unknown>"]
+    for frames, functions, size, _count in stacks(snapshot):
+        functions = functions or (None,) * len(frames)
+        names = [frame_name(frame_key(f, fn)).replace(";", ":") for f, fn in zip(frames, functions)]
         lines.append(f"{';'.join(names)} {size}\n")
     return "".join(lines)
 
@@ -42,13 +43,14 @@ def speedscope(snapshot, name="memhound"):
     shared = []
     samples = []
     weights = []
-    for frames, size, _count in stacks(snapshot):
+    for frames, functions, size, _count in stacks(snapshot):
+        functions = functions or (None,) * len(frames)
         sample = []
-        for raw in frames:
+        for raw, function in zip(frames, functions):
             fid = frame_ids.get(raw)
             if fid is None:
                 fid = frame_ids[raw] = len(shared)
-                f = frame_key(raw)
+                f = frame_key(raw, function)
                 entry = {"name": f[2] or f"{f[0]}:{f[1]}", "file": f[0], "line": f[1]}
                 shared.append(entry)
             sample.append(fid)
