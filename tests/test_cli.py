@@ -227,6 +227,44 @@ def test_leaks_dispatches_to_cli_leaks(capsys, monkeypatch):
     assert calls == ["pkg.mod:fn"]
 
 
+def test_leaks_html(capsys, monkeypatch, tmp_path):
+    import json
+    report = {"leaked": True, "warmup": 3, "runs": 5, "deltas": {"blocks": [1] * 5},
+              "groups": [{"type": "app.Record", "count": 5, "count_per_run": 1, "bytes": 240,
+                          "created_at": [], "path": [{"kind": "module", "label": "app"}],
+                          "path_text": "module app -> app.Record", "cause": "global-collection",
+                          "hint": "h"}]}
+    fake = type(sys)("memhound.cli_leaks")
+
+    def add_arguments(parser):
+        parser.add_argument("target")
+        parser.add_argument("--json")
+
+    def run_leaks(args):
+        print("text report")
+        with open(args.json, "w") as fp:
+            json.dump(report, fp)
+        return 1
+    fake.add_arguments, fake.run = add_arguments, run_leaks
+    monkeypatch.setitem(sys.modules, "memhound.cli_leaks", fake)
+    import memhound
+    monkeypatch.setattr(memhound, "cli_leaks", fake, raising=False)
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "memhound.cli_leaks" else real(name, *a))
+    out_html = tmp_path / "leaks.html"
+    status, out, err = run(capsys, "leaks", "app.py:main", "--html", str(out_html))
+    assert status == 1
+    assert out == "text report\n"
+    assert err == f"memhound: wrote {out_html}\n"
+    page = out_html.read_text()
+    assert "memhound leaks app.py:main" in page and "global-collection" in page
+    # --json - still prints the JSON
+    status, out, err = run(capsys, "leaks", "app.py:main", "--json", "-", "--html", str(out_html))
+    assert json.loads(out[len("text report\n"):]) == report
+
+
 @pytest.mark.parametrize("command", ["run", "top", "compare", "html", "export"])
 def test_help_has_examples(capsys, command):
     status, out, err = run(capsys, command, "--help")

@@ -48,7 +48,8 @@ _EXAMPLES = {
   memhound export app.snap --format collapsed -o app.folded   (flamegraph.pl / inferno input)""",
     "leaks": """examples:
   memhound leaks app/cache.py:handle_request
-  memhound leaks mypkg.worker:step --runs 10 --json leaks.json""",
+  memhound leaks mypkg.worker:step --runs 10 --json leaks.json
+  memhound leaks app/cache.py:handle_request --html leaks.html""",
 }
 
 
@@ -303,11 +304,47 @@ def _cmd_leaks(argv):
                      description="Run a zero-argument function repeatedly and report the "
                                  "objects that survive every run, who holds them and why.")
     cli_leaks.add_arguments(parser)
+    own_html = "--html" in parser._option_string_actions     # the leak finder may add it
+    if not own_html:
+        parser.add_argument("--html", metavar="FILE",
+                            help="also write the leak report as a self-contained HTML file")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:           # --help
         return exc.code or 0
-    return cli_leaks.run(args)
+    if own_html or not args.html:
+        return cli_leaks.run(args)
+    return _leaks_with_html(cli_leaks, args)
+
+
+def _leaks_with_html(cli_leaks, args):
+    """Run the leak finder with its JSON going to a file, then render it."""
+    import json
+    import tempfile
+    wanted = getattr(args, "json", None)
+    fd, tmp = tempfile.mkstemp(prefix="memhound-leaks-", suffix=".json")
+    os.close(fd)
+    try:
+        args.json = tmp if wanted in (None, "-") else wanted
+        status = cli_leaks.run(args)
+        try:
+            with open(args.json, encoding="utf-8") as fp:
+                text = fp.read()
+            report = json.loads(text) if text.strip() else None
+        except (OSError, ValueError):
+            report = None
+        if report is None:              # the leak finder failed and said why
+            return status
+        if wanted == "-":
+            sys.stdout.write(text)
+        from .report import html
+        title = f"memhound leaks {args.target}"
+        html.write_html(html.report_from_snapshots([], title=title, leaks=[(args.target, report)]),
+                        args.html)
+        print(f"memhound: wrote {args.html}", file=sys.stderr)
+        return status
+    finally:
+        os.unlink(tmp)
 
 
 # ---------------------------------------------------------------- run
@@ -366,7 +403,7 @@ class _Recorder:
     """Everything ``run`` records while the program runs.
 
     A daemon thread polls the traced memory: it keeps the timeline (time,
-    current, peak), takes a snapshot each time a new peak is 25% above the
+    current, peak), takes a snapshot each time a new peak is 10% above the
     last one (so the peak's sites are known within that margin at a cost of
     a few snapshots), and writes the --interval snapshots.
     """
@@ -423,7 +460,7 @@ class _Recorder:
                 if self.args.interval and self.args.snapshot and now >= next_snapshot:
                     self.write_snapshot("interval")
                     next_snapshot = now + max(step, self.SNAPSHOT_SHARE * self.snapshot_cost)
-            if current > self.peak_snapshot_size * 1.25 + 65536 and now >= next_snapshot:
+            if current > self.peak_snapshot_size * 1.1 + 65536 and now >= next_snapshot:
                 snap = self.take()
                 next_snapshot = now + self.SNAPSHOT_SHARE * self.snapshot_cost
                 if snap is not None:

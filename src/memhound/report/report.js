@@ -116,7 +116,9 @@
     var h = 0, s = f[0];
     for (var k = 0; k < s.length; k++) h = (h * 31 + s.charCodeAt(k)) >>> 0;
     var hue = 8 + (h % 42);                       // warm: red..yellow per file
-    var light = 58 + ((h >> 8) % 14);
+    var g = 0, fn = f[2] || String(f[1]);         // lightness varies per function
+    for (k = 0; k < fn.length; k++) g = (g * 33 + fn.charCodeAt(k)) >>> 0;
+    var light = 56 + (g % 16);
     if (this.matched) {
       return this.matched[i] ? "hsl(292, 62%, 55%)" : "hsl(" + hue + ", 12%, 80%)";
     }
@@ -233,7 +235,8 @@
     state.search = function (q) { var s = $("mh-search"); s.value = q; s.dispatchEvent(new Event("input")); return $("mh-match").textContent; };
     if (D.flame.pruned) {
       $("mh-flame-details").textContent += " " + fmtCount(D.flame.pruned) +
-        " small call-tree nodes are folded into their callers.";
+        (D.flame.pruned === 1 ? " small call-tree node is" : " small call-tree nodes are") +
+        " folded into their callers.";
     }
     redraw();
     state.rendered.flame = true;
