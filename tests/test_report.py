@@ -167,3 +167,13 @@ def test_stdlib_and_memhound_snapshots_give_the_same_report():
 
     assert canonical(_aggregate.flame_tree(std)) == canonical(_aggregate.flame_tree(ours))
     assert export.collapsed(std) == export.collapsed(ours)
+
+
+@pytest.mark.parametrize("name", ["memhound.report.terminal", "memhound.report._aggregate",
+                                  "memhound.report._source", "memhound.report.html",
+                                  "memhound.report.export", "memhound.cli"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0

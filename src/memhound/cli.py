@@ -16,10 +16,13 @@ import builtins
 import io
 import marshal
 import os
+import runpy          # imported here, not under tracing: run must not report its own imports
 import signal
 import sys
 import threading
 import time
+import zipfile
+from importlib.machinery import SourceFileLoader
 
 from . import __version__
 from .report import _source
@@ -684,7 +687,6 @@ def _run_program(module, program):
     interrupted = False
     try:
         if module is not None:
-            import runpy
             sys.argv = [module] + program
             _set_path0(os.getcwd())
             runpy._run_module_as_main(module, alter_argv=True)
@@ -717,7 +719,6 @@ def _set_path0(path):
 
 
 def _run_script(main_module, program):
-    import runpy
     script = program[0]
     sys.argv = list(program)
     path = script if os.path.isabs(script) else os.path.join(os.getcwd(), script)
@@ -725,7 +726,6 @@ def _run_script(main_module, program):
         _set_path0(os.path.dirname(os.path.realpath(path)))
         runpy.run_path(script, run_name="__main__")
         return
-    from importlib.machinery import SourceFileLoader
     with io.open_code(path) as fp:
         source = fp.read()
     g = main_module.__dict__
@@ -737,7 +737,6 @@ def _run_script(main_module, program):
 
 
 def _is_zip(path):
-    import zipfile
     try:
         return zipfile.is_zipfile(path)
     except OSError:
@@ -749,7 +748,6 @@ def _program_traceback(tb, script_mode):
     of a traceback, so it reads exactly as under plain ``python``."""
     launcher = {os.path.abspath(__file__)}
     if script_mode:
-        import runpy
         launcher |= {os.path.abspath(runpy.__file__), "<frozen runpy>"}
     while tb is not None and tb.tb_frame.f_code.co_filename in launcher:
         tb = tb.tb_next

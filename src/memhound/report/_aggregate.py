@@ -47,7 +47,13 @@ def _frames(traceback, group_by):
 
 def apply_filters(snapshot, include=(), exclude=()):
     """Keep traces whose most recent frame's filename matches an ``include``
-    glob (if any) and no ``exclude`` glob (fnmatch, like tracemalloc.Filter)."""
+    glob (if any) and no ``exclude`` glob (fnmatch, like tracemalloc.Filter).
+
+    >>> import memhound
+    >>> snap = memhound.Snapshot([(0, 8, (("app/a.py", 1),), 1), (0, 8, (("lib/b.py", 1),), 1)], 1)
+    >>> len(apply_filters(snap, include=["app/*"]).traces)
+    1
+    """
     if not include and not exclude:
         return snapshot
     api = sys.modules[type(snapshot).__module__]
@@ -57,7 +63,12 @@ def apply_filters(snapshot, include=(), exclude=()):
 
 
 def totals(snapshot):
-    """(total size, number of blocks) of a snapshot."""
+    """(total size, number of blocks) of a snapshot.
+
+    >>> import memhound
+    >>> totals(memhound.Snapshot([(0, 64, (("a.py", 3),), 1)] * 2, 1))
+    (128, 2)
+    """
     size = count = 0
     for stat in snapshot.statistics("filename"):
         size += stat.size
@@ -253,7 +264,11 @@ def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
 
 
 def frame_key(frame, function=None):
-    """(filename, lineno, function) for a (filename, lineno) pair."""
+    """(filename, lineno, function) for a (filename, lineno) pair.
+
+    >>> frame_key(("a.py", 3), "f")
+    ('a.py', 3, 'f')
+    """
     return (frame[0], frame[1], function)
 
 

@@ -127,16 +127,21 @@ def _one_line(exc):
 
 
 def metadata(snapshot):
-    """The snapshot's metadata dict ({} when the format has none)."""
+    """The snapshot's metadata dict ({} when the format has none).
+
+    >>> import tracemalloc; metadata(tracemalloc.Snapshot((), 1))
+    {}
+    """
     meta = getattr(snapshot, "metadata", None)
     return meta if isinstance(meta, dict) else {}
 
 
 def frame_function(frame):
-    """The function name of a Frame, or None (stdlib frames have none)."""
+    """The function name of a Frame, or None (stdlib frames have none).
+
+    >>> import tracemalloc; frame_function(tracemalloc.Frame(("a.py", 1))) is None
+    True
+    """
     return getattr(frame, "function", None)
 
 
-def is_internal_file(filename):
-    """True for memhound's own files (excluded from what run reports)."""
-    return filename.startswith(_HERE + os.sep)

@@ -66,7 +66,13 @@ def _read_leak_json(path):
 
 def report_from_snapshots(snapshots, title="memhound report", leaks=()):
     """Report data from ``[(name, snapshot), ...]`` (time order; the flame
-    graph and table show the last one) and ``[(name, leak_dict), ...]``."""
+    graph and table show the last one) and ``[(name, leak_dict), ...]``.
+
+    >>> import memhound
+    >>> snap = memhound.Snapshot([(0, 64, (("app.py", 3),), 1)], 1)
+    >>> report_from_snapshots([("app.snap", snap)])["sites"]
+    [['app.py', 3, None, 64, 1]]
+    """
     report = {"title": title, "version": __version__,
               "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "files": [name for name, _ in snapshots] + [name for name, _ in leaks],
@@ -122,7 +128,11 @@ def _timeline(snapshots):
 
 
 def render(report):
-    """The complete HTML text for report data (see ``report_from_snapshots``)."""
+    """The complete HTML text for report data (see ``report_from_snapshots``).
+
+    >>> render(report_from_snapshots([], title="empty")).startswith("<!DOCTYPE html>")
+    True
+    """
     data = json.dumps(report, separators=(",", ":"), ensure_ascii=False)
     # JSON inside <script>: only "</" can end the element early.
     data = data.replace("</", "<\\/").replace("<!--", "<\\!--")
@@ -135,7 +145,10 @@ def render(report):
 
 
 def write_html(report, path):
-    """Write the report as one HTML file."""
+    """Write the report as one HTML file.
+
+    >>> write_html(build_report(["app.snap"]), "report.html")     # doctest: +SKIP
+    """
     text = render(report)
     with open(path, "w", encoding="utf-8") as fp:
         fp.write(text)

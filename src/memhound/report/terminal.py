@@ -27,12 +27,20 @@ def format_size(n, sign=False):
 
 
 def format_count(n, sign=False):
-    """Count with thousands separators: ``format_count(12345) == '12,345'``."""
+    """Count with thousands separators.
+
+    >>> format_count(12345), format_count(3, sign=True)
+    ('12,345', '+3')
+    """
     return f"{n:+,}" if sign and n else f"{n:,}"
 
 
 def use_colour(stream):
-    """True when ``stream`` is a terminal and NO_COLOR is unset or empty."""
+    """True when ``stream`` is a terminal and NO_COLOR is unset or empty.
+
+    >>> import io; use_colour(io.StringIO())
+    False
+    """
     if os.environ.get("NO_COLOR"):
         return False
     isatty = getattr(stream, "isatty", None)
@@ -63,7 +71,11 @@ class _Style:
 
 
 def format_frame(frame):
-    """``file.py:12 in func`` for a (filename, lineno, function) tuple."""
+    """``file.py:12 in func`` for a (filename, lineno, function) tuple.
+
+    >>> format_frame(("app.py", 12, "load")), format_frame(("app.py", 0, None))
+    ('app.py:12 in load', 'app.py')
+    """
     filename, lineno, function = frame
     text = f"{filename}:{lineno}" if lineno else filename
     return f"{text} in {function}" if function else text
@@ -76,6 +88,11 @@ def format_table(rows, *, diff=False, colour=False, total_size=None):
     ``diff=True``), count, average size, location.  A row whose location has
     several frames (group by traceback) continues on the next lines under
     the Location column, most recent call first.
+
+    >>> from memhound.report._aggregate import SiteRow
+    >>> print(format_table([SiteRow(2048, 2, [("app.py", 3, "load")])], total_size=4096))
+    #     Size  Share  Count  Average  Location
+    1  2.0 KiB  50.0%      2  1.0 KiB  app.py:3 in load
     """
     st = _Style(colour)
     if diff:
