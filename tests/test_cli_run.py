@@ -158,3 +158,22 @@ def test_keyboard_interrupt_dies_of_sigint(tmp_path):
     under = _run(["-m", "memhound", "run", "ki.py"], tmp_path)
     assert under.returncode == plain.returncode == -signal.SIGINT
     assert under.stderr.startswith(plain.stderr)
+
+
+def test_unwritable_outputs_and_closed_stderr(prog):
+    res = _run(["-m", "memhound", "run", "--html", "no/such/dir/r.html", "prog.py", "exit3"], prog)
+    assert res.returncode == 3                      # the program's status wins
+    assert "memhound: error: cannot write no/such/dir/r.html: No such file or directory\n" in res.stderr
+    res = _run(["-m", "memhound", "run", "--snapshot", "no/such/s.snap", "prog.py"], prog)
+    assert res.returncode == 1
+    # stderr closed early (memhound run ... 2>&1 | head): the files are still written
+    read_end, write_end = os.pipe()
+    os.close(read_end)                              # every write to stderr fails: EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "memhound", "run", "--html", "ok.html",
+                               "--snapshot", "ok.snap", "prog.py"], cwd=prog, input="",
+                              stdout=subprocess.DEVNULL, stderr=write_end, env=_env(),
+                              timeout=120, text=True)
+    finally:
+        os.close(write_end)
+    assert (prog / "ok.html").exists() and (prog / "ok.snap").exists()

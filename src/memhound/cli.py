@@ -631,22 +631,38 @@ def _cmd_run(args, program):
             recorder.peak_snapshot = recorder.clean(recorder.peak_snapshot)
         _set_metadata(final, meta)
         recorder.flush()
-        _report_run(args, final, recorder, current, peak)
-        if args.snapshot:
-            final.dump(args.snapshot)
-            print(f"memhound: wrote {args.snapshot}", file=sys.stderr)
-        if args.html:
-            from .report import html
-            what = ["-m", args.module] if args.module else []
-            title = " ".join(["memhound run"] + what + program)
-            html.write_html(html.report_from_snapshots([(args.snapshot or "exit", final)],
-                                                       title=title), args.html)
-            print(f"memhound: wrote {args.html}", file=sys.stderr)
+        # files first: a closed stderr (`| head`) must not lose them
+        written, failed = [], False
+        for path, write in ((args.snapshot, lambda p: final.dump(p)),
+                            (args.html, lambda p: _write_run_html(args, program, final, p))):
+            if not path:
+                continue
+            try:
+                write(path)
+                written.append(path)
+            except OSError as exc:
+                failed = True
+                _error(f"cannot write {path}: {exc.strerror or exc}")
+        try:
+            _report_run(args, final, recorder, current, peak)
+            for path in written:
+                print(f"memhound: wrote {path}", file=sys.stderr)
+        except BrokenPipeError:
+            pass
+        if failed and status == 0:
+            status = 1
     finally:
         del keep_alive
     if interrupted:
         _reraise_sigint()
     return status
+
+
+def _write_run_html(args, program, final, path):
+    from .report import html
+    what = ["-m", args.module] if args.module else []
+    title = " ".join(["memhound run"] + what + program)
+    html.write_html(html.report_from_snapshots([(args.snapshot or "exit", final)], title=title), path)
 
 
 def _report_run(args, final, recorder, current, peak):
