@@ -177,3 +177,22 @@ def test_unwritable_outputs_and_closed_stderr(prog):
     finally:
         os.close(write_end)
     assert (prog / "ok.html").exists() and (prog / "ok.snap").exists()
+
+
+def test_non_daemon_threads_finish_before_the_report(tmp_path):
+    (tmp_path / "thr.py").write_text(
+        "import threading, time, atexit\n"
+        "keep = []\n"
+        "def work():\n"
+        "    time.sleep(0.2)\n"
+        "    keep.append(bytearray(3000000))\n"
+        "    print('thread done', flush=True)\n"
+        "atexit.register(lambda: print('atexit', flush=True))\n"
+        "threading.Thread(target=work).start()\n"
+        "print('main done', flush=True)\n")
+    plain = _run(["thr.py"], tmp_path)
+    under = _run(["-m", "memhound", "run", "--top", "1", "thr.py"], tmp_path)
+    assert under.returncode == plain.returncode == 0
+    assert under.stdout == plain.stdout == "main done\nthread done\natexit\n"
+    top = under.stderr.splitlines()[2]
+    assert "2.9 MiB" in top and "thr.py:5" in top

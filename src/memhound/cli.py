@@ -616,6 +616,7 @@ def _cmd_run(args, program):
     recorder.start()                    # before tracing: its setup is not traced
     api.start(args.frames)
     status, interrupted, keep_alive = _run_program(args.module, program)
+    interrupted = _wait_for_threads() or interrupted
     # the program's globals (keep_alive) are still alive: this is "at exit"
     try:
         recorder.finish()
@@ -725,6 +726,20 @@ def _run_program(module, program):
             sys.path[0] = saved_path0
         sys.argv = saved_argv
     return status, interrupted, main_module.__dict__
+
+
+def _wait_for_threads():
+    """Join the program's non-daemon threads, as the interpreter does at exit
+    before atexit handlers run, so that "at exit" includes their work.
+    Returns True when Ctrl-C interrupted the wait."""
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is None:
+        return False
+    try:
+        shutdown()
+    except KeyboardInterrupt:
+        return True
+    return False
 
 
 def _set_path0(path):
