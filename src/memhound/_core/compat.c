@@ -51,7 +51,9 @@ static inline int
 mh_frame_incomplete(_PyInterpreterFrame *f)
 {
 #if PY_VERSION_HEX >= 0x030D0000
-    if (!PyCode_Check(f->f_executable))
+    /* C-stack shim frames first: they are the only ones whose executable
+     * may not be a code object, and the test needs no pointer chase. */
+    if (f->owner == FRAME_OWNED_BY_CSTACK || !PyCode_Check(f->f_executable))
         return 1;
 #endif
     return _PyFrame_IsIncomplete(f);
@@ -147,21 +149,8 @@ mh_compat_code_line(PyObject *code, int lasti)
     return PyCode_Addr2Line((PyCodeObject *)code, lasti * (int)sizeof(_Py_CODEUNIT));
 }
 
-size_t
-mh_compat_preheader_size(PyTypeObject *type)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    return _PyType_PreHeaderSize(type);
-#else
-    /* 3.11: GC header plus the two managed-dict words before the object. */
-    size_t size = 0;
-    if (PyType_IS_GC(type))
-        size += sizeof(PyGC_Head);
-    if (type->tp_flags & Py_TPFLAGS_MANAGED_DICT)
-        size += 2 * sizeof(PyObject *);
-    return size;
-#endif
-}
+/* The pre-header sizes in compat.h must match CPython's own. */
+_Static_assert(sizeof(PyGC_Head) == 2 * sizeof(PyObject *), "GC header size");
 
 Py_ssize_t
 mh_compat_refcnt(PyObject *obj)

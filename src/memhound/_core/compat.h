@@ -58,8 +58,22 @@ uintptr_t mh_compat_top_key(PyThreadState *tstate);
 int mh_compat_code_line(PyObject *code, int lasti);
 
 /* Bytes between the start of the allocator block and the object itself
- * (GC header, managed dict and weakref slots). */
-size_t mh_compat_preheader_size(PyTypeObject *type);
+ * (GC header, managed dict and weakref slots).  Inline: the reference
+ * tracer needs it for every new object.  The flags are public; the layout
+ * mirrors _PyType_PreHeaderSize (3.12+) and 3.11's managed-dict words. */
+static inline size_t
+mh_compat_preheader_size(PyTypeObject *type)
+{
+    unsigned long flags = type->tp_flags;
+    size_t size = (flags & Py_TPFLAGS_HAVE_GC) ? 2 * sizeof(PyObject *) : 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    if (flags & Py_TPFLAGS_PREHEADER)
+#else
+    if (flags & Py_TPFLAGS_MANAGED_DICT)
+#endif
+        size += 2 * sizeof(PyObject *);
+    return size;
+}
 
 /* Number of references to `obj` its reference count claims (immortal
  * objects report a huge count on 3.12+). */
