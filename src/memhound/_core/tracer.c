@@ -777,6 +777,37 @@ mh_export_blocks(mh_export *ex, mh_blocks *blocks)
     return 0;
 }
 
+/* A private copy of the RAW table, taken under raw_lock. */
+static int
+mh_copy_raw_blocks(mh_blocks *copy)
+{
+    int rc = 0;
+    memset(copy, 0, sizeof(*copy));
+    pthread_mutex_lock(&mh.raw_lock);
+    size_t nbig = mh.raw_blocks.nbig, cap = mh.raw_blocks.capacity;
+    if (cap > 0) {
+        copy->slots = mh_mem_map(cap * sizeof(mh_block));
+        copy->big = nbig ? mh_mem_malloc(nbig * sizeof(mh_bigblock)) : NULL;
+        if (copy->slots == NULL || (nbig && copy->big == NULL)) {
+            rc = -1;
+        } else {
+            memcpy(copy->slots, mh.raw_blocks.slots, cap * sizeof(mh_block));
+            if (nbig)
+                memcpy(copy->big, mh.raw_blocks.big, nbig * sizeof(mh_bigblock));
+            copy->capacity = cap;
+            copy->count = mh.raw_blocks.count;
+            copy->nbig = copy->big_capacity = nbig;
+        }
+    }
+    pthread_mutex_unlock(&mh.raw_lock);
+    if (rc < 0) {
+        mh_mem_unmap(copy->slots, cap * sizeof(mh_block));
+        mh_mem_free(copy->big, nbig * sizeof(mh_bigblock));
+        memset(copy, 0, sizeof(*copy));
+    }
+    return rc;
+}
+
 static PyObject *
 mh_take_snapshot(void)
 {
@@ -798,9 +829,15 @@ mh_take_snapshot(void)
     if (mh_snapshot_reserve_traces(ex.snap, mh.gil_blocks.count + mh.raw_blocks.count) < 0
         || mh_export_blocks(&ex, &mh.gil_blocks) < 0)
         goto error;
-    pthread_mutex_lock(&mh.raw_lock);
-    int rc = mh_export_blocks(&ex, &mh.raw_blocks);
-    pthread_mutex_unlock(&mh.raw_lock);
+    /* Exporting calls into Python (which may allocate RAW memory, run the GC
+     * or switch threads): never under raw_lock.  Copy the RAW table first. */
+    mh_blocks raw;
+    if (mh_copy_raw_blocks(&raw) < 0) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    int rc = mh_export_blocks(&ex, &raw);
+    mh_blocks_clear(&raw);
     if (rc < 0)
         goto error;
     mh_mem_free(ex.tb_index, ntb * sizeof(int64_t));
