@@ -303,20 +303,28 @@ mh_raw_realloc(void *ctx, void *ptr, size_t size)
             tb = MH_TB_EMPTY;
         }
     }
-    /* Remove, resize and add under one lock: no other thread can see the
-     * address half-moved, and a failed realloc changes nothing. */
-    pthread_mutex_lock(&mh.raw_lock);
+    /* Untrack before the call (once moved, the old address may be reused
+     * and traced by another thread), re-track after it; a failed realloc
+     * puts the old entry back.  The chained realloc runs outside raw_lock:
+     * a hook below us (CPython's tracemalloc) may wait for the GIL, whose
+     * holder may be waiting for raw_lock. */
     size_t old_size = 0;
     uint32_t old_tb = 0;
-    int was_traced = ptr != NULL && mh_untrack_raw_locked(ptr, &old_size, &old_tb);
-    void *ptr2 = a->realloc(a->ctx, ptr, size);
-    if (ptr2 == NULL) {
-        if (was_traced)
-            mh_track_raw_locked(ptr, old_size, old_tb);
-    } else if (!busy) {
-        mh_track_raw_locked(ptr2, size, tb);
+    int was_traced = 0;
+    if (ptr != NULL) {
+        pthread_mutex_lock(&mh.raw_lock);
+        was_traced = mh_untrack_raw_locked(ptr, &old_size, &old_tb);
+        pthread_mutex_unlock(&mh.raw_lock);
     }
-    pthread_mutex_unlock(&mh.raw_lock);
+    void *ptr2 = a->realloc(a->ctx, ptr, size);
+    if (ptr2 == NULL ? was_traced : !busy) {
+        pthread_mutex_lock(&mh.raw_lock);
+        if (ptr2 == NULL)
+            mh_track_raw_locked(ptr, old_size, old_tb);
+        else
+            mh_track_raw_locked(ptr2, size, tb);
+        pthread_mutex_unlock(&mh.raw_lock);
+    }
     mh_tls_busy = busy;
     return ptr2;
 }
