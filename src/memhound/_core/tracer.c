@@ -80,6 +80,10 @@ static struct {
  * allocations pass through untraced.  Initial-exec TLS: one instruction. */
 static __thread int mh_tls_busy __attribute__((tls_model("initial-exec")));
 
+/* mh_tls_busy value while mh_still_chained() probes the allocator chain. */
+#define MH_PROBE 0x40000000
+static int mh_probe_hits;
+
 #define MH_TRACING() atomic_load_explicit(&mh.tracing, memory_order_relaxed)
 
 /* ---------------------------------------------------------------- counters */
@@ -199,8 +203,11 @@ mh_untrack_raw_locked(void *ptr, size_t *size, uint32_t *tb)
 static void *
 mh_gil_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 {
-    if (!MH_TRACING() || mh_tls_busy)
+    if (!MH_TRACING() || mh_tls_busy) {
+        if (mh_tls_busy == MH_PROBE)
+            mh_probe_hits++;
         return zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
+    }
     mh_tls_busy = 1;
     void *ptr = zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
     if (ptr != NULL && MH_TRACING())
@@ -255,8 +262,11 @@ mh_gil_free(void *ctx, void *ptr)
 static void *
 mh_raw_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 {
-    if (!MH_TRACING() || mh_tls_busy)
+    if (!MH_TRACING() || mh_tls_busy) {
+        if (mh_tls_busy == MH_PROBE)
+            mh_probe_hits++;
         return zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
+    }
     mh_tls_busy = 1;
     void *ptr = zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
     if (ptr != NULL && MH_TRACING()) {
@@ -496,19 +506,36 @@ mh_set_nframe(int nframe)
     return 0;
 }
 
+/* 1 if our hooks still see allocations although another tool is on top.  A
+ * tool that restores its saved allocators unconditionally when it stops
+ * (CPython's _testcapi hooks, other tracers) drops memhound from the chain;
+ * without this check, start() would then never trace again. */
+static int
+mh_still_chained(void)
+{
+    int busy = mh_tls_busy;
+    mh_probe_hits = 0;
+    mh_tls_busy = MH_PROBE;
+    PyMem_RawFree(PyMem_RawMalloc(1));
+    PyMem_Free(PyMem_Malloc(1));
+    PyObject_Free(PyObject_Malloc(1));
+    mh_tls_busy = busy;
+    return mh_probe_hits > 0;
+}
+
 /* ---------------------------------------------------------------- tracemalloc.stop wrapper */
 
 static PyObject *
 mh_stdlib_stop(PyObject *self, PyObject *noargs)
 {
     (void)self; (void)noargs;
-    int rechain = mh.installed && !mh_on_top() && MH_TRACING();
+    int rechain = mh.installed && MH_TRACING();
     PyObject *res = PyObject_CallNoArgs(mh.stdlib_stop);
     if (res == NULL)
         return NULL;
     /* CPython restored the allocators it saved, removing memhound if it was
      * started after tracemalloc: chain again onto what is installed now. */
-    if (rechain && !mh_on_top())
+    if (rechain && !mh_on_top() && !mh_still_chained())
         mh_install();
     return res;
 }
@@ -569,12 +596,10 @@ mh_tracer_start(int nframe)
         mh_clear_tables();
     if (mh_compat_stdlib_tracemalloc_tracing() && mh_wrap_stdlib_stop() < 0)
         return -1;
-    if (!mh.installed)
+    if (!mh.installed || (!mh_on_top() && !mh_still_chained()))
         mh_install();
-    else if (!mh_on_top()) {
-        /* Still chained under another tool from an earlier session: that is
-         * fine as long as the tool above keeps calling us. */
-    }
+    /* else still chained under another tool from an earlier session: that
+     * is fine as long as the tool above keeps calling us. */
     mh_reftracer_install();
     atomic_store(&mh.tracing, 1);
     return 0;
