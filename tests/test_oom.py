@@ -32,8 +32,8 @@ def squeeze():
 
 def test_block_table_full_stops_tracing_with_a_warning():
     _core.start(5)
-    squeeze()
     with pytest.warns(RuntimeWarning, match=MESSAGE):
+        squeeze()
         keep = [bytes(100 + i % 50) for i in range(100_000)]   # the program's allocations succeed
         for _ in range(1000):       # the pending warning runs at the next safe point
             pass
@@ -46,8 +46,8 @@ def test_traceback_table_full_stops_tracing_with_a_warning():
     # Many distinct call sites: the traceback table has to grow.
     funcs = [eval("lambda: bytes(%d)" % (200 + i)) for i in range(3000)]
     _core.start(25)
-    squeeze()
     with pytest.warns(RuntimeWarning, match=MESSAGE):
+        squeeze()
         keep = [f() for f in funcs]
         for _ in range(1000):
             pass
@@ -57,10 +57,10 @@ def test_traceback_table_full_stops_tracing_with_a_warning():
 
 def test_stop_reports_a_pending_failure():
     _core.start(1)
-    squeeze()
     # Fill the table from a thread without the GIL (zlib) and from Python,
     # then stop before any safe point ran the pending warning: stop() warns.
     with pytest.warns(RuntimeWarning, match=MESSAGE):
+        squeeze()
         keep = [bytes(64 + i % 7) for i in range(50_000)]
         _core.stop()
     assert not _core.is_tracing()
@@ -69,7 +69,6 @@ def test_stop_reports_a_pending_failure():
 
 def test_failure_in_a_thread_without_the_gil():
     _core.start(1)
-    squeeze()
     data = bytes(range(256)) * 4096
     results = []
 
@@ -78,6 +77,7 @@ def test_failure_in_a_thread_without_the_gil():
             results.append(zlib.compress(data, 1))     # RAW allocations without the GIL
 
     with pytest.warns(RuntimeWarning, match=MESSAGE):
+        squeeze()
         threads = [threading.Thread(target=work) for _ in range(4)]
         for t in threads:
             t.start()
@@ -92,8 +92,8 @@ def test_failure_in_a_thread_without_the_gil():
 
 def test_start_again_after_the_limit_is_lifted():
     _core.start(5)
-    squeeze()
     with pytest.warns(RuntimeWarning, match=MESSAGE):
+        squeeze()
         keep = [bytes(100) for _ in range(100_000)]
         for _ in range(1000):
             pass
