@@ -73,6 +73,8 @@ static struct {
     mh_reftracer_fn prev_tracer;
     void *prev_tracer_data;
     _Atomic int failed;         /* out of memory: warning pending */
+    int exporting;              /* GIL; take_snapshot() is reading the tables */
+    int fail_deferred;          /* GIL; failure to report after the export */
     PyObject *stdlib_stop;      /* tracemalloc.stop while wrapped */
 } mh = {.nframe = 1, .raw_lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -122,6 +124,12 @@ mh_failure_pending(void *arg)
     (void)arg;
     if (!atomic_exchange(&mh.failed, 0))
         return 0;
+    if (mh.exporting) {
+        /* A finalizer ran this during take_snapshot(): stop after it. */
+        atomic_store(&mh.failed, 1);
+        mh.fail_deferred = 1;
+        return 0;
+    }
     if (mh.installed)
         mh_stop_locked();
     return PyErr_WarnEx(PyExc_RuntimeWarning,
@@ -617,9 +625,24 @@ mh_stop_locked(void)
     return 0;
 }
 
+/* stop()/clear_traces() from a finalizer that runs while take_snapshot()
+ * reads the tables would free them under it. */
+static int
+mh_check_not_exporting(const char *what)
+{
+    if (!mh.exporting)
+        return 0;
+    PyErr_Format(PyExc_RuntimeError,
+                 "memhound: cannot %s while a snapshot is being taken "
+                 "(called from a finalizer?)", what);
+    return -1;
+}
+
 int
 mh_tracer_stop(void)
 {
+    if (mh_check_not_exporting("stop tracing") < 0)
+        return -1;
     if (atomic_exchange(&mh.failed, 0)) {
         /* stopped by a failure whose warning has not been issued yet */
         mh_stop_locked();
@@ -640,6 +663,8 @@ mh_tracer_is_tracing(void)
 int
 mh_tracer_clear(void)
 {
+    if (mh_check_not_exporting("clear traces") < 0)
+        return -1;
     if (!MH_TRACING())
         return 0;
     int busy = mh_tls_busy;
@@ -810,29 +835,33 @@ mh_export_blocks(mh_export *ex, mh_blocks *blocks)
     return 0;
 }
 
-/* A private copy of the RAW table, taken under raw_lock. */
+/* A private copy of a block table (taken under `lock` if given): exporting
+ * calls into Python, which may free blocks (the GC) and so shrink the table
+ * under the iteration, or let another thread in. */
 static int
-mh_copy_raw_blocks(mh_blocks *copy)
+mh_copy_blocks(const mh_blocks *src, mh_blocks *copy, pthread_mutex_t *lock)
 {
     int rc = 0;
     memset(copy, 0, sizeof(*copy));
-    pthread_mutex_lock(&mh.raw_lock);
-    size_t nbig = mh.raw_blocks.nbig, cap = mh.raw_blocks.capacity;
+    if (lock)
+        pthread_mutex_lock(lock);
+    size_t nbig = src->nbig, cap = src->capacity;
     if (cap > 0) {
         copy->slots = mh_mem_map(cap * sizeof(mh_block));
         copy->big = nbig ? mh_mem_malloc(nbig * sizeof(mh_bigblock)) : NULL;
         if (copy->slots == NULL || (nbig && copy->big == NULL)) {
             rc = -1;
         } else {
-            memcpy(copy->slots, mh.raw_blocks.slots, cap * sizeof(mh_block));
+            memcpy(copy->slots, src->slots, cap * sizeof(mh_block));
             if (nbig)
-                memcpy(copy->big, mh.raw_blocks.big, nbig * sizeof(mh_bigblock));
+                memcpy(copy->big, src->big, nbig * sizeof(mh_bigblock));
             copy->capacity = cap;
-            copy->count = mh.raw_blocks.count;
+            copy->count = src->count;
             copy->nbig = copy->big_capacity = nbig;
         }
     }
-    pthread_mutex_unlock(&mh.raw_lock);
+    if (lock)
+        pthread_mutex_unlock(lock);
     if (rc < 0) {
         mh_mem_unmap(copy->slots, cap * sizeof(mh_block));
         mh_mem_free(copy->big, nbig * sizeof(mh_bigblock));
@@ -859,17 +888,24 @@ mh_take_snapshot(void)
         PyErr_NoMemory();
         goto error;
     }
-    if (mh_snapshot_reserve_traces(ex.snap, mh.gil_blocks.count + mh.raw_blocks.count) < 0
-        || mh_export_blocks(&ex, &mh.gil_blocks) < 0)
-        goto error;
     /* Exporting calls into Python (which may allocate RAW memory, run the GC
-     * or switch threads): never under raw_lock.  Copy the RAW table first. */
-    mh_blocks raw;
-    if (mh_copy_raw_blocks(&raw) < 0) {
+     * or switch threads): export from copies, never under raw_lock. */
+    mh_blocks gil, raw;
+    if (mh_copy_blocks(&mh.gil_blocks, &gil, NULL) < 0) {
         PyErr_NoMemory();
         goto error;
     }
-    int rc = mh_export_blocks(&ex, &raw);
+    if (mh_copy_blocks(&mh.raw_blocks, &raw, &mh.raw_lock) < 0) {
+        mh_blocks_clear(&gil);
+        PyErr_NoMemory();
+        goto error;
+    }
+    int rc = mh_snapshot_reserve_traces(ex.snap, gil.count + raw.count);
+    if (rc == 0)
+        rc = mh_export_blocks(&ex, &gil);
+    if (rc == 0)
+        rc = mh_export_blocks(&ex, &raw);
+    mh_blocks_clear(&gil);
     mh_blocks_clear(&raw);
     if (rc < 0)
         goto error;
@@ -893,8 +929,14 @@ mh_tracer_take_snapshot(void)
         return NULL;
     }
     mh_tracer_suspend();
+    mh.exporting++;
     PyObject *snap = mh_take_snapshot();
+    mh.exporting--;
     mh_tracer_resume();
+    if (!mh.exporting && mh.fail_deferred) {
+        mh.fail_deferred = 0;
+        Py_AddPendingCall(mh_failure_pending, NULL);
+    }
     return snap;
 }
 
