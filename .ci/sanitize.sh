@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 "$py" -m venv "$work/venv"
 # shellcheck disable=SC1091
 source "$work/venv/bin/activate"
-pip install -q pytest
+pip install -q pytest setuptools
 # Build in a copy of the tree so that the in-place .so of the normal build
 # is not replaced by the instrumented one.
 mkdir "$work/src" && cp -r setup.py pyproject.toml README.md src tests "$work/src/"

@@ -6,35 +6,6 @@
 
 #define MH_TB_MIN_INDEX 1024
 
-static inline uint32_t
-mh_tb_hash(const mh_rawframe *frames, int n, int total)
-{
-    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)total;
-    for (int i = 0; i < n; i++) {
-        h ^= (uint64_t)(uintptr_t)frames[i].code;
-        h *= 0x9E3779B97F4A7C15ULL;
-        h ^= (uint64_t)(uint32_t)frames[i].lasti;
-        h *= 0xBF58476D1CE4E5B9ULL;
-        h ^= h >> 29;
-    }
-    return (uint32_t)(h ^ (h >> 32));
-}
-
-static inline int
-mh_tb_equal(const mh_tb_table *t, const mh_tb *tb, const mh_rawframe *frames, int n, int total)
-{
-    if (tb->nframe != n || tb->total != total)
-        return 0;
-    /* Inline loop: most tracebacks are 1-3 frames, where a memcmp call costs
-     * more than the comparison. */
-    const mh_rawframe *stored = &t->frames[tb->offset];
-    for (int i = 0; i < n; i++) {
-        if (stored[i].code != frames[i].code || stored[i].lasti != frames[i].lasti)
-            return 0;
-    }
-    return 1;
-}
-
 /* Grow `*arr` (elements of `elsize`) so that it holds at least `need`. */
 static int
 mh_tb_reserve(void **arr, size_t *capacity, size_t need, size_t elsize)
@@ -94,21 +65,12 @@ mh_tb_ensure_empty(mh_tb_table *t)
     return 0;
 }
 
+/* Called on an intern miss: store a new traceback. */
 uint32_t
-mh_tb_intern(mh_tb_table *t, const mh_rawframe *frames, int n, int total)
+mh_tb_insert(mh_tb_table *t, const mh_rawframe *frames, int n, int total, uint32_t hash)
 {
-    if (n == 0 && total == 0)
-        return MH_TB_EMPTY;
     if (t->count == 0 && mh_tb_ensure_empty(t) < 0)
         return MH_TB_ERROR;
-    uint32_t hash = mh_tb_hash(frames, n, total);
-    size_t mask = t->index_capacity - 1;
-    size_t i = hash & mask;
-    for (; t->index[i] != 0; i = (i + 1) & mask) {
-        const mh_tb *tb = &t->entries[t->index[i] - 1];
-        if (tb->hash == hash && mh_tb_equal(t, tb, frames, n, total))
-            return t->index[i] - 1;
-    }
     if (t->count >= UINT32_MAX - 1
         || mh_tb_reserve((void **)&t->entries, &t->capacity, t->count + 1, sizeof(mh_tb)) < 0
         || mh_tb_reserve((void **)&t->frames, &t->frames_capacity, t->nframes + (size_t)n,
