@@ -122,18 +122,28 @@ def med(values):
 # Sections
 # --------------------------------------------------------------------------
 
+def _skip_reason(ctx, mode_or_tool):
+    """Status of a tool the probe found unusable (so its cells are not retried)."""
+    tool = mode_or_tool.split(":")[0]
+    return ctx["unusable"].get(tool)
+
+
 def section_overhead(py, cfg, ctx):
-    samples = {w: {m: [] for m in cfg["overhead_modes"]} for w in cfg["workloads"]}
-    status = {w: {m: "ok" for m in cfg["overhead_modes"]} for w in cfg["workloads"]}
-    total = cfg["reps"] * len(cfg["workloads"]) * len(cfg["overhead_modes"])
+    modes, workloads = cfg["overhead_modes"], cfg["workloads"]
+    samples = {w: {m: [] for m in modes} for w in workloads}
+    paired = {w: {m: [] for m in modes} for w in workloads}
+    status = {w: {m: _skip_reason(ctx, m) or "ok" for m in modes} for w in workloads}
+    total = cfg["reps"] * len(workloads) * len(modes)
     i = 0
     # Round-robin over modes so that load from elsewhere on the machine hits
     # every mode alike.
     for rep in range(cfg["reps"]):
-        for w in cfg["workloads"]:
-            for m in cfg["overhead_modes"]:
+        for w in workloads:
+            for m in modes:
                 i += 1
-                if status[w][m] != "ok" and rep > 0:
+                if status[w][m] != "ok":
+                    if rep == 0:
+                        log("  [overhead %d/%d] %-20s %-15s %s" % (i, total, w, m, status[w][m]))
                     continue  # unavailable/failed once: do not retry every rep
                 r = run_worker(py, {"kind": "overhead", "workload": w, "mode": m,
                                     "scale": cfg["overhead_scale"],
@@ -142,19 +152,28 @@ def section_overhead(py, cfg, ctx):
                 if r["status"] == "ok":
                     samples[w][m].extend(r["times"])
                     shown = " ".join("%.3f" % t for t in r["times"]) + " s"
+                    if r.get("paired_ratio") is not None:
+                        paired[w][m].append(r["paired_ratio"])
+                        shown += "  (%.2fx of %.3f s untraced in the same process)" % (
+                            r["paired_ratio"], med(r["baseline"]))
                 else:
                     status[w][m] = r["status"] + ": " + r.get("reason", "")
                     shown = status[w][m]
                 log("  [overhead %d/%d] rep %d %-20s %-15s %s" % (i, total, rep + 1, w, m, shown))
     out = {}
-    for w in cfg["workloads"]:
-        base = med(samples[w]["untraced"])
+    for w in workloads:
+        base = med(samples[w].get("untraced", []))
         row = {}
-        for m in cfg["overhead_modes"]:
+        for m in modes:
             t = med(samples[w][m])
-            row[m] = {"status": "ok" if t is not None else status[w][m],
-                      "times": samples[w][m], "median_s": t,
-                      "ratio": (t / base) if (t is not None and base) else None}
+            e = {"status": "ok" if t is not None else status[w][m],
+                 "times": samples[w][m], "median_s": t,
+                 "paired_ratios": paired[w][m],
+                 # across processes: median traced time / median untraced-process time
+                 "ratio_unpaired": (t / base) if (t is not None and base) else None}
+            # reported: median of the per-process traced/untraced ratios
+            e["ratio"] = med(paired[w][m]) if paired[w][m] else (1.0 if m == "untraced" and t else None)
+            row[m] = e
         out[w] = row
     return out
 
@@ -166,7 +185,8 @@ def section_snapshot(py, cfg, ctx):
             for tool in ("tracemalloc", "memhound"):
                 log("  [snapshot] %s start(%d) analysis with tracing %s"
                     % (tool, nframe, "ON" if on else "off (after stop())"))
-                r = run_worker(py, {"kind": "snapshot", "tool": tool, "nframe": nframe,
+                skip = _skip_reason(ctx, tool)
+                r = {"status": skip.split(":")[0], "reason": skip} if skip else run_worker(py, {"kind": "snapshot", "tool": tool, "nframe": nframe,
                                     "tracing_on": on, "tuples": cfg["snapshot_tuples"],
                                     "sites": cfg["snapshot_sites"], "reps": cfg["reps"],
                                     "budget": cfg["snapshot_budget"]},
@@ -183,7 +203,7 @@ def section_snapshot(py, cfg, ctx):
 def section_memory(py, cfg, ctx):
     tools = ["untraced", "tracemalloc", "memhound", "memray"]
     raw = {t: [] for t in tools}
-    status = {t: "ok" for t in tools}
+    status = {t: _skip_reason(ctx, t) or "ok" for t in tools}
     for rep in range(cfg["reps"]):
         for t in tools:
             if status[t] != "ok":
@@ -219,7 +239,9 @@ def section_memory(py, cfg, ctx):
 def section_leaks(py, cfg, ctx):
     tools = cfg["leak_tools"]
     raw = {t: [] for t in tools}
-    status = {t: "ok" for t in tools}
+    # memhound's leak API is probed by the worker itself (it may exist while
+    # the tracer does not, or the reverse).
+    status = {t: (_skip_reason(ctx, t) if t != "memhound" else None) or "ok" for t in tools}
     per_call = max(1, cfg["leak_per_group"] // cfg["leak_runs"])
     for rep in range(cfg["reps"]):
         for t in tools:
@@ -644,6 +666,10 @@ def main(argv=None):
             log("   %-9s %s" % (name, t.get("version") if t.get("status") == "ok"
                                 else "%s (%s)" % (t.get("status"), t.get("reason", ""))))
         pyres = {"versions": probe, "sections": {}, "section_seconds": {}}
+        ctx["unusable"] = {name: "%s: %s" % (t.get("status"), t.get("reason", ""))
+                           for name, t in probe["tools"].items() if t.get("status") != "ok"}
+        if "guppy3" in ctx["unusable"]:
+            ctx["unusable"]["guppy"] = ctx["unusable"]["guppy3"]
         for section in args.sections:
             log("== %s on CPython %s" % (section, probe["python"]))
             t0 = time.time()

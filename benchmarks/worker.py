@@ -235,22 +235,45 @@ class _Tracing:
 
 
 def task_overhead(task):
+    """Time one workload under one mode.
+
+    A traced process first times the same workload untraced (before any
+    tracer is started), so each process yields a paired traced/untraced
+    ratio measured seconds apart: on a shared machine that is far less
+    sensitive to load drift than comparing different processes."""
     import workloads
     func = workloads.WORKLOADS[task["workload"]]
     scale = float(task["scale"])
     inner = int(task.get("inner", 1))
+    mode = task["mode"]
     with tempfile.TemporaryDirectory(prefix="mhbench-") as tmp:
+        if mode != "untraced":  # import the tool (and fail early) before timing
+            if mode == "memray":
+                import_peer("memray")
+            elif mode.startswith("memhound"):
+                memhound_tracer()
         func(scale * 0.05)  # import-time and first-call effects, untraced
+        baseline = []
+        if mode != "untraced":
+            for _ in range(inner):
+                gc.collect()
+                t0 = time.perf_counter()
+                func(scale)
+                baseline.append(time.perf_counter() - t0)
         gc.collect()
         times = []
-        with _Tracing(task["mode"], tmp):
+        with _Tracing(mode, tmp):
             func(scale * 0.25)  # warm the tracer's interning tables
             for _ in range(inner):
                 gc.collect()
                 t0 = time.perf_counter()
                 func(scale)
                 times.append(time.perf_counter() - t0)
-        return {"times": times}
+        out = {"times": times}
+        if baseline:
+            out["baseline"] = baseline
+            out["paired_ratio"] = statistics.median(times) / statistics.median(baseline)
+        return out
 
 
 # --------------------------------------------------------------------------

@@ -13,9 +13,9 @@ import json
 
 
 def small_objs(scale):
-    """150k iterations, each building a dict, a list, a tuple and a str."""
+    """100k iterations, each building a dict, a list, a tuple and a str."""
     keep = []
-    for i in range(int(150_000 * scale)):
+    for i in range(int(100_000 * scale)):
         d = {"k": i, "v": [i, i + 1]}
         keep.append((i, d, str(i)))
         if len(keep) > 1000:
@@ -37,9 +37,9 @@ def _json_doc():
 
 
 def json_roundtrip(scale):
-    """json.dumps + json.loads of a 200-record document, 60 times."""
+    """json.dumps + json.loads of a 200-record document, 20 times."""
     doc = _json_doc()
-    for _ in range(max(1, int(60 * scale))):
+    for _ in range(max(1, int(20 * scale))):
         json.loads(json.dumps(doc))
 
 
@@ -57,9 +57,9 @@ class _Segment:
 
 
 def class_churn(scale):
-    """350k short-lived plain class instances (two classes, nested)."""
+    """150k short-lived plain class instances (two classes, nested)."""
     last = None
-    for i in range(int(350_000 * scale) // 3):
+    for i in range(int(150_000 * scale) // 3):
         a = _Point(i, i)
         b = _Point(i, -i)
         last = _Segment(a, b)
@@ -67,11 +67,11 @@ def class_churn(scale):
 
 
 def str_format(scale):
-    """250k f-strings, each joined into a short-lived list."""
+    """150k f-strings, collected in a short-lived list and joined."""
     parts = []
     name = "memhound"
-    for i in range(int(250_000 * scale)):
-        parts.append(f"{name}:{i}:{i * 3:08d}:{i / 7:.3f}")
+    for i in range(int(150_000 * scale)):
+        parts.append(f"{name}:{i}:{i * 3}")
         if len(parts) > 500:
             "|".join(parts)
             parts.clear()
@@ -97,9 +97,9 @@ WORKLOADS = {
 }
 
 DESCRIPTIONS = {
-    "small_objs": "small dicts/lists/tuples/str (150k iterations)",
-    "json": "json dumps+loads x60 (200-record doc)",
-    "class_churn": "class-instance churn (350k instances)",
-    "str_format": "f-string building (250k)",
+    "small_objs": "small dicts/lists/tuples/str (100k iterations)",
+    "json": "json dumps+loads x20 (200-record doc)",
+    "class_churn": "class-instance churn (150k instances)",
+    "str_format": "f-string building (150k)",
     "small_objs_depth30": "small_objs at stack depth 30",
 }
