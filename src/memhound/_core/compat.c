@@ -60,9 +60,12 @@ mh_frame_incomplete(_PyInterpreterFrame *f)
 PyThreadState *
 mh_compat_gil_tstate(void)
 {
-#if PY_VERSION_HEX >= 0x030C0000
-    /* 3.12+: a thread-local that is NULL while the thread is detached. */
-    return _PyThreadState_GET();
+#if PY_VERSION_HEX >= 0x030D0000
+    /* 3.12+: a thread-local (not exported) that is NULL while the thread
+     * is detached; read through the exported accessor. */
+    return PyThreadState_GetUnchecked();
+#elif PY_VERSION_HEX >= 0x030C0000
+    return _PyThreadState_UncheckedGet();
 #else
     /* 3.11: one runtime-wide "current" pointer, the GIL holder's state. */
     PyThreadState *ts = _PyThreadState_GET();

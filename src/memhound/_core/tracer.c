@@ -1,18 +1,856 @@
-/* tracer.c -- placeholder; the engine lands next. */
+/* tracer.c -- the tracing engine: allocator hooks, state, start/stop.
+ *
+ * memhound installs hooks on the three PyMem domains with PyMem_SetAllocator
+ * and chains every call to the allocator that was installed before it.  Each
+ * successful allocation records (address -> size, traceback id) in a
+ * live-block table (blocks.h); each free removes it.
+ *
+ * Concurrency.  MEM and OBJ are only called with the GIL held, so their
+ * table (`gil_blocks`), the traceback table and the capture buffer take no
+ * lock at all.  RAW may be called without the GIL, from threads with no
+ * Python state, so RAW blocks live in their own table under `raw_lock`, and
+ * a RAW allocation gets a traceback only when the calling thread holds the
+ * GIL.  Traced memory is two counters, one per table, so both stay exact;
+ * the peak is a lock-free maximum over their sum.
+ *
+ * Cost per allocation: a thread-local reentrancy flag (so that pymalloc's
+ * own PyMem_RawMalloc calls are not counted twice), a raw walk of the frame
+ * chain (compat.h), a hash + memcmp to intern the traceback, and one table
+ * insert.  Line numbers are resolved only when a snapshot or a traceback is
+ * asked for.
+ *
+ * Free lists (3.13+).  An object taken from a free list reuses an old block
+ * without an allocation; the reference tracer's CREATE event re-stamps that
+ * block with the current traceback.  The event that immediately follows the
+ * allocation of the same block is skipped: its stack was just captured.
+ *
+ * Living with other hooks.  Hooks form a stack.  stop() restores the saved
+ * allocators only while memhound is on top; otherwise it stays installed as a
+ * pass-through so that the tool above keeps a valid chain.  CPython's
+ * tracemalloc restores its saved allocators unconditionally when stopped,
+ * which would silently unhook a memhound started after it: memhound wraps
+ * tracemalloc.stop() to re-install itself right after.
+ *
+ * Failures.  When memhound cannot grow its own tables it stops recording (it
+ * never fails the program's allocation), and a pending call warns with a
+ * RuntimeWarning and stops tracing cleanly at the next safe point.
+ *
+ * fork().  The RAW lock is taken around fork so the child inherits
+ * consistent tables; the child keeps tracing.
+ */
+#include <Python.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "blocks.h"
+#include "compat.h"
+#include "memory.h"
+#include "snapshot.h"
+#include "tracebacks.h"
 #include "tracer.h"
 
-static int mh_nyi(void) { PyErr_SetString(PyExc_NotImplementedError, "engine not built yet"); return -1; }
-int mh_tracer_start(int nframe) { (void)nframe; return mh_nyi(); }
-int mh_tracer_stop(void) { return 0; }
-int mh_tracer_is_tracing(void) { return 0; }
-int mh_tracer_clear(void) { return 0; }
-void mh_tracer_traced_memory(size_t *c, size_t *p) { *c = *p = 0; }
-void mh_tracer_reset_peak(void) {}
-int mh_tracer_traceback_limit(void) { return 1; }
-size_t mh_tracer_self_memory(void) { return 0; }
-PyObject *mh_tracer_object_traceback(PyObject *o, int f) { (void)o; (void)f; Py_RETURN_NONE; }
-PyObject *mh_tracer_take_snapshot(void) { mh_nyi(); return NULL; }
-void mh_tracer_suspend(void) {}
-void mh_tracer_resume(void) {}
-void mh_tracer_set_memory_limit(size_t l) { (void)l; }
-int mh_tracer_module_init(PyObject *m) { (void)m; return 0; }
+typedef struct {
+    PyMemAllocatorEx raw, mem, obj;
+} mh_allocators;
+
+static struct {
+    _Atomic int tracing;        /* recording allocations */
+    int installed;              /* our hooks are somewhere in the chain */
+    int nframe;
+    /* What the hooks chain to.  Two generations so that re-chaining never
+     * rewrites a struct another thread may be reading. */
+    mh_allocators saved[2];
+    int gen;
+    mh_blocks gil_blocks;       /* MEM + OBJ: GIL */
+    mh_blocks raw_blocks;       /* RAW: raw_lock */
+    pthread_mutex_t raw_lock;
+    mh_tb_table tbs;            /* GIL */
+    mh_rawframe *scratch;       /* GIL; nframe entries */
+    _Atomic size_t gil_current, raw_current, peak;
+    uintptr_t last_block;       /* GIL; block whose CREATE event to skip */
+    int reftracer_on;
+    mh_reftracer_fn prev_tracer;
+    void *prev_tracer_data;
+    _Atomic int failed;         /* out of memory: warning pending */
+    PyObject *stdlib_stop;      /* tracemalloc.stop while wrapped */
+} mh = {.nframe = 1, .raw_lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Set while this thread runs inside a hook or memhound's own code: nested
+ * allocations pass through untraced.  Initial-exec TLS: one instruction. */
+static __thread int mh_tls_busy __attribute__((tls_model("initial-exec")));
+
+#define MH_TRACING() atomic_load_explicit(&mh.tracing, memory_order_relaxed)
+
+/* ---------------------------------------------------------------- counters */
+
+static inline void
+mh_note_peak(size_t current)
+{
+    size_t peak = atomic_load_explicit(&mh.peak, memory_order_relaxed);
+    while (current > peak
+           && !atomic_compare_exchange_weak_explicit(&mh.peak, &peak, current,
+                                                     memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+/* Each counter has one writer at a time (the GIL or raw_lock); the other
+ * counter is read racily, which can only make the peak lag by one block. */
+static inline void
+mh_counter_add(_Atomic size_t *counter, _Atomic size_t *other, size_t add, size_t sub)
+{
+    size_t v = atomic_load_explicit(counter, memory_order_relaxed) + add - sub;
+    atomic_store_explicit(counter, v, memory_order_relaxed);
+    if (add > sub)
+        mh_note_peak(v + atomic_load_explicit(other, memory_order_relaxed));
+}
+
+#define MH_GIL_ADD(add, sub) mh_counter_add(&mh.gil_current, &mh.raw_current, add, sub)
+#define MH_RAW_ADD(add, sub) mh_counter_add(&mh.raw_current, &mh.gil_current, add, sub)
+
+/* ---------------------------------------------------------------- failure */
+
+static int mh_stop_locked(void);
+
+static int
+mh_failure_pending(void *arg)
+{
+    (void)arg;
+    if (!atomic_exchange(&mh.failed, 0))
+        return 0;
+    if (mh.installed)
+        mh_stop_locked();
+    return PyErr_WarnEx(PyExc_RuntimeWarning,
+                        "memhound stopped tracing: out of memory for its own tables", 1);
+}
+
+/* Called from a hook: stop recording now, warn and clean up later. */
+static void
+mh_fail(void)
+{
+    atomic_store_explicit(&mh.tracing, 0, memory_order_relaxed);
+    if (atomic_exchange(&mh.failed, 1) == 0)
+        Py_AddPendingCall(mh_failure_pending, NULL);
+}
+
+/* ---------------------------------------------------------------- capture */
+
+/* Traceback id of the calling thread's stack; the GIL is held. */
+static inline uint32_t
+mh_capture(PyThreadState *tstate)
+{
+    if (tstate == NULL)
+        return MH_TB_EMPTY;
+    int total;
+    int n = mh_compat_capture(tstate, mh.scratch, mh.nframe, &total);
+    return mh_tb_intern(&mh.tbs, mh.scratch, n, total);
+}
+
+static void
+mh_track_gil(void *ptr, size_t size)
+{
+    uint32_t tb = mh_capture(mh_compat_gil_tstate());
+    size_t old = 0;
+    if (tb == MH_TB_ERROR || mh_blocks_put(&mh.gil_blocks, (uintptr_t)ptr, size, tb, &old) < 0) {
+        mh_fail();
+        return;
+    }
+    mh.last_block = (uintptr_t)ptr;
+    MH_GIL_ADD(size, old);
+}
+
+static inline void
+mh_untrack_gil(void *ptr)
+{
+    size_t size;
+    uint32_t tb;
+    if (mh_blocks_pop(&mh.gil_blocks, (uintptr_t)ptr, &size, &tb))
+        MH_GIL_ADD(0, size);
+    if (mh.last_block == (uintptr_t)ptr)
+        mh.last_block = 0;
+}
+
+/* Caller holds raw_lock. */
+static void
+mh_track_raw_locked(void *ptr, size_t size, uint32_t tb)
+{
+    size_t old = 0;
+    if (!MH_TRACING())
+        return;
+    if (mh_blocks_put(&mh.raw_blocks, (uintptr_t)ptr, size, tb, &old) < 0) {
+        mh_fail();
+        return;
+    }
+    MH_RAW_ADD(size, old);
+}
+
+/* Caller holds raw_lock.  1 and the old entry if `ptr` was traced. */
+static int
+mh_untrack_raw_locked(void *ptr, size_t *size, uint32_t *tb)
+{
+    if (!mh_blocks_pop(&mh.raw_blocks, (uintptr_t)ptr, size, tb))
+        return 0;
+    MH_RAW_ADD(0, *size);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- MEM/OBJ hooks */
+
+static void *
+mh_gil_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
+{
+    if (!MH_TRACING() || mh_tls_busy)
+        return zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
+    mh_tls_busy = 1;
+    void *ptr = zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
+    if (ptr != NULL && MH_TRACING())
+        mh_track_gil(ptr, nelem * elsize);
+    mh_tls_busy = 0;
+    return ptr;
+}
+
+static void *
+mh_gil_malloc(void *ctx, size_t size)
+{
+    return mh_gil_alloc(ctx, 1, size, 0);
+}
+
+static void *
+mh_gil_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    return mh_gil_alloc(ctx, nelem, elsize, 1);
+}
+
+static void *
+mh_gil_realloc(void *ctx, void *ptr, size_t size)
+{
+    PyMemAllocatorEx *a = ctx;
+    if (!MH_TRACING())
+        return a->realloc(a->ctx, ptr, size);
+    int busy = mh_tls_busy;
+    mh_tls_busy = 1;
+    void *ptr2 = a->realloc(a->ctx, ptr, size);
+    if (ptr2 != NULL && MH_TRACING()) {
+        if (ptr != NULL)
+            mh_untrack_gil(ptr);
+        if (!busy)
+            mh_track_gil(ptr2, size);
+    }
+    mh_tls_busy = busy;
+    return ptr2;
+}
+
+static void
+mh_gil_free(void *ctx, void *ptr)
+{
+    PyMemAllocatorEx *a = ctx;
+    a->free(a->ctx, ptr);
+    /* Even inside memhound's own code: a freed block must never stay traced. */
+    if (ptr != NULL && MH_TRACING())
+        mh_untrack_gil(ptr);
+}
+
+/* ---------------------------------------------------------------- RAW hooks */
+
+static void *
+mh_raw_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
+{
+    if (!MH_TRACING() || mh_tls_busy)
+        return zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
+    mh_tls_busy = 1;
+    void *ptr = zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
+    if (ptr != NULL && MH_TRACING()) {
+        PyThreadState *tstate = mh_compat_gil_tstate();
+        uint32_t tb = tstate ? mh_capture(tstate) : MH_TB_EMPTY;
+        if (tb == MH_TB_ERROR) {
+            mh_fail();
+        } else {
+            pthread_mutex_lock(&mh.raw_lock);
+            mh_track_raw_locked(ptr, nelem * elsize, tb);
+            pthread_mutex_unlock(&mh.raw_lock);
+        }
+    }
+    mh_tls_busy = 0;
+    return ptr;
+}
+
+static void *
+mh_raw_malloc(void *ctx, size_t size)
+{
+    return mh_raw_alloc(ctx, 1, size, 0);
+}
+
+static void *
+mh_raw_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    return mh_raw_alloc(ctx, nelem, elsize, 1);
+}
+
+static void *
+mh_raw_realloc(void *ctx, void *ptr, size_t size)
+{
+    PyMemAllocatorEx *a = ctx;
+    if (!MH_TRACING())
+        return a->realloc(a->ctx, ptr, size);
+    int busy = mh_tls_busy;
+    mh_tls_busy = 1;
+    uint32_t tb = MH_TB_EMPTY;
+    if (!busy) {
+        PyThreadState *tstate = mh_compat_gil_tstate();
+        tb = tstate ? mh_capture(tstate) : MH_TB_EMPTY;
+        if (tb == MH_TB_ERROR) {
+            mh_fail();
+            tb = MH_TB_EMPTY;
+        }
+    }
+    /* Remove, resize and add under one lock: no other thread can see the
+     * address half-moved, and a failed realloc changes nothing. */
+    pthread_mutex_lock(&mh.raw_lock);
+    size_t old_size = 0;
+    uint32_t old_tb = 0;
+    int was_traced = ptr != NULL && mh_untrack_raw_locked(ptr, &old_size, &old_tb);
+    void *ptr2 = a->realloc(a->ctx, ptr, size);
+    if (ptr2 == NULL) {
+        if (was_traced)
+            mh_track_raw_locked(ptr, old_size, old_tb);
+    } else if (!busy) {
+        mh_track_raw_locked(ptr2, size, tb);
+    }
+    pthread_mutex_unlock(&mh.raw_lock);
+    mh_tls_busy = busy;
+    return ptr2;
+}
+
+static void
+mh_raw_free(void *ctx, void *ptr)
+{
+    PyMemAllocatorEx *a = ctx;
+    if (ptr != NULL && MH_TRACING()) {
+        /* Untrack before freeing: once freed, another thread may get the
+         * same address and trace it. */
+        size_t size;
+        uint32_t tb;
+        pthread_mutex_lock(&mh.raw_lock);
+        mh_untrack_raw_locked(ptr, &size, &tb);
+        pthread_mutex_unlock(&mh.raw_lock);
+    }
+    a->free(a->ctx, ptr);
+}
+
+/* ---------------------------------------------------------------- reference tracer */
+
+static int
+mh_reftrace(PyObject *op, int event, void *data)
+{
+    (void)data;
+    if (event == MH_REFTRACER_CREATE && MH_TRACING() && !mh_tls_busy) {
+        uintptr_t block = (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op));
+        if (block == mh.last_block) {
+            mh.last_block = 0;
+        } else {
+            mh_block *b = mh_blocks_find(&mh.gil_blocks, block);
+            if (b != NULL) {
+                mh_tls_busy = 1;
+                uint32_t tb = mh_capture(mh_compat_gil_tstate());
+                mh_tls_busy = 0;
+                if (tb == MH_TB_ERROR)
+                    mh_fail();
+                else
+                    b->tb = tb;
+            }
+        }
+    }
+    if (mh.prev_tracer != NULL)
+        return mh.prev_tracer(op, event, mh.prev_tracer_data);
+    return 0;
+}
+
+static void
+mh_reftracer_install(void)
+{
+    if (!mh_compat_has_reftracer() || mh.reftracer_on)
+        return;
+    void *data;
+    mh_reftracer_fn prev = mh_compat_get_reftracer(&data);
+    if (prev == mh_reftrace)
+        prev = NULL, data = NULL;
+    mh.prev_tracer = prev;
+    mh.prev_tracer_data = data;
+    if (mh_compat_set_reftracer(mh_reftrace, NULL) == 0)
+        mh.reftracer_on = 1;
+}
+
+static void
+mh_reftracer_uninstall(void)
+{
+    if (!mh.reftracer_on)
+        return;
+    void *data;
+    /* Restore only while the slot is ours: never remove a tracer installed
+     * after us. */
+    if (mh_compat_get_reftracer(&data) == mh_reftrace)
+        mh_compat_set_reftracer(mh.prev_tracer, mh.prev_tracer_data);
+    mh.reftracer_on = 0;
+    mh.prev_tracer = NULL;
+    mh.prev_tracer_data = NULL;
+}
+
+/* ---------------------------------------------------------------- hook chain */
+
+static void
+mh_hooks_for(mh_allocators *saved, mh_allocators *ours)
+{
+    ours->raw = (PyMemAllocatorEx){&saved->raw, mh_raw_malloc, mh_raw_calloc, mh_raw_realloc,
+                                   mh_raw_free};
+    ours->mem = (PyMemAllocatorEx){&saved->mem, mh_gil_malloc, mh_gil_calloc, mh_gil_realloc,
+                                   mh_gil_free};
+    ours->obj = (PyMemAllocatorEx){&saved->obj, mh_gil_malloc, mh_gil_calloc, mh_gil_realloc,
+                                   mh_gil_free};
+}
+
+/* 1 if our hooks are the current allocators of all three domains. */
+static int
+mh_on_top(void)
+{
+    PyMemAllocatorEx raw, mem, obj;
+    PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &raw);
+    PyMem_GetAllocator(PYMEM_DOMAIN_MEM, &mem);
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &obj);
+    return raw.malloc == mh_raw_malloc && mem.malloc == mh_gil_malloc
+           && obj.malloc == mh_gil_malloc;
+}
+
+/* Chain onto whatever is installed now. */
+static void
+mh_install(void)
+{
+    int gen = mh.gen ^ 1;
+    mh_allocators *saved = &mh.saved[gen];
+    mh_allocators ours;
+    PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &saved->raw);
+    PyMem_GetAllocator(PYMEM_DOMAIN_MEM, &saved->mem);
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &saved->obj);
+    mh_hooks_for(saved, &ours);
+    mh.gen = gen;
+    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &ours.raw);
+    PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &ours.mem);
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &ours.obj);
+    mh.installed = 1;
+}
+
+static void
+mh_uninstall(void)
+{
+    mh_allocators *saved = &mh.saved[mh.gen];
+    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &saved->raw);
+    PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &saved->mem);
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &saved->obj);
+    mh.installed = 0;
+}
+
+/* ---------------------------------------------------------------- tables */
+
+static void
+mh_clear_tables(void)
+{
+    PyObject **codes;
+    size_t ncodes;
+    int busy = mh_tls_busy;
+    mh_tls_busy = 1;
+    pthread_mutex_lock(&mh.raw_lock);
+    mh_blocks_clear(&mh.raw_blocks);
+    atomic_store(&mh.raw_current, 0);
+    pthread_mutex_unlock(&mh.raw_lock);
+    mh_blocks_clear(&mh.gil_blocks);
+    atomic_store(&mh.gil_current, 0);
+    atomic_store(&mh.peak, 0);
+    mh.last_block = 0;
+    mh_tb_clear(&mh.tbs, &codes, &ncodes);
+    /* Releasing code objects may free memory and re-enter the hooks: only
+     * now that every table is consistent. */
+    for (size_t i = 0; i < ncodes; i++)
+        Py_DECREF(codes[i]);
+    mh_mem_free(codes, ncodes * sizeof(PyObject *));
+    mh_tls_busy = busy;
+}
+
+static int
+mh_set_nframe(int nframe)
+{
+    mh_rawframe *scratch = mh_mem_malloc((size_t)nframe * sizeof(mh_rawframe));
+    if (scratch == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    mh_mem_free(mh.scratch, (size_t)mh.nframe * sizeof(mh_rawframe));
+    mh.scratch = scratch;
+    mh.nframe = nframe;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- tracemalloc.stop wrapper */
+
+static PyObject *
+mh_stdlib_stop(PyObject *self, PyObject *noargs)
+{
+    (void)self; (void)noargs;
+    int rechain = mh.installed && !mh_on_top() && MH_TRACING();
+    PyObject *res = PyObject_CallNoArgs(mh.stdlib_stop);
+    if (res == NULL)
+        return NULL;
+    /* CPython restored the allocators it saved, removing memhound if it was
+     * started after tracemalloc: chain again onto what is installed now. */
+    if (rechain && !mh_on_top())
+        mh_install();
+    return res;
+}
+
+static PyMethodDef mh_stdlib_stop_def = {
+    "stop", mh_stdlib_stop, METH_NOARGS,
+    "Stop tracemalloc (wrapped by memhound so that a memhound started after it keeps tracing)."
+};
+
+/* While memhound runs above CPython's tracemalloc, make tracemalloc.stop()
+ * keep memhound installed. */
+static int
+mh_wrap_stdlib_stop(void)
+{
+    if (mh.stdlib_stop != NULL)
+        return 0;
+    PyObject *mod = PyImport_ImportModule("tracemalloc");
+    if (mod == NULL)
+        return -1;
+    PyObject *stop = PyObject_GetAttrString(mod, "stop");
+    PyObject *wrapper = stop ? PyCFunction_New(&mh_stdlib_stop_def, NULL) : NULL;
+    int rc = -1;
+    if (wrapper != NULL && PyObject_SetAttrString(mod, "stop", wrapper) == 0) {
+        mh.stdlib_stop = stop;
+        stop = NULL;
+        rc = 0;
+    }
+    Py_XDECREF(stop);
+    Py_XDECREF(wrapper);
+    Py_DECREF(mod);
+    return rc;
+}
+
+static void
+mh_unwrap_stdlib_stop(void)
+{
+    if (mh.stdlib_stop == NULL)
+        return;
+    PyObject *mod = PyImport_ImportModule("tracemalloc");
+    if (mod == NULL || PyObject_SetAttrString(mod, "stop", mh.stdlib_stop) < 0)
+        PyErr_Clear();
+    Py_XDECREF(mod);
+    Py_CLEAR(mh.stdlib_stop);
+}
+
+/* ---------------------------------------------------------------- public */
+
+int
+mh_tracer_start(int nframe)
+{
+    if (nframe != mh.nframe || mh.scratch == NULL) {
+        if (mh_set_nframe(nframe) < 0)
+            return -1;
+    }
+    if (MH_TRACING())
+        return 0;
+    if (atomic_exchange(&mh.failed, 0))
+        mh_clear_tables();
+    if (mh_compat_stdlib_tracemalloc_tracing() && mh_wrap_stdlib_stop() < 0)
+        return -1;
+    if (!mh.installed)
+        mh_install();
+    else if (!mh_on_top()) {
+        /* Still chained under another tool from an earlier session: that is
+         * fine as long as the tool above keeps calling us. */
+    }
+    mh_reftracer_install();
+    atomic_store(&mh.tracing, 1);
+    return 0;
+}
+
+static int
+mh_stop_locked(void)
+{
+    atomic_store(&mh.tracing, 0);
+    mh_reftracer_uninstall();
+    if (mh.installed && mh_on_top())
+        mh_uninstall();
+    mh_unwrap_stdlib_stop();
+    mh_clear_tables();
+    return 0;
+}
+
+int
+mh_tracer_stop(void)
+{
+    if (atomic_exchange(&mh.failed, 0)) {
+        /* stopped by a failure whose warning has not been issued yet */
+        mh_stop_locked();
+        return PyErr_WarnEx(PyExc_RuntimeWarning,
+                            "memhound stopped tracing: out of memory for its own tables", 1);
+    }
+    if (!MH_TRACING() && !mh.installed)
+        return 0;
+    return mh_stop_locked();
+}
+
+int
+mh_tracer_is_tracing(void)
+{
+    return MH_TRACING();
+}
+
+int
+mh_tracer_clear(void)
+{
+    if (!MH_TRACING())
+        return 0;
+    int busy = mh_tls_busy;
+    atomic_store(&mh.tracing, 0);
+    mh_clear_tables();
+    atomic_store(&mh.tracing, 1);
+    mh_tls_busy = busy;
+    return 0;
+}
+
+void
+mh_tracer_traced_memory(size_t *current, size_t *peak)
+{
+    if (!MH_TRACING()) {
+        *current = *peak = 0;
+        return;
+    }
+    *current = atomic_load(&mh.gil_current) + atomic_load(&mh.raw_current);
+    *peak = atomic_load(&mh.peak);
+    if (*peak < *current)
+        *peak = *current;
+}
+
+void
+mh_tracer_reset_peak(void)
+{
+    if (!MH_TRACING())
+        return;
+    atomic_store(&mh.peak, atomic_load(&mh.gil_current) + atomic_load(&mh.raw_current));
+}
+
+int
+mh_tracer_traceback_limit(void)
+{
+    return mh.nframe;
+}
+
+size_t
+mh_tracer_self_memory(void)
+{
+    if (!MH_TRACING())
+        return 0;
+    return mh_mem_used();
+}
+
+void
+mh_tracer_suspend(void)
+{
+    mh_tls_busy++;
+}
+
+void
+mh_tracer_resume(void)
+{
+    if (mh_tls_busy > 0)
+        mh_tls_busy--;
+}
+
+void
+mh_tracer_set_memory_limit(size_t limit)
+{
+    mh_mem_set_limit(limit);
+}
+
+/* ---------------------------------------------------------------- export */
+
+static PyObject *
+mh_frame_tuple(const mh_rawframe *f, int with_function)
+{
+    PyCodeObject *code = (PyCodeObject *)f->code;
+    int line = mh_compat_code_line(f->code, f->lasti);
+    if (with_function)
+        return Py_BuildValue("(OiO)", code->co_filename, line, code->co_name);
+    return Py_BuildValue("(Oi)", code->co_filename, line);
+}
+
+static PyObject *
+mh_traceback_tuple(uint32_t id, int with_function)
+{
+    const mh_tb *tb = id == MH_TB_EMPTY ? NULL : mh_tb_get(&mh.tbs, id);
+    if (tb == NULL || tb->nframe == 0) {
+        if (with_function)
+            return Py_BuildValue("((siO))", "<unknown>", 0, Py_None);
+        return Py_BuildValue("((si))", "<unknown>", 0);
+    }
+    PyObject *frames = PyTuple_New(tb->nframe);
+    if (frames == NULL)
+        return NULL;
+    const mh_rawframe *raw = mh_tb_frames(&mh.tbs, tb);
+    for (int i = 0; i < tb->nframe; i++) {
+        PyObject *frame = mh_frame_tuple(&raw[i], with_function);
+        if (frame == NULL) {
+            Py_DECREF(frames);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(frames, i, frame);
+    }
+    return frames;
+}
+
+/* Traceback id of the block at `block`, or MH_TB_ERROR if untraced. */
+static uint32_t
+mh_block_traceback(uintptr_t block)
+{
+    mh_block *b = mh_blocks_find(&mh.gil_blocks, block);
+    if (b != NULL)
+        return b->tb;
+    uint32_t tb = MH_TB_ERROR;
+    pthread_mutex_lock(&mh.raw_lock);
+    b = mh_blocks_find(&mh.raw_blocks, block);
+    if (b != NULL)
+        tb = b->tb;
+    pthread_mutex_unlock(&mh.raw_lock);
+    return tb;
+}
+
+PyObject *
+mh_tracer_object_traceback(PyObject *obj, int with_function)
+{
+    if (!MH_TRACING())
+        Py_RETURN_NONE;
+    uintptr_t block = (uintptr_t)obj - mh_compat_preheader_size(Py_TYPE(obj));
+    uint32_t tb = mh_block_traceback(block);
+    if (tb == MH_TB_ERROR)
+        Py_RETURN_NONE;
+    mh_tracer_suspend();
+    PyObject *res = mh_traceback_tuple(tb, with_function);
+    mh_tracer_resume();
+    return res;
+}
+
+/* Export state: snapshot indices of frames and tracebacks, filled lazily. */
+typedef struct {
+    PyObject *snap;
+    int64_t *tb_index;          /* per traceback id, -1 = not yet */
+    uint32_t *frame_buf;
+} mh_export;
+
+static int64_t
+mh_export_traceback(mh_export *ex, uint32_t id)
+{
+    if (ex->tb_index[id] >= 0)
+        return ex->tb_index[id];
+    if (id == MH_TB_EMPTY) {
+        /* Like tracemalloc's empty traceback: one "<unknown>" frame. */
+        ex->tb_index[id] = mh_snapshot_add_traceback(ex->snap, NULL, 0, 1);
+        return ex->tb_index[id];
+    }
+    const mh_tb *tb = mh_tb_get(&mh.tbs, id);
+    const mh_rawframe *raw = mh_tb_frames(&mh.tbs, tb);
+    for (int i = 0; i < tb->nframe; i++) {
+        PyCodeObject *code = (PyCodeObject *)raw[i].code;
+        int line = mh_compat_code_line(raw[i].code, raw[i].lasti);
+        int64_t f = mh_snapshot_add_frame(ex->snap, code->co_filename, line, code->co_name);
+        if (f < 0)
+            return -1;
+        ex->frame_buf[i] = (uint32_t)f;
+    }
+    int64_t idx = mh_snapshot_add_traceback(ex->snap, ex->frame_buf, tb->nframe, tb->total);
+    ex->tb_index[id] = idx;
+    return idx;
+}
+
+static int
+mh_export_blocks(mh_export *ex, mh_blocks *blocks)
+{
+    MH_BLOCKS_FOREACH(blocks, b) {
+        int64_t tb = mh_export_traceback(ex, b->tb);
+        if (tb < 0 || mh_snapshot_add_trace(ex->snap, 0, mh_blocks_size(blocks, b),
+                                            (uint32_t)tb) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+mh_take_snapshot(void)
+{
+    mh_export ex = {NULL, NULL, NULL};
+    size_t ntb = mh.tbs.count ? mh.tbs.count : 1;
+    ex.snap = mh_snapshot_new(mh.nframe);
+    ex.tb_index = mh_mem_malloc(ntb * sizeof(int64_t));
+    ex.frame_buf = mh_mem_malloc((size_t)mh.nframe * sizeof(uint32_t));
+    if (ex.snap == NULL || ex.tb_index == NULL || ex.frame_buf == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        goto error;
+    }
+    memset(ex.tb_index, 0xff, ntb * sizeof(int64_t));
+    if (mh_snapshot_reserve_traces(ex.snap, mh.gil_blocks.count + mh.raw_blocks.count) < 0
+        || mh_export_blocks(&ex, &mh.gil_blocks) < 0)
+        goto error;
+    pthread_mutex_lock(&mh.raw_lock);
+    int rc = mh_export_blocks(&ex, &mh.raw_blocks);
+    pthread_mutex_unlock(&mh.raw_lock);
+    if (rc < 0)
+        goto error;
+    mh_mem_free(ex.tb_index, ntb * sizeof(int64_t));
+    mh_mem_free(ex.frame_buf, (size_t)mh.nframe * sizeof(uint32_t));
+    return ex.snap;
+error:
+    Py_XDECREF(ex.snap);
+    mh_mem_free(ex.tb_index, ntb * sizeof(int64_t));
+    mh_mem_free(ex.frame_buf, (size_t)mh.nframe * sizeof(uint32_t));
+    return NULL;
+}
+
+PyObject *
+mh_tracer_take_snapshot(void)
+{
+    if (!MH_TRACING()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the tracemalloc module must be tracing memory allocations to take a "
+                        "snapshot");
+        return NULL;
+    }
+    mh_tracer_suspend();
+    PyObject *snap = mh_take_snapshot();
+    mh_tracer_resume();
+    return snap;
+}
+
+/* ---------------------------------------------------------------- fork */
+
+static void mh_atfork_prepare(void) { pthread_mutex_lock(&mh.raw_lock); }
+static void mh_atfork_parent(void) { pthread_mutex_unlock(&mh.raw_lock); }
+
+static void
+mh_atfork_child(void)
+{
+    pthread_mutex_init(&mh.raw_lock, NULL);
+}
+
+int
+mh_tracer_module_init(PyObject *module)
+{
+    (void)module;
+    static int registered;
+    if (!registered) {
+        if (pthread_atfork(mh_atfork_prepare, mh_atfork_parent, mh_atfork_child) != 0) {
+            PyErr_SetString(PyExc_RuntimeError, "memhound: pthread_atfork failed");
+            return -1;
+        }
+        registered = 1;
+    }
+    return 0;
+}
