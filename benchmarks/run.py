@@ -43,6 +43,7 @@ START_MARK = "<!-- bench:start -->"
 END_MARK = "<!-- bench:end -->"
 SECTIONS = ("overhead", "snapshot", "memory", "leaks")
 SCHEMA = 1
+CLOCK = ["cpu"]  # set from --clock
 
 WORKLOAD_NAMES = ["small_objs", "json", "class_churn", "str_format", "small_objs_depth30"]
 OVERHEAD_MODES = ["untraced", "tracemalloc:1", "memhound:1", "tracemalloc:25",
@@ -94,6 +95,7 @@ def log(msg):
 
 def run_worker(python, task, timeout, verbose=False):
     """Run one task in a fresh interpreter; always returns a result dict."""
+    task = dict(task, clock=CLOCK[0])
     cmd = [python, WORKER, json.dumps(task)]
     env = dict(os.environ)
     env.setdefault("PYTHONHASHSEED", "0")
@@ -273,7 +275,9 @@ def section_leaks(py, cfg, ctx):
         entry = {"status": "ok", "raw": raw[t], "heap_gc_objects": heap,
                  "api": raw[t][0].get("api"),
                  "found": min(r.get("found") or 0 for r in raw[t])}
-        for key in ("analysis_s", "total_s", "runs_s", "heap_s", "growth_after_s"):
+        if any("causes_right" in r for r in raw[t]):
+            entry["causes_right"] = min(r.get("causes_right") or 0 for r in raw[t])
+        for key in ("analysis_s", "census_s", "total_s", "runs_s", "heap_s", "growth_after_s"):
             vals = [r[key] for r in raw[t] if r.get(key) is not None]
             if vals:
                 entry[key] = med(vals)
@@ -358,7 +362,7 @@ TARGETS = [
     ("overhead25", "Issue 3: overhead with memhound start(25) ≤ 2.0× on every workload"),
     ("snapshot", "Issue 3: snapshot analytics ≥ 10× faster than tracemalloc, tracing on and off"),
     ("memory", "Issue 3: ≤ 32 bytes of metadata per live traced block (RSS)"),
-    ("leak_time", "Issue 4: leak analysis ≤ 1.0 s on the 2,000,000-object heap"),
+    ("leak_time", "Issue 4: leak analysis ≤ 1.0 s (2,000,000-object heap)"),
     ("leak_mem", "Issue 4: ≤ 64 bytes of temporary memory per heap object"),
 ]
 
@@ -367,9 +371,10 @@ def _tcat(mode):
     return "overhead1" if mode.endswith(":1") else "overhead25"
 
 
-def _render_targets(targets):
+def _render_targets(targets, quick=False):
     """One line per target of issues 3/4: met / missed (which, by how much) / not measured."""
-    lines = ["Targets:", ""]
+    lines = ["Targets:" if not quick else
+             "Targets (quick run: smaller sizes than the targets assume, indicative only):", ""]
     for cat, title in TARGETS:
         items = [(ok, text) for c, ok, text in targets if c == cat]
         if not items:
@@ -559,7 +564,9 @@ def render_python(pyres, cfg, command):
             lines.append("| %s (%s) | %s | %s | %s | %s | %s | %s | %s |" % (
                 peer, pe.get("api") or "–",
                 cell_status(pe) or "%s/10" % pe.get("found"), cell_status(pe) or fmt_s(pt),
-                cell_status(mhe) or "%s/10" % mhe.get("found"), cell_status(mhe) or fmt_s(mh_time),
+                cell_status(mhe) or "%s/10 (causes right: %s/10)" % (mhe.get("found"), mhe.get("causes_right")),
+                cell_status(mhe) or (fmt_s(mh_time) + (" (+ %s census before the runs)" % fmt_s(mhe["census_s"])
+                                                        if mhe.get("census_s") is not None else "")),
                 fmt_x(pt / mh_time) if (pt and mh_time) else "–",
                 cell_status(pe) or fmt_bytes(pe.get("temp_bytes_per_object")),
                 cell_status(mhe) or fmt_bytes(mhe.get("temp_bytes_per_object"))))
@@ -573,20 +580,30 @@ def render_python(pyres, cfg, command):
         lines.append("")
 
     if targets:
-        lines += _render_targets(targets)
+        lines += _render_targets(targets, cfg.get("quick"))
     return lines
+
+
+def _fmt_load(la):
+    return "/".join("%.1f" % x for x in la) if la else "?"
 
 
 def render(results):
     cfg = results["config"]
     m = results["machine"]
     lines = ["## Benchmarks", "",
-             "Produced by `%s` on %s UTC (full run: %s per Python version). Machine: %s, %s cores, "
-             "%s GiB, Linux %s. Peers: `pip install .[bench]`. Raw numbers and versions: "
-             "`benchmarks/results.json`." % (
+             "Produced by `%s` on %s UTC (run time per Python version: %s). Machine: %s, %s cores, "
+             "%s GiB, Linux %s; load average %s at the start, %s at the end. Peers: `pip install .[bench]`. "
+             "Raw numbers and versions: `benchmarks/results.json`." % (
                  results["command"], results["finished"],
-                 ", ".join("%s %s" % (k, v) for k, v in results["durations"].items()),
-                 m.get("cpu", "?"), m.get("cores"), m.get("memory_gib", "?"), m.get("kernel")),
+                 ", ".join("%s %s" % (k, v) for k, v in sorted(results["durations"].items())),
+                 m.get("cpu", "?"), m.get("cores"), m.get("memory_gib", "?"), m.get("kernel"),
+                 _fmt_load(m.get("loadavg_at_start")), _fmt_load(results.get("loadavg_at_end"))),
+             "",
+             ("All times are process CPU time (`time.process_time()`: every thread of the measured "
+              "process), which load from other processes on this shared machine barely changes; "
+              "`--clock wall` measures elapsed time instead." if cfg.get("clock", "cpu") == "cpu" else
+              "All times are elapsed (wall-clock) time."),
              ""]
     if cfg.get("quick"):
         lines += ["*Quick (smoke) run: small sizes, few repetitions — not the reference numbers.*", ""]
@@ -635,6 +652,9 @@ def parse_args(argv):
                    help="keep other Python versions' results already in the JSON file")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                    help="override a size/rep setting, VALUE as JSON (e.g. --set reps=7)")
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                   help="cpu: process CPU time, robust to other load on a shared machine "
+                        "(default); wall: elapsed time")
     p.add_argument("--verbose", "-v", action="store_true", help="show worker progress (per-op times)")
     args = p.parse_args(argv)
     sections = []
@@ -656,6 +676,7 @@ def parse_args(argv):
         except ValueError:
             cfg[key] = value
     cfg["quick"] = args.quick
+    cfg["clock"] = args.clock
     args.cfg = cfg
     return args
 
@@ -664,6 +685,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     cfg = args.cfg
+    CLOCK[0] = cfg["clock"]
     command = "python benchmarks/run.py" + "".join(" " + shlex.quote(a) for a in argv)
     json_path = args.json or os.path.join(HERE, "results-quick.json" if args.quick else "results.json")
     readme = None
@@ -710,6 +732,10 @@ def main(argv=None):
         results["durations"][key] = "%dm%02ds" % (secs // 60, secs % 60)
         log("== CPython %s done in %s" % (probe["python"], results["durations"][key]))
     results["finished"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    try:
+        results["loadavg_at_end"] = list(os.getloadavg())
+    except OSError:
+        pass
     text = render(results)
     with open(json_path, "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)
