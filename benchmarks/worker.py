@@ -142,6 +142,17 @@ def rss_bytes():
         return int(f.read().split()[1]) * PAGE
 
 
+def trim_heap():
+    """Give free malloc memory back to the OS (glibc malloc_trim), so that a
+    tool's temporary memory shows up as RSS growth instead of silently
+    reusing pages some earlier phase freed."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def reset_peak_rss():
     """Reset VmHWM (Linux >= 4.0); returns False where not permitted."""
     try:
@@ -426,6 +437,7 @@ def task_memory(task):
             sites.allocate(1000, keep2)
             del keep2
             gc.collect()
+            trim_heap()
             blocks0 = sys.getallocatedblocks()
             rss0 = rss_bytes()
             sites.allocate(n, keep)
@@ -475,6 +487,7 @@ def _leak_memhound(task, leakapp, res):
                 marks[1] = _now()
                 for _ in range(runs):
                     leakapp.step(per_call)
+                trim_heap()
                 rss[0] = rss_bytes()
                 reset_peak_rss()
                 marks[2] = _now()
@@ -492,6 +505,7 @@ def _leak_memhound(task, leakapp, res):
         _check_memhound_report(report, leakapp, res)
         return
     if hasattr(mh, "find_leaks"):
+        trim_heap()
         t0 = _now()
         rss0 = rss_bytes()
         reset_peak_rss()
@@ -557,6 +571,7 @@ def _leak_objgraph(task, leakapp, res):
         leakapp.step(per_call)
     res["runs_s"] = _now() - t0
     gc.collect()
+    trim_heap()
     rss0 = rss_bytes()
     reset_peak_rss()
     t0 = _now()
@@ -595,6 +610,7 @@ def _leak_guppy(task, leakapp, res):
         leakapp.step(per_call)
     res["runs_s"] = _now() - t0
     gc.collect()
+    trim_heap()
     rss0 = rss_bytes()
     reset_peak_rss()
     t0 = _now()
