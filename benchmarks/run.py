@@ -376,7 +376,9 @@ def _render_targets(targets, quick=False):
     lines = ["Targets:" if not quick else
              "Targets (quick run: smaller sizes than the targets assume, indicative only):", ""]
     for cat, title in TARGETS:
-        items = [(ok, text) for c, ok, text in targets if c == cat]
+        items = [(t[1], t[2]) for t in targets if t[0] == cat]
+        worst = max((t for t in targets if t[0] == cat and t[1] and len(t) > 3),
+                    key=lambda t: t[3], default=None)
         if not items:
             continue
         met = [t for ok, t in items if ok]
@@ -385,7 +387,10 @@ def _render_targets(targets, quick=False):
         if unmeasured and not met and not missed:
             verdict = "not measured (memhound %s)" % unmeasured[0].split()[-1]
         elif not missed and not unmeasured:
-            verdict = "**met** (%d/%d: %s)" % (len(met), len(items), ", ".join(met))
+            if len(met) > 6 and worst is not None:
+                verdict = "**met** (%d/%d; closest: %s)" % (len(met), len(items), worst[2])
+            else:
+                verdict = "**met** (%d/%d: %s)" % (len(met), len(items), ", ".join(met))
         else:
             verdict = "**missed** on %d of %d: %s" % (len(missed), len(items), ", ".join(missed))
             if unmeasured:
@@ -489,7 +494,7 @@ def render_python(pyres, cfg, command):
                     label, nframe, "ON" if on else "off", cells[0], cells[1], fmt_x(sp)))
                 if sp is not None:
                     targets.append(("snapshot", sp >= 10, "%s start(%d) %s %.1f×"
-                                    % (op, nframe, "ON" if on else "off", sp)))
+                                    % (op, nframe, "ON" if on else "off", sp), -sp))
                 elif not cell_status(tm):
                     targets.append(("snapshot", None, "%s start(%d) %s %s"
                                     % (op, nframe, "ON" if on else "off",
