@@ -3,6 +3,7 @@
 
     python benchmarks/run.py                 # full run (README table + results.json)
     python benchmarks/run.py --quick         # CI smoke run: small sizes, few reps
+    python benchmarks/run.py --all-pythons    # 3.11, 3.12 and 3.13 one after another
     python benchmarks/run.py --only overhead --python python3.11 --python python3.13
 
 Sections (``--only`` takes one or more, comma separated):
@@ -60,7 +61,7 @@ FULL = {
     # (frames, analysis while tracing?) pairs.  start(25) with tracing ON is
     # left out by default: tracemalloc then needs minutes per operation.
     "snapshot_configs": [[1, True], [1, False], [25, False]],
-    "snapshot_budget": 15.0,    # seconds per operation before fewer reps are taken
+    "snapshot_budget": 10.0,    # seconds per operation before fewer reps are taken
     "memory_tuples": 500_000,
     "memory_sites": 200,
     "leak_heap": 2_000_000,     # GC objects in the background heap
@@ -295,6 +296,21 @@ SECTION_FUNCS = {"overhead": section_overhead, "snapshot": section_snapshot,
 # --------------------------------------------------------------------------
 # Machine information
 # --------------------------------------------------------------------------
+
+def find_python(version):
+    """Path of a CPython `version` ('3.12'): pyenv's install first, then PATH."""
+    try:
+        prefix = subprocess.run(["pyenv", "prefix", version], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, universal_newlines=True,
+                                timeout=30).stdout.strip()
+        exe = os.path.join(prefix, "bin", "python" + version)
+        if prefix and os.path.exists(exe):
+            return exe
+    except (OSError, subprocess.SubprocessError):
+        pass
+    import shutil
+    return shutil.which("python" + version)
+
 
 def machine_info():
     info = {"platform": platform.platform(), "kernel": platform.release(),
@@ -649,6 +665,8 @@ def parse_args(argv):
                    help="run only these sections (%s); repeat or comma-separate" % ", ".join(SECTIONS))
     p.add_argument("--python", metavar="EXE", action="append",
                    help="interpreter to benchmark (repeat for several; default: this one)")
+    p.add_argument("--all-pythons", action="store_true",
+                   help="benchmark CPython 3.11, 3.12 and 3.13 (found on PATH or via pyenv), one after another")
     p.add_argument("--json", metavar="FILE", help="results file (default benchmarks/results.json, "
                                                   "benchmarks/results-quick.json with --quick)")
     p.add_argument("--readme", metavar="FILE", help="README to update (default README.md; not with --quick)")
@@ -696,7 +714,15 @@ def main(argv=None):
     readme = None
     if not args.no_readme and (args.readme or not args.quick):
         readme = args.readme or os.path.join(ROOT, "README.md")
-    pythons = args.python or [sys.executable]
+    pythons = list(args.python or [])
+    if args.all_pythons:
+        for v in ("3.11", "3.12", "3.13"):
+            exe = find_python(v)
+            if exe:
+                pythons.append(exe)
+            else:
+                log("warning: no python%s found (PATH, pyenv); skipped" % v)
+    pythons = pythons or [sys.executable]
     results = {"schema": SCHEMA, "command": command, "config": cfg, "machine": machine_info(),
                "started": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
                "pythons": {}, "durations": {}}
