@@ -551,7 +551,7 @@ def render_python(pyres, cfg, command):
                              % pe["capture_file_per_block"])
             lines.append("| %s | %s | %s | %s | %s |" % (
                 peer, cell_status(pe) or fmt_bytes(pb), cell_status(mhe) or fmt_bytes(mh_b),
-                fmt_x(pb / mh_b) if (pb and mh_b and mh_b > 0) else "–", "; ".join(notes)))
+                fmt_x(pb / mh_b) if (pb and pb > 1 and mh_b and mh_b > 1) else "–", "; ".join(notes)))
         if mh_b is not None:
             targets.append(("memory", mh_b <= 32, "%.1f B per live block" % mh_b))
         else:
