@@ -230,3 +230,52 @@ def test_snapshot_does_not_trace_itself():
     # The snapshot's own objects were never traced, so freeing them cannot
     # move the traced total by more than a few unrelated blocks.
     assert abs(after - current) < 4096
+
+
+# ---------------------------------------------------------------- coexistence with tracemalloc
+
+def test_memhound_started_after_tracemalloc_survives_tracemalloc_stop():
+    tracemalloc.start()
+    memhound.start()
+    tracemalloc.stop()          # restores the allocators tracemalloc saved
+    assert memhound.is_tracing()
+    line = this_line(1)
+    data = bytearray(5000)
+    assert memhound._core._get_object_traceback(data) == ((__file__, line),)
+    assert memhound.get_traced_memory()[0] >= 5000
+    memhound.stop()
+    assert not tracemalloc.is_tracing() and not memhound.is_tracing()
+    assert tracemalloc.stop.__name__ == "stop"
+    tracemalloc.start()         # the stdlib still works afterwards
+    assert tracemalloc.get_object_traceback(bytearray(10)) is not None
+
+
+def test_tracemalloc_started_after_memhound_both_trace():
+    memhound.start()
+    tracemalloc.start()
+    line = this_line(1)
+    data = bytearray(5000)
+    assert tracemalloc.get_object_traceback(data)[0].lineno == line
+    assert memhound._core._get_object_traceback(data) == ((__file__, line),)
+    memhound.stop()             # not on top: stays chained as a pass-through
+    assert tracemalloc.get_object_traceback(bytearray(10)) is not None
+    tracemalloc.stop()
+    memhound.start()
+    assert memhound._core._get_object_traceback(bytearray(10)) is not None
+
+
+@pytest.mark.skipif(not PY313, reason="the reference tracer exists on 3.13+")
+def test_reference_tracer_slot_is_taken_back_after_tracemalloc_stops():
+    from memhound._core import _get_object_traceback
+    gc.collect()
+    memhound.start()
+    tracemalloc.start()         # takes the single PyRefTracer slot
+    tracemalloc.stop()          # 3.13.0 leaves its tracer installed
+    _get_object_traceback(None)  # any query gives memhound the slot back
+    first = [1, 2]
+    first_addr = id(first)
+    del first
+    line = this_line(1)
+    second = [3, 4]
+    assert id(second) == first_addr
+    assert _get_object_traceback(second) == ((__file__, line),)

@@ -51,7 +51,9 @@ static inline int
 mh_frame_incomplete(_PyInterpreterFrame *f)
 {
 #if PY_VERSION_HEX >= 0x030D0000
-    if (!PyCode_Check(f->f_executable))
+    /* C-stack shim frames first: they are the only ones whose executable
+     * may not be a code object, and the test needs no pointer chase. */
+    if (f->owner == FRAME_OWNED_BY_CSTACK || !PyCode_Check(f->f_executable))
         return 1;
 #endif
     return _PyFrame_IsIncomplete(f);
@@ -72,6 +74,16 @@ mh_compat_gil_tstate(void)
     if (ts != NULL && ts->thread_id != PyThread_get_thread_ident())
         return NULL;
     return ts;
+#endif
+}
+
+PyThreadState *
+mh_compat_tstate(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return mh_compat_gil_tstate();
+#else
+    return _PyThreadState_GET();
 #endif
 }
 
@@ -98,6 +110,38 @@ mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *total)
 }
 
 int
+mh_compat_stack_is(PyThreadState *tstate, const mh_rawframe *frames, int n, int total)
+{
+    int depth = 0;
+    _PyInterpreterFrame *f = mh_current_frame(tstate);
+    for (; f != NULL; f = f->previous) {
+        if (mh_frame_incomplete(f))
+            continue;
+        if (depth < n && (frames[depth].code != mh_frame_code(f)
+                          || frames[depth].lasti != _PyInterpreterFrame_LASTI(f)))
+            return 0;
+        if (++depth == MH_MAX_NFRAME)
+            break;
+        if (depth > total)
+            return 0;
+    }
+    return depth == total && (depth >= n);
+}
+
+uintptr_t
+mh_compat_top_key(PyThreadState *tstate)
+{
+    _PyInterpreterFrame *f = mh_current_frame(tstate);
+    if (f == NULL)
+        return 0;
+#if PY_VERSION_HEX >= 0x030D0000
+    return (uintptr_t)f ^ ((uintptr_t)f->instr_ptr << 7);
+#else
+    return (uintptr_t)f ^ ((uintptr_t)f->prev_instr << 7);
+#endif
+}
+
+int
 mh_compat_code_line(PyObject *code, int lasti)
 {
     if (lasti < 0)
@@ -105,21 +149,8 @@ mh_compat_code_line(PyObject *code, int lasti)
     return PyCode_Addr2Line((PyCodeObject *)code, lasti * (int)sizeof(_Py_CODEUNIT));
 }
 
-size_t
-mh_compat_preheader_size(PyTypeObject *type)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    return _PyType_PreHeaderSize(type);
-#else
-    /* 3.11: GC header plus the two managed-dict words before the object. */
-    size_t size = 0;
-    if (PyType_IS_GC(type))
-        size += sizeof(PyGC_Head);
-    if (type->tp_flags & Py_TPFLAGS_MANAGED_DICT)
-        size += 2 * sizeof(PyObject *);
-    return size;
-#endif
-}
+/* The pre-header sizes in compat.h must match CPython's own. */
+_Static_assert(sizeof(PyGC_Head) == 2 * sizeof(PyObject *), "GC header size");
 
 Py_ssize_t
 mh_compat_refcnt(PyObject *obj)

@@ -34,18 +34,46 @@ typedef struct {
  * state. */
 PyThreadState *mh_compat_gil_tstate(void);
 
+/* The calling thread's state when it is known to hold the GIL (MEM and OBJ
+ * hooks): skips the ownership check. */
+PyThreadState *mh_compat_tstate(void);
+
 /* Walk the Python stack of `tstate` (which must hold the GIL), newest frame
  * first, skipping incomplete frames.  Stores at most `max` frames in `out`
  * and returns how many were stored; `*total` receives the depth of the whole
  * stack (saturated at MH_MAX_NFRAME). */
 int mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *total);
 
+/* 1 if the Python stack of `tstate` (GIL held) is exactly `frames[0..n)`
+ * with depth `total`, as mh_compat_capture() would return it.  Compares
+ * while walking, stopping at the first difference: cheaper than a capture
+ * followed by a lookup when the stack repeats. */
+int mh_compat_stack_is(PyThreadState *tstate, const mh_rawframe *frames, int n, int total);
+
+/* A cheap fingerprint of the newest frame and its instruction, to pick a
+ * candidate traceback before mh_compat_stack_is() (0 without frames). */
+uintptr_t mh_compat_top_key(PyThreadState *tstate);
+
 /* Line number of instruction `lasti` in code object `code` (GIL held). */
 int mh_compat_code_line(PyObject *code, int lasti);
 
 /* Bytes between the start of the allocator block and the object itself
- * (GC header, managed dict and weakref slots). */
-size_t mh_compat_preheader_size(PyTypeObject *type);
+ * (GC header, managed dict and weakref slots).  Inline: the reference
+ * tracer needs it for every new object.  The flags are public; the layout
+ * mirrors _PyType_PreHeaderSize (3.12+) and 3.11's managed-dict words. */
+static inline size_t
+mh_compat_preheader_size(PyTypeObject *type)
+{
+    unsigned long flags = type->tp_flags;
+    size_t size = (flags & Py_TPFLAGS_HAVE_GC) ? 2 * sizeof(PyObject *) : 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    if (flags & Py_TPFLAGS_PREHEADER)
+#else
+    if (flags & Py_TPFLAGS_MANAGED_DICT)
+#endif
+        size += 2 * sizeof(PyObject *);
+    return size;
+}
 
 /* Number of references to `obj` its reference count claims (immortal
  * objects report a huge count on 3.12+). */

@@ -54,6 +54,8 @@ typedef struct {
     PyMemAllocatorEx raw, mem, obj;
 } mh_allocators;
 
+#define MH_RECENT 512
+
 static struct {
     _Atomic int tracing;        /* recording allocations */
     int installed;              /* our hooks are somewhere in the chain */
@@ -69,6 +71,9 @@ static struct {
     mh_rawframe *scratch;       /* GIL; nframe entries */
     _Atomic size_t gil_current, raw_current, peak;
     uintptr_t last_block;       /* GIL; block whose CREATE event to skip */
+    /* GIL; the last traceback seen per newest-frame fingerprint, verified
+     * with mh_compat_stack_is() before use. */
+    struct { uintptr_t key; uint32_t tb; } recent[MH_RECENT];
     int reftracer_on;
     mh_reftracer_fn prev_tracer;
     void *prev_tracer_data;
@@ -141,15 +146,29 @@ mh_capture(PyThreadState *tstate)
 {
     if (tstate == NULL)
         return MH_TB_EMPTY;
+    /* Allocation sites repeat: first try the traceback last seen with the
+     * same newest frame, comparing while walking (no copy, no hash). */
+    uintptr_t key = mh_compat_top_key(tstate);
+    size_t slot = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 55) & (MH_RECENT - 1);
+    if (mh.recent[slot].key == key && key != 0) {
+        const mh_tb *tb = mh_tb_get(&mh.tbs, mh.recent[slot].tb);
+        if (mh_compat_stack_is(tstate, mh_tb_frames(&mh.tbs, tb), tb->nframe, tb->total))
+            return mh.recent[slot].tb;
+    }
     int total;
     int n = mh_compat_capture(tstate, mh.scratch, mh.nframe, &total);
-    return mh_tb_intern(&mh.tbs, mh.scratch, n, total);
+    uint32_t id = mh_tb_intern(&mh.tbs, mh.scratch, n, total);
+    if (id != MH_TB_ERROR && id != MH_TB_EMPTY) {
+        mh.recent[slot].key = key;
+        mh.recent[slot].tb = id;
+    }
+    return id;
 }
 
 static void
 mh_track_gil(void *ptr, size_t size)
 {
-    uint32_t tb = mh_capture(mh_compat_gil_tstate());
+    uint32_t tb = mh_capture(mh_compat_tstate());
     size_t old = 0;
     if (tb == MH_TB_ERROR || mh_blocks_put(&mh.gil_blocks, (uintptr_t)ptr, size, tb, &old) < 0) {
         mh_fail();
@@ -351,7 +370,7 @@ mh_reftrace(PyObject *op, int event, void *data)
             mh_block *b = mh_blocks_find(&mh.gil_blocks, block);
             if (b != NULL) {
                 mh_tls_busy = 1;
-                uint32_t tb = mh_capture(mh_compat_gil_tstate());
+                uint32_t tb = mh_capture(mh_compat_tstate());
                 mh_tls_busy = 0;
                 if (tb == MH_TB_ERROR)
                     mh_fail();
@@ -378,6 +397,20 @@ mh_reftracer_install(void)
     mh.prev_tracer_data = data;
     if (mh_compat_set_reftracer(mh_reftrace, NULL) == 0)
         mh.reftracer_on = 1;
+}
+
+/* tracemalloc.start() takes the reference-tracer slot without chaining, and
+ * 3.13.0's stop() leaves its tracer there: take the slot back once
+ * tracemalloc has stopped (objects reused meanwhile keep older tracebacks). */
+static void
+mh_reftracer_reclaim(void)
+{
+    void *data;
+    if (MH_TRACING() && mh.reftracer_on && !mh_compat_stdlib_tracemalloc_tracing()
+        && mh_compat_get_reftracer(&data) != mh_reftrace) {
+        mh.reftracer_on = 0;
+        mh_reftracer_install();
+    }
 }
 
 static void
@@ -465,6 +498,7 @@ mh_clear_tables(void)
     atomic_store(&mh.gil_current, 0);
     atomic_store(&mh.peak, 0);
     mh.last_block = 0;
+    memset(mh.recent, 0, sizeof(mh.recent));
     mh_tb_clear(&mh.tbs, &codes, &ncodes);
     /* Releasing code objects may free memory and re-enter the hooks: only
      * now that every table is consistent. */
@@ -494,7 +528,7 @@ static PyObject *
 mh_stdlib_stop(PyObject *self, PyObject *noargs)
 {
     (void)self; (void)noargs;
-    int rechain = mh.installed && !mh_on_top() && MH_TRACING();
+    int rechain = mh.installed && mh_on_top() && MH_TRACING();
     PyObject *res = PyObject_CallNoArgs(mh.stdlib_stop);
     if (res == NULL)
         return NULL;
@@ -502,6 +536,7 @@ mh_stdlib_stop(PyObject *self, PyObject *noargs)
      * started after tracemalloc: chain again onto what is installed now. */
     if (rechain && !mh_on_top())
         mh_install();
+    mh_reftracer_reclaim();
     return res;
 }
 
@@ -510,8 +545,8 @@ static PyMethodDef mh_stdlib_stop_def = {
     "Stop tracemalloc (wrapped by memhound so that a memhound started after it keeps tracing)."
 };
 
-/* While memhound runs above CPython's tracemalloc, make tracemalloc.stop()
- * keep memhound installed. */
+/* While memhound runs, make tracemalloc.stop() keep memhound installed and
+ * give back the reference-tracer slot. */
 static int
 mh_wrap_stdlib_stop(void)
 {
@@ -554,6 +589,8 @@ mh_tracer_start(int nframe)
     if (nframe != mh.nframe || mh.scratch == NULL) {
         if (mh_set_nframe(nframe) < 0)
             return -1;
+        /* Recent tracebacks were cut at the old limit. */
+        memset(mh.recent, 0, sizeof(mh.recent));
     }
     if (MH_TRACING())
         return 0;
@@ -728,6 +765,7 @@ mh_tracer_object_traceback(PyObject *obj, int with_function)
 {
     if (!MH_TRACING())
         Py_RETURN_NONE;
+    mh_reftracer_reclaim();
     uintptr_t block = (uintptr_t)obj - mh_compat_preheader_size(Py_TYPE(obj));
     uint32_t tb = mh_block_traceback(block);
     if (tb == MH_TB_ERROR)
@@ -823,6 +861,7 @@ mh_tracer_take_snapshot(void)
                         "snapshot");
         return NULL;
     }
+    mh_reftracer_reclaim();
     mh_tracer_suspend();
     PyObject *snap = mh_take_snapshot();
     mh_tracer_resume();
