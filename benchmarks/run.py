@@ -73,14 +73,14 @@ FULL = {
 
 QUICK = dict(FULL, **{
     "reps": 3,
-    "overhead_scale": 0.1,
+    "overhead_scale": 0.05,
     "snapshot_tuples": 20_000,
     "snapshot_sites": 50,
     "snapshot_configs": [[1, True], [1, False]],
     "snapshot_budget": 1.0,
     "memory_tuples": 100_000,
     "memory_sites": 50,
-    "leak_heap": 100_000,
+    "leak_heap": 50_000,
     "leak_per_group": 20,
     "timeout": 300,
 })
