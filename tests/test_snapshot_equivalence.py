@@ -219,3 +219,32 @@ def test_function_names_are_kept_but_not_compared():
     stat = snap.statistics("lineno")[0]
     assert stat.traceback[0].function == "f"
     assert snap.traces._traces == [(0, 8, (("a.py", 1), ("b.py", 2)), 2)]
+
+
+def test_snapshot_pickles_in_raw_format():
+    import pickle
+    snap = memhound.Snapshot([(0, 8, (("a.py", 1),), 1)], 1)
+    snap.metadata["run"] = 3
+    copy = pickle.loads(pickle.dumps(snap))
+    assert copy.traces == snap.traces and copy.metadata == {"run": 3}
+    assert copy.traceback_limit == 1
+
+
+def test_str_subclass_hash_is_not_called():
+    class Evil(str):
+        def __hash__(self):
+            raise AssertionError("user __hash__ called")
+
+    raw = [(0, 8, ((Evil("a.py"), 1),), 1), (0, 8, (("a.py", 1),), 1)]
+    stats = memhound.Snapshot(raw, 1).statistics("filename")
+    assert [(s.traceback[0].filename, s.count) for s in stats] == [("a.py", 2)]
+
+
+def test_module_has_tracemalloc_names():
+    missing = {name for name in dir(std)
+               if not name.startswith("__") and not hasattr(memhound, name)}
+    # only stdlib's own imports are not re-exported
+    assert missing <= {"Iterable", "Sequence", "fnmatch", "os", "pickle", "total_ordering"}
+    old = {memhound.Traceback((("a.py", 1),)): memhound.Statistic(None, 5, 1)}
+    new = {memhound.Traceback((("a.py", 1),)): memhound.Statistic(None, 7, 2)}
+    assert [(d.size, d.size_diff) for d in memhound._compare_grouped_stats(old, new)] == [(7, 2)]

@@ -4,12 +4,16 @@ and TestFilters, run against memhound (`import memhound as tracemalloc`).
 Copied from CPython 3.12.1 (identical in 3.11 and 3.13); the only edit is the
 mock target of test_format_traceback: 'tracemalloc.linecache.getline' names
 the stdlib module, so it reads 'memhound.linecache.getline' here.
+TestSnapshotTracing holds the two snapshot tests of TestTracemallocEnabled
+(test_snapshot, test_snapshot_save_attr) with that class's setUp/tearDown:
+they run on live memhound snapshots and its own file format.
 """
 import contextlib
 import os
 import sys
 import unittest
 from unittest.mock import patch
+from test.support import os_helper
 
 import memhound as tracemalloc
 
@@ -622,6 +626,53 @@ class TestFilters(unittest.TestCase):
         self.assertTrue(f._match_traceback(t2))
         self.assertFalse(f._match_traceback(t3))
         self.assertFalse(f._match_traceback(unknown))
+
+
+class TestSnapshotTracing(unittest.TestCase):
+    def setUp(self):
+        if tracemalloc.is_tracing():
+            self.skipTest("tracemalloc must be stopped before the test")
+
+        tracemalloc.start(1)
+
+    def tearDown(self):
+        tracemalloc.stop()
+
+    def test_snapshot(self):
+        obj, source = allocate_bytes(123)
+
+        # take a snapshot
+        snapshot = tracemalloc.take_snapshot()
+
+        # This can vary
+        self.assertGreater(snapshot.traces[1].traceback.total_nframe, 10)
+
+        # write on disk
+        snapshot.dump(os_helper.TESTFN)
+        self.addCleanup(os_helper.unlink, os_helper.TESTFN)
+
+        # load from disk
+        snapshot2 = tracemalloc.Snapshot.load(os_helper.TESTFN)
+        self.assertEqual(snapshot2.traces, snapshot.traces)
+
+        # tracemalloc must be tracing memory allocations to take a snapshot
+        tracemalloc.stop()
+        with self.assertRaises(RuntimeError) as cm:
+            tracemalloc.take_snapshot()
+        self.assertEqual(str(cm.exception),
+                         "the tracemalloc module must be tracing memory "
+                         "allocations to take a snapshot")
+
+    def test_snapshot_save_attr(self):
+        # take a snapshot with a new attribute
+        snapshot = tracemalloc.take_snapshot()
+        snapshot.test_attr = "new"
+        snapshot.dump(os_helper.TESTFN)
+        self.addCleanup(os_helper.unlink, os_helper.TESTFN)
+
+        # load() should recreate the attribute
+        snapshot2 = tracemalloc.Snapshot.load(os_helper.TESTFN)
+        self.assertEqual(snapshot2.test_attr, "new")
 
 
 if __name__ == "__main__":

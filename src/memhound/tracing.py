@@ -178,6 +178,28 @@ class StatisticDiff:
                 self.traceback)
 
 
+def _compare_grouped_stats(old_group, new_group):
+    # tracemalloc's helper, kept for code that calls it; memhound's own
+    # compare_to() does this in C.
+    statistics = []
+    for traceback, stat in new_group.items():
+        previous = old_group.pop(traceback, None)
+        if previous is not None:
+            stat = StatisticDiff(traceback,
+                                 stat.size, stat.size - previous.size,
+                                 stat.count, stat.count - previous.count)
+        else:
+            stat = StatisticDiff(traceback,
+                                 stat.size, stat.size,
+                                 stat.count, stat.count)
+        statistics.append(stat)
+
+    for traceback, stat in old_group.items():
+        stat = StatisticDiff(traceback, 0, -stat.size, 0, -stat.count)
+        statistics.append(stat)
+    return statistics
+
+
 @total_ordering
 class Frame:
     """
@@ -457,6 +479,11 @@ class _Traces(Sequence):
         return self._data is other._data or self._data.equals(other._data)
 
     __hash__ = None
+
+    def __reduce__(self):
+        # Picklable (e.g. for multiprocessing) in tracemalloc's raw format;
+        # Snapshot.dump() is the compact, safe way to store a snapshot.
+        return (_Traces, (self._traces,))
 
     def __repr__(self):
         return "<Traces len=%s>" % len(self)

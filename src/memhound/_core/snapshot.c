@@ -148,10 +148,12 @@ mh_snapshot_str_eq(PyObject *a, PyObject *b)
                   (size_t)PyUnicode_GET_LENGTH(a) * PyUnicode_KIND(a)) == 0;
 }
 
+/* str's own hash even for a subclass: no user __hash__ runs while a raw
+ * trace list is being read (it could mutate the list under us). */
 static int
 mh_snapshot_str_hash(PyObject *s, uint32_t *out)
 {
-    Py_hash_t h = PyObject_Hash(s);
+    Py_hash_t h = PyUnicode_Type.tp_hash(s);
     if (h == -1 && PyErr_Occurred())
         return -1;
     *out = mh_snapshot_mix((uint64_t)h);
@@ -430,39 +432,36 @@ mh_snapshot_grow_traces(mh_snapshot_object *s, size_t need)
         return 0;
     size_t ncap = s->cap_traces ? s->cap_traces : 64;
     while (ncap < need) {
-        if (ncap > ((size_t)-1 / 16))
-            goto nomem;
+        if (ncap > ((size_t)-1 / 32)) {
+            PyErr_NoMemory();
+            return -1;
+        }
         ncap *= 2;
     }
-    uint32_t *d = mh_mem_realloc(s->domain, s->cap_traces * sizeof(uint32_t),
-                                 ncap * sizeof(uint32_t));
-    if (d == NULL)
-        goto nomem;
+    /* All three columns or none: they always share one capacity. */
+    uint32_t *d = mh_mem_malloc(ncap * sizeof(uint32_t));
+    uint64_t *z = mh_mem_malloc(ncap * sizeof(uint64_t));
+    uint32_t *b = mh_mem_malloc(ncap * sizeof(uint32_t));
+    if (d == NULL || z == NULL || b == NULL) {
+        mh_mem_free(d, ncap * sizeof(uint32_t));
+        mh_mem_free(z, ncap * sizeof(uint64_t));
+        mh_mem_free(b, ncap * sizeof(uint32_t));
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (s->ntraces) {
+        memcpy(d, s->domain, s->ntraces * sizeof(uint32_t));
+        memcpy(z, s->size, s->ntraces * sizeof(uint64_t));
+        memcpy(b, s->tb, s->ntraces * sizeof(uint32_t));
+    }
+    size_t n = s->ntraces;
+    mh_snapshot_free_traces(s);
     s->domain = d;
-    uint64_t *z = mh_mem_realloc(s->size, s->cap_traces * sizeof(uint64_t),
-                                 ncap * sizeof(uint64_t));
-    if (z == NULL) {
-        /* Keep the three columns the same capacity. */
-        s->domain = mh_mem_realloc(s->domain, ncap * sizeof(uint32_t),
-                                   s->cap_traces * sizeof(uint32_t));
-        goto nomem;
-    }
     s->size = z;
-    uint32_t *b = mh_mem_realloc(s->tb, s->cap_traces * sizeof(uint32_t),
-                                 ncap * sizeof(uint32_t));
-    if (b == NULL) {
-        s->domain = mh_mem_realloc(s->domain, ncap * sizeof(uint32_t),
-                                   s->cap_traces * sizeof(uint32_t));
-        s->size = mh_mem_realloc(s->size, ncap * sizeof(uint64_t),
-                                 s->cap_traces * sizeof(uint64_t));
-        goto nomem;
-    }
     s->tb = b;
+    s->ntraces = n;
     s->cap_traces = ncap;
     return 0;
-nomem:
-    PyErr_NoMemory();
-    return -1;
 }
 
 static int
@@ -2052,6 +2051,14 @@ mh_snapshot_py_counts(mh_snapshot_object *s, PyObject *noargs)
 }
 
 static PyObject *
+mh_snapshot_py_mem_used(PyObject *cls, PyObject *noargs)
+{
+    (void)cls;
+    (void)noargs;
+    return PyLong_FromSize_t(mh_mem_used());
+}
+
+static PyObject *
 mh_snapshot_py_dump(mh_snapshot_object *s, PyObject *args)
 {
     PyObject *path, *metadata = Py_None;
@@ -2105,6 +2112,8 @@ static PyMethodDef mh_snapshot_methods[] = {
      "load(path) -> (SnapshotData, metadata_json or None)."},
     {"_crc32c", (PyCFunction)mh_fileformat_py_crc32c, METH_VARARGS | METH_CLASS,
      "_crc32c(data, software=False): the file checksum (test hook)."},
+    {"_mem_used", (PyCFunction)mh_snapshot_py_mem_used, METH_NOARGS | METH_CLASS,
+     "Bytes of memhound's own memory in use (test hook for out-of-memory tests)."},
     {"_fnmatch", (PyCFunction)mh_snapshot_py_fnmatch, METH_VARARGS | METH_CLASS,
      "_fnmatch(filename, pattern): tracemalloc's filename match (test hook)."},
     {NULL, NULL, 0, NULL}
