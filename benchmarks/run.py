@@ -567,7 +567,7 @@ def render_python(pyres, cfg, command):
                   "closure, lru_cache, suspended generator, exception traceback; 2 groups are untracked "
                   "str/bytes). Time of the analysis after the runs (what survived, a path from a named root "
                   "for every group); temporary memory = peak RSS during the analysis minus RSS before, per "
-                  "heap object; median of %d fresh processes. objgraph/guppy3 are handed the representative "
+                  "heap object (for memhound from before its census, which it takes before the runs); median of %d fresh processes. objgraph/guppy3 are handed the representative "
                   "object of each group (they cannot find untracked survivors themselves), memhound finds "
                   "them itself and also reports creation tracebacks and causes."
                   % (int(med(heaps)) if heaps else lk["heap"], lk["survivors"], cfg["reps"]), "",
