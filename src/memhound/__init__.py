@@ -10,3 +10,5 @@ from .tracing import _compare_grouped_stats, _format_size, _get_object_traceback
 
 __version__ = "0.1.0"
 __all__ = list(_tracing_all)
+from .leaks import find_leaks, survivors, LeakReport  # noqa: F401
+__all__ += ["find_leaks", "survivors", "LeakReport"]

@@ -16,6 +16,9 @@
 #include "internal/pycore_object.h"
 #include "internal/pycore_runtime.h"
 #include "internal/pycore_pystate.h"
+#include "internal/pycore_dict.h"
+#include "internal/pycore_gc.h"
+#include "internal/pycore_interp.h"
 #if PY_VERSION_HEX < 0x030C0000
 #  include "internal/pycore_pymem.h"
 #endif
@@ -186,4 +189,149 @@ mh_compat_stdlib_tracemalloc_tracing(void)
 #else
     return _Py_tracemalloc_config.tracing;
 #endif
+}
+
+
+/* ---- Heap-graph support (leak finder) ------------------------------------
+ * Added by the leak engineer; see the matching section of compat.h.  Frame
+ * layouts: 3.11-3.13 keep the fast locals in _PyInterpreterFrame.localsplus,
+ * named by co_localsplusnames.  Instance attributes: 3.11 keeps a values
+ * pointer 4 words before the object, 3.12 a tagged dict-or-values word 3
+ * words before it, 3.13 inline values right after the header; the names are
+ * the shared keys of the type (ht_cached_keys).
+ */
+
+static void
+mh_frame_fill(_PyInterpreterFrame *f, mh_frame_view *out)
+{
+    PyCodeObject *code = (PyCodeObject *)mh_frame_code(f);
+    out->code = (PyObject *)code;
+    out->locals = f->localsplus;
+    out->nlocals = code->co_nlocalsplus;
+    out->line = mh_compat_code_line((PyObject *)code, _PyInterpreterFrame_LASTI(f));
+}
+
+int
+mh_compat_object_frame(PyObject *obj, mh_frame_view *out)
+{
+    _PyInterpreterFrame *f = NULL;
+    if (PyFrame_Check(obj)) {
+        f = ((PyFrameObject *)obj)->f_frame;
+    }
+    else if (PyGen_Check(obj) || PyCoro_CheckExact(obj) || PyAsyncGen_CheckExact(obj)) {
+        /* Generators, coroutines and async generators share _PyGenObject_HEAD. */
+        PyGenObject *gen = (PyGenObject *)obj;
+        if (gen->gi_frame_state >= FRAME_CLEARED)
+            return 0;
+        f = (_PyInterpreterFrame *)gen->gi_iframe;
+    }
+    if (f == NULL || mh_frame_incomplete(f))
+        return 0;
+    mh_frame_fill(f, out);
+    return 1;
+}
+
+void
+mh_compat_thread_frames(mh_frame_fn fn, void *arg)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts != NULL;
+         ts = PyThreadState_Next(ts)) {
+        int depth = 0;
+        for (_PyInterpreterFrame *f = mh_current_frame(ts); f != NULL; f = f->previous) {
+            if (mh_frame_incomplete(f))
+                continue;
+            mh_frame_view view;
+            mh_frame_fill(f, &view);
+            fn((unsigned long)ts->thread_id, depth++, &view, arg);
+        }
+    }
+}
+
+static PyDictValues *
+mh_inline_values(PyObject *obj)
+{
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT))
+        return NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (!(tp->tp_flags & Py_TPFLAGS_INLINE_VALUES))
+        return NULL;
+    PyDictValues *values = _PyObject_InlineValues(obj);
+    return values->valid ? values : NULL;
+#elif PY_VERSION_HEX >= 0x030C0000
+    PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(obj);
+    return _PyDictOrValues_IsValues(dorv) ? _PyDictOrValues_GetValues(dorv) : NULL;
+#else
+    return *_PyObject_ValuesPointer(obj);
+#endif
+}
+
+PyObject *
+mh_compat_inline_attr_name(PyObject *obj, PyObject *value)
+{
+    PyDictValues *values = mh_inline_values(obj);
+    if (values == NULL)
+        return NULL;
+    PyDictKeysObject *keys = ((PyHeapTypeObject *)Py_TYPE(obj))->ht_cached_keys;
+    if (keys == NULL || !DK_IS_UNICODE(keys))
+        return NULL;
+    Py_ssize_t n = keys->dk_nentries;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (n > values->capacity)
+        n = values->capacity;
+#endif
+    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(keys);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (values->values[i] == value)
+            return entries[i].me_key;
+    }
+    return NULL;
+}
+
+PyObject *
+mh_compat_existing_dict(PyObject *obj)
+{
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
+#if PY_VERSION_HEX >= 0x030D0000
+        return (PyObject *)_PyObject_GetManagedDict(obj);
+#elif PY_VERSION_HEX >= 0x030C0000
+        PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(obj);
+        return _PyDictOrValues_IsValues(dorv) ? NULL : dorv.dict;
+#else
+        return *_PyObject_ManagedDictPointer(obj);
+#endif
+    }
+    if (tp->tp_dictoffset > 0)
+        return *(PyObject **)((char *)obj + tp->tp_dictoffset);
+    return NULL;
+}
+
+int
+mh_compat_dict_visits_keys(PyObject *dict)
+{
+    return !DK_IS_UNICODE(((PyDictObject *)dict)->ma_keys);
+}
+
+static int
+mh_visit_generation(struct gc_generation *gen, int (*fn)(PyObject *, void *), void *arg)
+{
+    PyGC_Head *head = &gen->head;
+    for (PyGC_Head *gc = _PyGCHead_NEXT(head); gc != head; gc = _PyGCHead_NEXT(gc)) {
+        if (fn((PyObject *)(gc + 1), arg) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int
+mh_compat_visit_tracked(int (*fn)(PyObject *, void *), void *arg)
+{
+    struct _gc_runtime_state *gcstate = &PyInterpreterState_Get()->gc;
+    for (int i = 0; i < NUM_GENERATIONS; i++) {
+        if (mh_visit_generation(&gcstate->generations[i], fn, arg) < 0)
+            return -1;
+    }
+    return mh_visit_generation(&gcstate->permanent_generation, fn, arg);
 }

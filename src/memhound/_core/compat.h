@@ -92,4 +92,45 @@ mh_reftracer_fn mh_compat_get_reftracer(void **data);
 /* 1 if CPython's own tracemalloc is tracing. */
 int mh_compat_stdlib_tracemalloc_tracing(void);
 
+/* ---- Heap-graph support (leak finder, heap*.c) --------------------------
+ * Read-only views of frames and instance attribute storage, so that the
+ * heap graph can name edges without materialising __dict__ or frame
+ * objects.  None of these allocate or call Python code. */
+
+/* The fast locals of one interpreter frame: `nlocals` slots named by
+ * ((PyCodeObject *)code)->co_localsplusnames (a slot may be NULL). */
+typedef struct {
+    PyObject *code;         /* borrowed */
+    PyObject **locals;
+    int nlocals;
+    int line;
+} mh_frame_view;
+
+/* The frame of a frame object, generator, coroutine or async generator:
+ * 1 and fills `out`, or 0 (not such an object, or its frame is cleared). */
+int mh_compat_object_frame(PyObject *obj, mh_frame_view *out);
+
+/* Calls `fn` for every complete frame of every thread of the current
+ * interpreter, newest first.  `depth` counts from the newest frame. */
+typedef void (*mh_frame_fn)(unsigned long thread_id, int depth, const mh_frame_view *f,
+                            void *arg);
+void mh_compat_thread_frames(mh_frame_fn fn, void *arg);
+
+/* Name (borrowed) of the attribute of `obj` whose value is `value` when it
+ * lives in inline values (3.11+ instances without a materialised
+ * __dict__), else NULL.  Never creates the dict. */
+PyObject *mh_compat_inline_attr_name(PyObject *obj, PyObject *value);
+
+/* The instance's __dict__ (borrowed) if it already exists, else NULL. */
+PyObject *mh_compat_existing_dict(PyObject *obj);
+
+/* Calls fn(obj, arg) for every GC-tracked object, including the permanent
+ * generation (gc.freeze()), without creating a list; stops and returns -1
+ * when fn returns -1.  fn must not create or destroy GC objects. */
+int mh_compat_visit_tracked(int (*fn)(PyObject *, void *), void *arg);
+
+/* 1 if the dict's tp_traverse visits its keys (general tables), 0 if it
+ * visits only values (str-keyed tables). */
+int mh_compat_dict_visits_keys(PyObject *dict);
+
 #endif

@@ -1,13 +1,118 @@
-/* heap.h -- the object graph for the leak finder (heap.c).
+/* heap.h -- the object graph for the leak finder.
  *
- * Called once from module init: adds the heap-graph functions/types to the
- * module.  See heap.c for the design.
+ * heap_graph.c  the census (address set of every live object) and the graph:
+ *               nodes, forward edges (CSR), reference counts found, roots
+ *               and the breadth-first search from the roots.
+ * heap_label.c  names of the edges on a chosen path (global, attribute,
+ *               key, index, closure variable, frame local, ...).
+ * heap.c        the Python types _core.HeapCensus and _core.HeapGraph.
+ *
+ * All functions run with the GIL held and never call Python code: no
+ * __eq__, __hash__ or __repr__ of user objects, no attribute lookups that
+ * could run descriptors.  Memory comes from memory.h.
  */
 #ifndef MH_HEAP_H
 #define MH_HEAP_H
 
 #include <Python.h>
+#include <stdint.h>
 
 int mh_heap_module_init(PyObject *module);
+
+/* ---- address set: open addressing, linear probing, 8-byte slots ---------- */
+typedef struct {
+    uintptr_t *slots;
+    size_t cap;
+    size_t count;
+    size_t ntracked;          /* census: GC-tracked objects seen */
+    size_t nrefs;             /* census: references to GC objects seen */
+} mh_heap_set;
+
+void mh_heap_set_free(mh_heap_set *s);
+int mh_heap_set_has(const mh_heap_set *s, const void *p);
+
+/* Every object reachable from the GC-tracked objects and from the fast
+ * locals of every thread's frames, including untracked str/int/tuple/...
+ * Returns 0, or -1 with MemoryError set. */
+int mh_heap_census_take(mh_heap_set *s);
+
+/* ---- graph --------------------------------------------------------------- */
+
+/* parent[] values >= MH_PARENT_SPECIAL mark roots or unreached nodes. */
+#define MH_PARENT_SPECIAL   0xC0000000u
+#define MH_PARENT_UNREACHED 0xFFFFFFFFu
+#define MH_PARENT_MODULE    0xFFFFFFFEu
+#define MH_PARENT_CLASS     0xFFFFFFFDu
+#define MH_PARENT_EXTERNAL  0xFFFFFFFCu
+/* MH_PARENT_SPECIAL + k: held by the k-th thread-stack reference. */
+#define MH_MAX_NODES        (MH_PARENT_SPECIAL - 0x01000000u)
+
+#define MH_NODE_SURVIVOR 0x01   /* not in the census: created since */
+#define MH_NODE_EXTERNAL 0x02   /* refcount exceeds the references found
+                                   (computed for unreached nodes only) */
+#define MH_NODE_MODULE   0x04
+#define MH_NODE_TYPE     0x08
+
+/* A reference from a fast local of a running frame (a thread-stack root). */
+typedef struct {
+    PyObject *code;           /* borrowed: kept alive by the running frame */
+    unsigned long thread_id;
+    uint32_t node;
+    int32_t local;            /* index into co_localsplusnames */
+    int32_t line;
+    int32_t depth;            /* 0 = the thread's newest frame */
+} mh_heap_stackref;
+
+/* 12 bytes: the table is the biggest structure of the build. */
+typedef struct __attribute__((packed)) {
+    PyObject *key;
+    uint32_t idx;
+} mh_heap_slot;
+
+typedef struct {
+    PyObject **nodes;         /* borrowed; valid while the graph is open */
+    uint32_t n, cap_nodes, hint_nodes;
+    uint8_t *flags;
+    uint32_t *found;          /* references found per node (in-degree) */
+    uint32_t *fwd_off;        /* CSR: edges of node i are fwd[fwd_off[i]..fwd_off[i+1]) */
+    uint32_t *fwd;
+    size_t nedges, cap_edges;
+    mh_heap_slot *table;      /* address -> node index; freed after the build */
+    size_t tcap, tcount;
+    mh_heap_stackref *stack;
+    size_t nstack, cap_stack;
+    uint32_t *parent;         /* BFS tree from the roots */
+    uint32_t *order;          /* nodes in BFS order, nreached of them */
+    uint32_t *anchor;         /* survivors: nearest pre-existing holder */
+    uint32_t nreached;
+    uint32_t nsurvivors;
+    PyObject *self_obj;       /* memhound's census object: never a node */
+    const char *skip_prefix;  /* frames of files under it are memhound's own */
+    size_t skip_len;
+    size_t mem_now, mem_peak; /* bytes of this graph's own arrays */
+    double t_nodes, t_edges, t_bfs;
+} mh_heap_graph;
+
+/* Build the graph of every object not in `census` or reachable through a
+ * GC-tracked container, then run the root search.  The census is freed once
+ * the edges are known (before the search, to lower the peak memory);
+ * `self_obj` (the census object) is never a node.
+ * Returns 0, or -1 with an exception set (the graph is then freed). */
+int mh_heap_graph_build(mh_heap_graph *g, mh_heap_set *census,
+                        PyObject *self_obj, const char *skip_prefix);
+void mh_heap_graph_free(mh_heap_graph *g);
+/* References held from outside Python objects (refcount - found). */
+Py_ssize_t mh_heap_graph_extra(const mh_heap_graph *g, uint32_t i);
+
+/* The path from the root to node `i` as a list of
+ * (kind, label, target type name, target is a survivor) tuples; the first
+ * tuple is the root.  Paths longer than MH_PATH_MAX edges keep their two
+ * ends around one ("elided", "N more steps", "", False) tuple. */
+#define MH_PATH_MAX 64
+/* New reference, or NULL with an exception set. */
+PyObject *mh_heap_path(const mh_heap_graph *g, uint32_t i);
+
+/* "module.QualName", builtins plain; new reference. */
+PyObject *mh_heap_type_name(PyTypeObject *tp);
 
 #endif

@@ -362,7 +362,11 @@ static int
 mh_reftrace(PyObject *op, int event, void *data)
 {
     (void)data;
-    if (event == MH_REFTRACER_CREATE && MH_TRACING() && !mh_tls_busy) {
+    if (event == MH_REFTRACER_CREATE && MH_TRACING() && mh_tls_busy) {
+        /* memhound's own object (created under suspend()) reusing a traced
+         * block from a free list: the block is no longer the program's. */
+        mh_untrack_gil((void *)((uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op))));
+    } else if (event == MH_REFTRACER_CREATE && MH_TRACING()) {
         uintptr_t block = (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op));
         if (block == mh.last_block) {
             mh.last_block = 0;

@@ -1,0 +1,566 @@
+"""Leak finder: does a function leak, what survives, who holds it, where it
+was created and why.
+
+``find_leaks(func)`` runs ``func`` a few times to warm it up, then measures
+``runs`` more calls with CPython's own refleak rule (regrtest ``-R``): it is
+a leak only when *every* measured run leaves more memory blocks (or more
+objects) alive than before it.  Between runs the collector runs and the
+interpreter's known caches are cleared, so bounded caches, interning, free
+lists and collectable cycles do not count.
+
+The survivors -- objects created during the measured runs and still alive,
+including str, bytes, int and float -- come from the C heap graph
+(``_core.heap_census`` / ``_core.heap_graph``): one ``tp_traverse`` pass,
+shortest path from a named root to each survivor, edges named only on the
+reported paths.  Survivors are grouped by type, creation site (memhound's
+tracing engine) and holder, and each group gets a cause code and a fix
+hint.
+
+Example::
+
+    >>> import memhound
+    >>> _seen = []
+    >>> def handle():
+    ...     _seen.append(object.__new__(type("Rec", (), {})))
+    >>> report = memhound.find_leaks(handle)
+    >>> report.leaked
+    True
+"""
+import array
+import gc
+import os
+import sys
+import time
+import warnings
+
+from . import _core
+
+__all__ = ["find_leaks", "survivors", "LeakReport", "LeakGroup"]
+
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+HINTS = {
+    "global-collection": "a module-level container grows on every call: remove entries when "
+                         "done, bound it (deque(maxlen=...), lru_cache(maxsize=...)) or hold "
+                         "weak references (weakref.WeakValueDictionary)",
+    "class-collection": "a class attribute accumulates objects: clear it, bound it, or hold "
+                        "weak references (weakref.WeakSet)",
+    "instance-collection": "a container on a long-lived object grows on every call: remove "
+                           "entries when done or bound its size",
+    "lru-cache": "an lru_cache keeps every distinct argument and result: set maxsize=..., key "
+                 "it on stable values, or call cache_clear()",
+    "generator": "a suspended generator or coroutine keeps its frame's locals alive: exhaust "
+                 "it, close() it, or do not store it",
+    "exception-traceback": "a stored exception keeps its traceback's frames and their locals: "
+                           "store the message, or drop the traceback "
+                           "(e.with_traceback(None), traceback.clear_frames())",
+    "closure": "a long-lived function's closure variable accumulates objects: do not grow "
+               "captured containers, or bound them",
+    "external-reference": "the reference count exceeds the references from Python objects: "
+                          "native code holds it (a missing Py_DECREF in a C extension?)",
+    "uncollectable": "the objects end in gc.garbage (gc.DEBUG_SAVEALL, or a cycle with legacy "
+                     "finalizers): break the cycle and clear gc.garbage",
+    "unknown": "no well-known holder was recognised: follow the path to see who keeps it",
+}
+
+_ROOT_TEXT = {"module": "module {}", "class": "class {}", "thread": "thread {}", "external": "{}"}
+_STEP_TEXT = {"global": "global {}", "class_attr": "class attribute {}", "attr": "attribute {}",
+              "closure": "closure variable {}", "lru_cache": "lru_cache of {}",
+              "dict_key": "dict key", "elided": "... {} ..."}
+
+_GEN_TYPES = ("generator", "coroutine", "async_generator")
+_CENSUS_CPU = array.array("d", [0.0])   # no float object: it would be a survivor
+
+
+class LeakGroup:
+    """Survivors of one type, created at one place, held by one holder.
+
+    Attributes: ``type`` (qualified name), ``count``, ``count_per_run``,
+    ``bytes`` (shallow), ``created_at`` (list of (filename, lineno,
+    function), most recent first), ``path`` (list of (kind, label) from
+    the root), ``path_text``, ``cause``, ``hint``, ``held_by_survivor``
+    (the path passes through another survivor: usually a consequence of
+    another group).
+
+    Example::
+
+        >>> g = report.groups[0]
+        >>> g.cause, g.path_text
+        ('global-collection', 'module app -> global _seen (list) -> [4] -> app.Rec')
+    """
+
+    __slots__ = ("type", "count", "count_per_run", "bytes", "created_at", "path",
+                 "path_text", "cause", "hint", "held_by_survivor", "external_refs")
+
+    def to_dict(self):
+        """The group as the JSON contract's dict.
+
+        Example::
+
+            >>> report.groups[0].to_dict()["cause"]
+            'global-collection'
+        """
+        return {
+            "type": self.type, "count": self.count, "count_per_run": self.count_per_run,
+            "bytes": self.bytes,
+            "created_at": [{"filename": f, "lineno": n, "function": fn}
+                           for f, n, fn in self.created_at],
+            "path": [{"kind": k, "label": lab, "type": t} for k, lab, t in self.path],
+            "path_text": self.path_text, "cause": self.cause, "hint": self.hint,
+            "held_by_survivor": self.held_by_survivor,
+            "external_refs": self.external_refs,
+        }
+
+    def __repr__(self):
+        return "<LeakGroup %s x%d %s>" % (self.type, self.count, self.cause)
+
+
+class LeakReport:
+    """What find_leaks() or survivors() found.
+
+    ``leaked`` (bool), ``warmup``, ``runs``, ``deltas`` ({"blocks": [...],
+    "objects": [...], "bytes": [...]} per measured run), ``groups`` (list of
+    LeakGroup, most important first).  ``str(report)`` is a readable report,
+    ``to_dict()`` the JSON contract.
+
+    Example::
+
+        >>> report = memhound.find_leaks(handle)
+        >>> print(report)          # doctest: +SKIP
+        LEAK: every measured run left objects behind ...
+    """
+
+    def __init__(self, leaked, warmup, runs, deltas, groups, stats=None):
+        self.leaked = leaked
+        self.warmup = warmup
+        self.runs = runs
+        self.deltas = deltas
+        self.groups = groups
+        self.stats = stats or {}
+
+    def to_dict(self):
+        """The report as the JSON contract (extra keys allowed).
+
+        Example::
+
+            >>> import json; json.dumps(report.to_dict())  # doctest: +SKIP
+        """
+        return {"leaked": self.leaked, "warmup": self.warmup, "runs": self.runs,
+                "deltas": {k: list(v) for k, v in self.deltas.items()},
+                "groups": [g.to_dict() for g in self.groups]}
+
+    def __bool__(self):
+        return self.leaked
+
+    def __repr__(self):
+        return "<LeakReport leaked=%s groups=%d>" % (self.leaked, len(self.groups))
+
+    def __str__(self):
+        d = self.deltas
+        lines = []
+        if self.leaked:
+            lines.append("LEAK: every measured run left memory behind (%d warm-up, %d measured runs)"
+                         % (self.warmup, self.runs))
+        else:
+            lines.append("no leak (%d warm-up, %d measured runs)" % (self.warmup, self.runs))
+        for key in ("blocks", "objects", "bytes"):
+            if d.get(key):
+                lines.append("  %-8s %s" % (key, list(d[key])))
+        for n, g in enumerate(self.groups, 1):
+            lines.append("")
+            per = g.count_per_run
+            lines.append("#%d %s: %d object(s), %s per run, %d bytes  [%s]"
+                         % (n, g.type, g.count, per, g.bytes, g.cause))
+            lines.append("   held by: " + (g.path_text or "(no path from a root found)"))
+            if g.created_at:
+                lines.append("   created at:")
+                for f, ln, fn in g.created_at[:5]:
+                    lines.append("     %s:%s in %s" % (f, ln, fn))
+            lines.append("   fix: " + g.hint)
+        return "\n".join(lines)
+
+
+def _check_int(name, value, low, high=None):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("%s must be an int, not %s" % (name, type(value).__name__))
+    if value < low or (high is not None and value > high):
+        if high is None:
+            raise ValueError("%s must be >= %d, got %d" % (name, low, value))
+        raise ValueError("%s must be in range [%d; %d], got %d" % (name, low, high, value))
+
+
+def _clear_caches():
+    """Clear the interpreter's known caches (as regrtest -R does)."""
+    mods = sys.modules
+    for name, attr in (("re", "purge"), ("linecache", "clearcache"),
+                       ("struct", "_clearcache"), ("urllib.parse", "clear_cache")):
+        mod = mods.get(name)
+        fn = getattr(mod, attr, None) if mod is not None else None
+        if fn is not None:
+            fn()
+    typing = mods.get("typing")
+    for fn in getattr(typing, "_cleanups", ()):
+        fn()
+    strptime = mods.get("_strptime")
+    if strptime is not None and hasattr(strptime, "_regex_cache"):
+        strptime._regex_cache.clear()
+    fnmatch = mods.get("fnmatch")
+    if fnmatch is not None and hasattr(fnmatch, "_compile_pattern"):
+        fnmatch._compile_pattern.cache_clear()
+    abc = mods.get("collections.abc")
+    if abc is not None:
+        for name in abc.__all__:
+            cls = getattr(abc, name, None)
+            clear = getattr(cls, "_abc_caches_clear", None)
+            if clear is None:
+                continue
+            clear()
+            for sub in type.__subclasses__(cls):
+                sub_clear = getattr(sub, "_abc_caches_clear", None)
+                if sub_clear is not None:
+                    sub_clear()
+    if hasattr(sys, "_clear_internal_caches"):
+        sys._clear_internal_caches()
+    else:
+        sys._clear_type_cache()
+    gc.collect()
+    gc.collect()
+
+
+class _Tracing:
+    """Start memhound's tracing for the analysis; restore the prior state."""
+
+    def __init__(self, frames):
+        self.started = False
+        self.frames = frames
+
+    def __enter__(self):
+        try:
+            if not _core.is_tracing():
+                _core.start(self.frames)
+                self.started = True
+        except NotImplementedError:
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.started:
+            _core.stop()
+        return False
+
+
+def _traced_bytes():
+    try:
+        if _core.is_tracing():
+            return _core.get_traced_memory()[0]
+    except NotImplementedError:
+        pass
+    return 0
+
+
+def _creation(obj, frames):
+    try:
+        tb = _core._object_creation(obj)
+    except NotImplementedError:
+        return ()
+    if not tb:
+        return ()
+    # Most recent first: keep the frames above memhound's own (the caller's
+    # frames below find_leaks() say nothing about the leak).
+    out = []
+    for fr in tb:
+        if str(fr[0]).startswith(_OWN_DIR):
+            break
+        out.append(fr)
+    return tuple(out[:frames])
+
+
+def _type_name(tp):
+    mod = type.__dict__["__module__"].__get__(tp)
+    qual = type.__dict__["__qualname__"].__get__(tp)
+    if mod in (None, "builtins"):
+        return qual
+    return "%s.%s" % (mod, qual)
+
+
+def _thread_name(tid):
+    threading = sys.modules.get("threading")
+    active = getattr(threading, "_active", None)
+    thread = active.get(tid) if isinstance(active, dict) else None
+    name = getattr(thread, "_name", None)
+    return name if isinstance(name, str) else str(tid)
+
+
+def _shallow_size(obj):
+    try:
+        return sys.getsizeof(obj)
+    except Exception:
+        return object.__sizeof__(obj)
+
+
+def _cause(path):
+    """Cause code from the labelled path (see HINTS)."""
+    if not path:
+        return "unknown"
+    root_kind, root_label = path[0][0], path[0][1]
+    steps = path[1:]
+    if root_kind == "module" and root_label == "gc" and steps and steps[0][:2] == ("global", "garbage"):
+        return "uncollectable"
+    has_tb = any(s[0] == "traceback" for s in steps)
+    # The special holders, nearest to the survivor first.
+    for i in range(len(steps) - 1, -1, -1):
+        kind = steps[i][0]
+        holder_type = steps[i - 1][2] if i > 0 else path[0][2]
+        if kind == "lru_cache":
+            return "lru-cache"
+        if kind == "traceback":
+            return "exception-traceback"
+        if kind == "closure":
+            return "closure"
+        if kind == "local" and (i > 0 or root_kind != "thread"):
+            if holder_type in _GEN_TYPES:
+                return "generator"
+            if holder_type == "frame" and has_tb:
+                return "exception-traceback"
+    if root_kind == "external":
+        return "external-reference"
+    # The owner of the first survivor's holder.
+    first = next((i for i, s in enumerate(steps) if s[3]), len(steps))
+    for i in range(min(first, len(steps) - 1), -1, -1):
+        kind = steps[i][0]
+        if kind == "global":
+            return "global-collection"
+        if kind == "class_attr":
+            return "class-collection"
+        if kind == "attr":
+            holder_type = steps[i - 1][2] if i > 0 else path[0][2]
+            if holder_type not in ("function", "method", "cell", "type", "module"):
+                return "instance-collection"
+    if root_kind == "class" and steps:
+        return "class-collection"
+    return "unknown"
+
+
+def _path_text(path, survivor_type):
+    if not path:
+        return ""
+    parts = []
+    kind, label, tname = path[0][:3]
+    if kind == "thread":
+        parts.append("thread " + _thread_name(label))
+    else:
+        parts.append(_ROOT_TEXT.get(kind, "{}").format(label))
+    for i, (kind, label, tname, _surv) in enumerate(path[1:], 1):
+        text = _STEP_TEXT.get(kind, "{}").format(label)
+        if i < len(path) - 1 and tname:
+            text += " (%s)" % tname
+        parts.append(text)
+    if len(path) == 1 and path[0][0] == "external":
+        return "%s: %s" % (survivor_type, parts[0])
+    return " -> ".join(parts) + " -> " + survivor_type
+
+
+def _analyse(census, runs, frames):
+    """Build the graph, group the survivors, label the paths."""
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    census_bytes = census.nbytes
+    graph = _core.heap_graph(census, _OWN_DIR)
+    census.close()
+    try:
+        found = graph.survivors()
+        stats = graph.stats()
+        groups = {}
+        order = []
+        creation = _core._object_creation
+        for obj, idx, anchor, extra in found:
+            try:
+                tb = creation(obj)
+            except NotImplementedError:
+                tb = None
+            key = (type(obj), tb[0] if tb else None, anchor)
+            entry = groups.get(key)
+            if entry is None:
+                entry = groups[key] = [obj, idx, _creation(obj, frames), 0, 0, extra]
+                order.append(key)
+            entry[3] += 1
+            entry[4] += _shallow_size(obj)
+        result = []
+        for key in order:
+            rep, idx, created, count, nbytes, extra = groups[key]
+            raw = graph.path(idx)
+            path = [(k, _thread_name(lab) if k == "thread" else lab, t, s) for k, lab, t, s in raw]
+            g = LeakGroup()
+            g.type = _type_name(type(rep))
+            g.count = count
+            per = count / runs
+            g.count_per_run = int(per) if per == int(per) else round(per, 2)
+            g.bytes = nbytes
+            g.created_at = list(created)
+            g.path = [(k, lab, t) for k, lab, t, _s in path]
+            g.path_text = _path_text(raw, g.type)
+            g.cause = _cause(path)
+            g.external_refs = max(extra, 0)
+            g.hint = HINTS[g.cause]
+            g.held_by_survivor = any(s for _k, _l, _t, s in path[:-1])
+            result.append(g)
+        del found
+    finally:
+        graph.close()
+    result.sort(key=lambda g: (g.held_by_survivor, -g.count))
+    stats["census_bytes"] = census_bytes
+    stats["t_census_cpu"] = _CENSUS_CPU[0]
+    stats["t_analysis"] = time.perf_counter() - t0
+    stats["t_analysis_cpu"] = time.process_time() - c0
+    return result, stats
+
+
+def _take_census():
+    try:
+        t0 = time.process_time()
+        census = _core.heap_census()
+        _CENSUS_CPU[0] = time.process_time() - t0
+        return census
+    except MemoryError as exc:
+        warnings.warn("memhound: no heap census (%s); only the verdict is reported" % exc,
+                      RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _analyse_or_warn(census, runs, frames):
+    """_analyse(), degrading an internal failure to a warning."""
+    if census is None:
+        return [], {}
+    try:
+        return _analyse(census, runs, frames)
+    except MemoryError as exc:
+        warnings.warn("memhound: heap analysis skipped (%s); only the verdict is reported" % exc,
+                      RuntimeWarning, stacklevel=3)
+        return [], {}
+
+
+def find_leaks(func, *args, warmup=3, runs=5, frames=16, **kwargs):
+    """Run ``func(*args, **kwargs)`` repeatedly and report what leaks.
+
+    ``warmup`` calls are ignored, then ``runs`` calls are measured; the
+    verdict ``leaked`` is True only when every measured run left more
+    memory blocks (``sys.getallocatedblocks()``) or more GC objects behind.
+    The groups list the surviving objects with the path from a root that
+    keeps them alive, their creation traceback (up to ``frames`` frames)
+    and a cause.  An exception from ``func`` propagates unchanged.
+
+    Example::
+
+        >>> _seen = []
+        >>> report = find_leaks(lambda: _seen.append(bytearray(10)))
+        >>> report.leaked, report.groups[0].type, report.groups[0].cause
+        (True, 'bytearray', 'global-collection')
+    """
+    if not callable(func):
+        raise TypeError("func must be callable, not %s" % type(func).__name__)
+    _check_int("warmup", warmup, 0)
+    _check_int("runs", runs, 1)
+    _check_int("frames", frames, 1, getattr(_core, "MAX_NFRAME", 65535))
+    blocks = array.array("q", bytes(8 * (runs + 1)))
+    objects = array.array("q", bytes(8 * (runs + 1)))
+    nbytes = array.array("q", bytes(8 * (runs + 1)))
+    gc_was_enabled = gc.isenabled()
+    census = None
+    with _Tracing(frames):
+        try:
+            for _ in range(warmup):
+                func(*args, **kwargs)
+                _clear_caches()
+            census = _take_census()
+            steps = iter(range(1, runs + 1))
+            # Each reading is taken right after the full collection (which
+            # also empties the free lists) and goes straight into an array,
+            # so memhound's own bookkeeping never shows up as a delta.
+            _clear_caches()
+            blocks[0] = sys.getallocatedblocks()
+            objects[0] = len(gc.get_objects())
+            nbytes[0] = _traced_bytes()
+            for i in steps:
+                func(*args, **kwargs)
+                _clear_caches()
+                blocks[i] = sys.getallocatedblocks()
+                objects[i] = len(gc.get_objects())
+                nbytes[i] = _traced_bytes()
+            gc.disable()
+            groups, stats = _analyse_or_warn(census, runs, frames)
+        finally:
+            if census is not None:
+                census.close()
+            if gc_was_enabled:
+                gc.enable()
+    deltas = {name: [arr[i + 1] - arr[i] for i in range(runs)]
+              for name, arr in (("blocks", blocks), ("objects", objects), ("bytes", nbytes))}
+    leaked = (all(d >= 1 for d in deltas["blocks"]) or all(d >= 1 for d in deltas["objects"]))
+    groups = [g for g in groups if g.count >= runs] if leaked else []
+    return LeakReport(leaked, warmup, runs, deltas, groups, stats)
+
+
+class survivors:
+    """Context manager: what was created inside the block and is still alive.
+
+    For code that cannot be repeated: one pass, no verdict.  ``report()``
+    returns a LeakReport whose groups are the survivors (``leaked`` is True
+    when there are any), with paths, creation tracebacks and causes.
+
+    Example::
+
+        >>> _cache = {}
+        >>> with survivors() as s:
+        ...     _cache["k"] = object.__new__(type("Rec", (), {}))
+        >>> s.report().groups[0].path_text    # doctest: +SKIP
+        "module __main__ -> global _cache (dict) -> ['k'] -> Rec"
+    """
+
+    def __init__(self, frames=16):
+        _check_int("frames", frames, 1, getattr(_core, "MAX_NFRAME", 65535))
+        self.frames = frames
+        self._report = None
+        self._census = None
+        self._tracing = None
+        self._blocks = array.array("q", [0, 0])
+
+    def __enter__(self):
+        self._tracing = _Tracing(self.frames).__enter__()
+        _clear_caches()
+        self._census = _take_census()
+        self._blocks[0] = sys.getallocatedblocks()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        census, self._census = self._census, None
+        gc_was_enabled = gc.isenabled()
+        try:
+            if exc_type is not None:
+                return False
+            gc.collect()
+            self._blocks[1] = sys.getallocatedblocks()
+            gc.disable()
+            groups, stats = _analyse_or_warn(census, 1, self.frames)
+            deltas = {"blocks": [self._blocks[1] - self._blocks[0]], "objects": [], "bytes": []}
+            self._report = LeakReport(bool(groups), 0, 1, deltas, groups, stats)
+        finally:
+            if census is not None:
+                census.close()
+            if gc_was_enabled:
+                gc.enable()
+            self._tracing.__exit__(None, None, None)
+        return False
+
+    def report(self):
+        """The LeakReport of the block (after it exited).
+
+        Example::
+
+            >>> with survivors() as s:
+            ...     pass
+            >>> s.report().leaked
+            False
+        """
+        if self._report is None:
+            raise RuntimeError("survivors().report() is only available after the with block")
+        return self._report

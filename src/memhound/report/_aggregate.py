@@ -1,0 +1,287 @@
+"""Turn snapshots into the small tables and trees that reports draw.
+
+Reports never emit one element per trace: a snapshot is first grouped by
+traceback (``Snapshot.statistics('traceback')``, done in C by memhound's
+engine), then the distinct tracebacks are merged into a call tree whose
+nodes are (frame, size, count).  A tree larger than ``max_nodes`` is pruned
+from the smallest nodes up; what is cut is accounted for in its parent, so
+every percentage stays exact.
+"""
+import heapq
+import os
+import runpy
+import sys
+
+from ._source import frame_function, metadata
+
+GROUP_BY = ("lineno", "filename", "traceback")
+# Call-tree nodes smaller than this share of the total are folded into their
+# parent: at 1e-5 a node is 1/80 of a pixel wide on a 1280-pixel flame graph.
+MIN_SHARE = 1e-5
+
+
+class SiteRow:
+    """One line of a top table: size/count (and their change) and frames,
+    most recent call first, each a (filename, lineno, function) tuple."""
+
+    __slots__ = ("size", "count", "size_diff", "count_diff", "frames")
+
+    def __init__(self, size, count, frames, size_diff=0, count_diff=0):
+        self.size = size
+        self.count = count
+        self.frames = frames
+        self.size_diff = size_diff
+        self.count_diff = count_diff
+
+    def __repr__(self):
+        return f"SiteRow(size={self.size}, count={self.count}, frames={self.frames!r})"
+
+
+def _frames(traceback, group_by):
+    frames = [(f.filename, f.lineno, frame_function(f)) for f in traceback]
+    frames.reverse()                      # tracemalloc order is oldest first
+    if group_by == "filename":
+        frames = [(f[0], 0, None) for f in frames]
+    return frames
+
+
+def apply_filters(snapshot, include=(), exclude=()):
+    """Keep traces whose most recent frame's filename matches an ``include``
+    glob (if any) and no ``exclude`` glob (fnmatch, like tracemalloc.Filter).
+
+    >>> import memhound
+    >>> snap = memhound.Snapshot([(0, 8, (("app/a.py", 1),), 1), (0, 8, (("lib/b.py", 1),), 1)], 1)
+    >>> len(apply_filters(snap, include=["app/*"]).traces)
+    1
+    """
+    if not include and not exclude:
+        return snapshot
+    api = sys.modules[type(snapshot).__module__]
+    filters = [api.Filter(True, pattern) for pattern in include]
+    filters += [api.Filter(False, pattern) for pattern in exclude]
+    return snapshot.filter_traces(filters)
+
+
+def totals(snapshot):
+    """(total size, number of blocks) of a snapshot.
+
+    >>> import memhound
+    >>> totals(memhound.Snapshot([(0, 64, (("a.py", 3),), 1)] * 2, 1))
+    (128, 2)
+    """
+    size = count = 0
+    for stat in snapshot.statistics("filename"):
+        size += stat.size
+        count += stat.count
+    return size, count
+
+
+def site_rows(snapshot, group_by="lineno", cumulative=False, limit=10):
+    """Top ``limit`` sites of a snapshot, biggest first.
+
+    >>> rows = site_rows(snapshot, "lineno", limit=3)     # doctest: +SKIP
+    >>> rows[0].size, rows[0].frames[0]                     # doctest: +SKIP
+    (1048576, ('app.py', 12, 'load'))
+    """
+    stats = snapshot.statistics(group_by, cumulative)
+    if limit is not None:
+        stats = stats[:limit]
+    return [SiteRow(s.size, s.count, _frames(s.traceback, group_by)) for s in stats]
+
+
+def compare_rows(old, new, group_by="lineno", cumulative=False, limit=10):
+    """Top ``limit`` differences between two snapshots, largest change first."""
+    stats = new.compare_to(old, group_by, cumulative)
+    if limit is not None:
+        stats = stats[:limit]
+    return [SiteRow(s.size, s.count, _frames(s.traceback, group_by), s.size_diff, s.count_diff)
+            for s in stats]
+
+
+# Frames that belong to the `memhound run` launcher, not to the program: they
+# sit at the root (oldest end) of every traceback recorded under `run`:
+# whatever started memhound, then cli.py, then (for -m) runpy.
+_CLI_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cli.py")
+_RUNPY_FILES = {os.path.abspath(runpy.__file__), "<frozen runpy>"}
+_LAUNCHER_DEPTH = 16        # launcher frames are among the first 16 from the root
+
+
+def stacks(snapshot, strip_launcher=True):
+    """Yield (frames, functions, size, count) per distinct traceback, biggest
+    first.  ``frames`` is a tuple of (filename, lineno) pairs, root first;
+    ``functions`` the matching function names, or None when unknown (stdlib
+    snapshots).  With ``strip_launcher`` and a snapshot written by
+    ``memhound run`` (its metadata says so), the frames of the launcher
+    itself (cli.py, runpy) are left out."""
+    meta = metadata(snapshot).get("memhound")
+    strip_launcher = strip_launcher and isinstance(meta, dict) and "argv" in meta
+    for frames, functions, size, count in _grouped(snapshot):
+        if strip_launcher:
+            start = 0
+            for i, f in enumerate(frames[:_LAUNCHER_DEPTH]):    # root first
+                if f[0] == _CLI_FILE:
+                    start = i + 1
+            while start and start < len(frames) and frames[start][0] in _RUNPY_FILES:
+                start += 1
+            if start:
+                frames = frames[start:]
+                functions = functions[start:] if functions else functions
+        yield frames, functions, size, count
+
+
+_UNKNOWN = (("<unknown>", 0),)
+
+
+def _grouped(snapshot):
+    data = getattr(getattr(snapshot, "traces", None), "_data", None)
+    if data is not None and hasattr(data, "statistics"):
+        # memhound snapshot: grouped in C, rows of plain tuples (frames
+        # oldest first), no Traceback/Frame object per row.
+        for frames, functions, size, count in data.statistics(2, False):
+            yield (frames or _UNKNOWN), (functions if frames else None), size, count
+        return
+    raw = getattr(getattr(snapshot, "traces", None), "_traces", None)
+    if type(raw) is tuple:
+        # Stdlib snapshot: group its raw trace tuples directly.  Its
+        # statistics('traceback') builds a Traceback object per trace and
+        # takes ~8 s for 1M traces.  Tracebacks are shared tuples
+        # (tracemalloc interns them and pickle keeps the sharing), so group
+        # by identity: hashing a nested tuple per trace costs several times
+        # more.  Equal tracebacks that are distinct objects stay separate
+        # here; the call tree merges them.
+        by_id = {}
+        for trace in raw:
+            group = by_id.get(id(trace[2]))
+            if group is None:
+                by_id[id(trace[2])] = [trace[1], 1, trace[2]]
+            else:
+                group[0] += trace[1]
+                group[1] += 1
+        items = sorted(by_id.values(), key=lambda g: (g[0], g[1]), reverse=True)
+        for size, count, tb in items:
+            yield (tb[::-1] if tb else _UNKNOWN), None, size, count
+        return
+    for stat in snapshot.statistics("traceback"):          # any other tracemalloc-like API
+        frames = tuple((f.filename, f.lineno) for f in stat.traceback)
+        functions = tuple(frame_function(f) for f in stat.traceback)
+        yield (frames or _UNKNOWN), (functions if frames and any(functions) else None), \
+            stat.size, stat.count
+
+
+def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
+    """Merge a snapshot's tracebacks into a call tree for the flame graph.
+
+    Returns ``{"frames": [[filename, lineno, function], ...],
+    "nodes": [parent, frame, size, count, ...]}`` (flat, 4 ints per node;
+    node 0 is the root, parents come before children), plus totals and
+    ``sites``: {(filename, lineno, function): [size, count]} by most recent
+    frame, computed before pruning.
+
+    >>> tree = flame_tree(snapshot)                     # doctest: +SKIP
+    >>> tree["total_size"], len(tree["nodes"]) // 4     # doctest: +SKIP
+    (1048576, 42)
+    """
+    stack_list, func_list, sizes, counts = [], [], [], []
+    sites = {}
+    total_size = total_count = 0
+    for stack, functions, size, count in stacks(snapshot, strip_launcher):
+        stack_list.append(stack)
+        func_list.append(functions)
+        sizes.append(size)
+        counts.append(count)
+        total_size += size
+        total_count += count
+        leaf = (stack[-1], functions[-1] if functions else None)
+        site = sites.get(leaf)
+        if site is None:
+            sites[leaf] = [size, count]
+        else:
+            site[0] += size
+            site[1] += count
+    # Build the tree one level at a time, splitting each node's tracebacks
+    # by their next frame.  A group below `threshold` (too small to ever be
+    # drawn) is folded into its parent and its tracebacks are not walked any
+    # deeper: 1M distinct tracebacks do not turn into 10M tree nodes.
+    threshold = total_size * MIN_SHARE
+    frame_ids = {}
+    frames = []
+    parent_of, frame_of, size_of, count_of = [-1], [-1], [total_size], [total_count]
+    folded = 0
+    level = [(0, range(len(stack_list)))]
+    depth = 0
+    while level:
+        next_level = []
+        for node, members in level:
+            split = {}
+            for i in members:
+                stack = stack_list[i]
+                if len(stack) > depth:
+                    key = stack[depth]
+                    group = split.get(key)
+                    if group is None:
+                        split[key] = [sizes[i], counts[i], [i]]
+                    else:
+                        group[0] += sizes[i]
+                        group[1] += counts[i]
+                        group[2].append(i)
+            for key, (size, count, sub) in split.items():
+                if size < threshold or size == 0:
+                    folded += 1
+                    continue
+                fid = frame_ids.get(key)
+                if fid is None:
+                    # a line belongs to one function: name it from any member
+                    functions = func_list[sub[0]]
+                    fid = frame_ids[key] = len(frames)
+                    frames.append((key[0], key[1], functions[depth] if functions else None))
+                child = len(parent_of)
+                parent_of.append(node)
+                frame_of.append(fid)
+                size_of.append(size)
+                count_of.append(count)
+                next_level.append((child, sub))
+        level = next_level
+        depth += 1
+    keep = _prune(parent_of, size_of, max_nodes)
+    # renumber kept nodes (parents always precede children)
+    new_index = {}
+    flat = []
+    used_frames = {}
+    out_frames = []
+    for old in keep:
+        new_index[old] = len(new_index)
+        fid = frame_of[old]
+        if fid >= 0:
+            nf = used_frames.get(fid)
+            if nf is None:
+                nf = used_frames[fid] = len(out_frames)
+                out_frames.append(list(frames[fid]))
+            fid = nf
+        flat.extend((new_index.get(parent_of[old], -1), fid, size_of[old], count_of[old]))
+    return {"frames": out_frames, "nodes": flat, "total_size": total_size,
+            "total_count": total_count, "pruned": folded + len(parent_of) - len(keep),
+            "sites": {(f[0], f[1], fn): v for (f, fn), v in sites.items()}}
+
+
+def frame_key(frame, function=None):
+    """(filename, lineno, function) for a (filename, lineno) pair.
+
+    >>> frame_key(("a.py", 3), "f")
+    ('a.py', 3, 'f')
+    """
+    return (frame[0], frame[1], function)
+
+
+def _prune(parent_of, size_of, max_nodes):
+    """Indexes of the ``max_nodes`` biggest nodes, in index order.  A node is
+    never bigger than its parent and parents have smaller indexes, so taking
+    ties in index order keeps every kept node's ancestors."""
+    n = len(parent_of)
+    if n <= max_nodes:
+        return range(n)
+    threshold = heapq.nlargest(max_nodes, size_of)[-1]
+    keep = [i for i in range(n) if size_of[i] > threshold]
+    room = max_nodes - len(keep)
+    keep += [i for i in range(n) if size_of[i] == threshold][:room]
+    keep.sort()
+    return keep

@@ -1,0 +1,147 @@
+"""Where the CLI and the reports get their snapshots from.
+
+memhound's own tracing API (``memhound.tracing``) is a drop-in superset of the
+stdlib ``tracemalloc`` module.  While parts of it are still missing (during
+development, or a build without the C engine) the CLI falls back to the stdlib
+module, which has the same API; everything here only uses that common API plus
+two optional extras: ``Frame.function`` and ``Snapshot.metadata``.
+"""
+import os
+import pickle
+
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class SnapshotError(Exception):
+    """A snapshot file that cannot be read; the message names file and cause."""
+
+
+def tracing_api(need_engine=False):
+    """Return the module that provides the tracemalloc API.
+
+    >>> api = tracing_api()
+    >>> hasattr(api, "Snapshot")
+    True
+
+    ``need_engine=True`` also requires a working ``start()`` (for ``run``).
+    """
+    try:
+        from .. import tracing
+    except ImportError:  # no C extension built
+        tracing = None
+    if tracing is not None and hasattr(tracing, "Snapshot") and hasattr(tracing, "take_snapshot"):
+        if not need_engine or _engine_works(tracing):
+            return tracing
+    import tracemalloc
+    return tracemalloc
+
+
+def _engine_works(tracing):
+    if tracing.is_tracing():
+        return True
+    try:
+        tracing.start(1)
+    except NotImplementedError:
+        return False
+    tracing.stop()
+    return True
+
+
+def load_snapshot(path):
+    """Load a snapshot file written by memhound (or by stdlib ``tracemalloc``).
+
+    >>> snap = load_snapshot("app.snapshot")        # doctest: +SKIP
+    >>> snap.statistics("lineno")[0].size           # doctest: +SKIP
+    1048576
+
+    Raises SnapshotError with a one-line message for a missing, foreign or
+    corrupted file.  Stdlib ``tracemalloc`` dumps are pickles: they are read
+    with an unpickler that only builds tracemalloc's own classes, so a foreign
+    pickle cannot run code.
+    """
+    if not os.path.exists(path):
+        raise SnapshotError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise SnapshotError(f"{path}: is a directory, not a snapshot file")
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(2)
+    except OSError as exc:
+        raise SnapshotError(f"{path}: {exc.strerror or exc}") from None
+    if not head:
+        raise SnapshotError(f"{path}: empty file, not a snapshot")
+    api = tracing_api()
+    import tracemalloc
+    if head[:1] == b"\x80":            # pickle protocol 2+: a stdlib dump
+        snap = _load_stdlib(path)
+        if api is not tracemalloc and hasattr(api.Snapshot, "from_tracemalloc"):
+            meta = getattr(snap, "metadata", None)
+            snap = api.Snapshot.from_tracemalloc(snap)
+            if isinstance(meta, dict):
+                snap.metadata = meta
+        return snap
+    if api is tracemalloc:
+        raise SnapshotError(f"{path}: not a snapshot file")
+    try:
+        snap = api.Snapshot.load(path)
+    except OSError as exc:
+        raise SnapshotError(f"{path}: {exc.strerror or exc}") from None
+    except Exception as exc:            # foreign or corrupted: the loader says why
+        text = _one_line(exc)
+        if repr(path) not in text and path not in text:
+            text = f"{path}: cannot read snapshot: {text}"
+        raise SnapshotError(text) from None
+    return snap
+
+
+class _TracemallocUnpickler(pickle.Unpickler):
+    _allowed = {("tracemalloc", "Snapshot"), ("tracemalloc", "_Traces"),
+                ("tracemalloc", "Traceback"), ("tracemalloc", "Frame"),
+                ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"),
+                ("builtins", "set"), ("builtins", "frozenset")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self._allowed:
+            raise pickle.UnpicklingError(f"contains {module}.{name}, not a snapshot")
+        return super().find_class(module, name)
+
+
+def _load_stdlib(path):
+    import tracemalloc
+    try:
+        with open(path, "rb") as fp:
+            snap = _TracemallocUnpickler(fp).load()
+    except OSError as exc:
+        raise SnapshotError(f"{path}: {exc.strerror or exc}") from None
+    except Exception as exc:
+        raise SnapshotError(f"{path}: corrupted or foreign snapshot file ({_one_line(exc)})") from None
+    if not isinstance(snap, tracemalloc.Snapshot):
+        raise SnapshotError(f"{path}: contains a {type(snap).__name__}, not a snapshot")
+    return snap
+
+
+def _one_line(exc):
+    text = str(exc).strip().splitlines()
+    text = text[0] if text else type(exc).__name__
+    return text
+
+
+def metadata(snapshot):
+    """The snapshot's metadata dict ({} when the format has none).
+
+    >>> import tracemalloc; metadata(tracemalloc.Snapshot((), 1))
+    {}
+    """
+    meta = getattr(snapshot, "metadata", None)
+    return meta if isinstance(meta, dict) else {}
+
+
+def frame_function(frame):
+    """The function name of a Frame, or None (stdlib frames have none).
+
+    >>> import tracemalloc; frame_function(tracemalloc.Frame(("a.py", 1))) is None
+    True
+    """
+    return getattr(frame, "function", None)
+
+
