@@ -505,12 +505,13 @@ def render_python(pyres, cfg, command):
                     meds.append(m)
                     cells.append("%s (n=%d)" % (fmt_s(m), len(times)))
                 sp = meds[0] / meds[1] if meds[0] and meds[1] else None
-                label = op if op != "take_snapshot" else "take_snapshot (while tracing)"
+                # take_snapshot can only run while tracing, whatever the configuration.
+                shown_on = on or op == "take_snapshot"
                 lines.append("| %s | %d | %s | %s | %s | %s |" % (
-                    label, nframe, "ON" if on else "off", cells[0], cells[1], fmt_x(sp)))
+                    op, nframe, "ON" if shown_on else "off", cells[0], cells[1], fmt_x(sp)))
                 if sp is not None:
                     targets.append(("snapshot", sp >= 10, "%s start(%d) %s %.1f×"
-                                    % (op, nframe, "ON" if on else "off", sp), -sp))
+                                    % (op, nframe, "ON" if shown_on else "off", sp), -sp))
                 elif not cell_status(tm):
                     targets.append(("snapshot", None, "%s start(%d) %s %s"
                                     % (op, nframe, "ON" if on else "off",
