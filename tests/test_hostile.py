@@ -171,9 +171,6 @@ def test_fuzz_snapshot_reader_briefly():
     assert " 0 findings" in proc.stdout, proc.stdout
 
 
-@pytest.mark.xfail(reason="Snapshot.load applies the file's 'attributes' with setattr: a file "
-                          "can set __class__/traces (TypeError, broken snapshot); reported to "
-                          "the snapshot engineer", strict=False)
 @pytest.mark.parametrize("name", ["attr_class", "attr_traces"])
 def test_file_attributes_cannot_break_the_snapshot(name, tmp_path):
     path = os.path.join(FUZZ, "known_findings", name + ".mhsnap")

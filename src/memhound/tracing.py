@@ -702,7 +702,12 @@ class Snapshot:
                 attributes = blob.get("attributes", {})
                 if isinstance(attributes, dict):
                     for name, value in attributes.items():
-                        setattr(snapshot, name, value)
+                        # Only plain user attributes: a file must not be able
+                        # to replace the snapshot's own data or methods.
+                        if (isinstance(name, str) and name.isidentifier()
+                                and not name.startswith("_") and not hasattr(cls, name)
+                                and name not in ("traces", "traceback_limit", "metadata")):
+                            setattr(snapshot, name, value)
             return snapshot
 
     def _filter_trace(self, include_filters, exclude_filters, trace):
