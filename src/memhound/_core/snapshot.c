@@ -1330,34 +1330,10 @@ mh_group_key_cmp(const mh_group *g, uint32_t a, uint32_t b)
 
 #define MH_CMP_DESC(x, y) do { if ((x) != (y)) return (x) > (y) ? -1 : 1; } while (0)
 
-static int
-mh_group_stat_cmp(const void *a, const void *b, void *ctx)
-{
-    const mh_group *g = ctx;
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    MH_CMP_DESC(g->ksize[0][x], g->ksize[0][y]);
-    MH_CMP_DESC(g->kcount[0][x], g->kcount[0][y]);
-    return -mh_group_key_cmp(g, x, y);
-}
-
 static inline uint64_t
 mh_absdiff(uint64_t a, uint64_t b)
 {
     return a >= b ? a - b : b - a;
-}
-
-static int
-mh_group_diff_cmp(const void *a, const void *b, void *ctx)
-{
-    const mh_group *g = ctx;
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    MH_CMP_DESC(mh_absdiff(g->ksize[0][x], g->ksize[1][x]),
-                mh_absdiff(g->ksize[0][y], g->ksize[1][y]));
-    MH_CMP_DESC(g->ksize[0][x], g->ksize[0][y]);
-    MH_CMP_DESC(mh_absdiff(g->kcount[0][x], g->kcount[1][x]),
-                mh_absdiff(g->kcount[0][y], g->kcount[1][y]));
-    MH_CMP_DESC(g->kcount[0][x], g->kcount[0][y]);
-    return -mh_group_key_cmp(g, x, y);
 }
 
 static PyObject *
@@ -1421,21 +1397,74 @@ mh_group_parse_mode(PyObject *args, PyObject **other, int *mode, int *cumulative
     return PyArg_ParseTuple(args, "ip", mode, cumulative) ? 0 : -1;
 }
 
-/* Sorted keys of a grouping context (statistics() order). */
+/* A sort record: the numeric criteria (descending) and the first location
+ * of the traceback packed in one word are copied next to the key, so most
+ * comparisons of a million distinct tracebacks touch only this array; the
+ * full traceback comparison (random reads of the key pool) runs only when
+ * the first locations tie. */
+typedef struct {
+    uint64_t crit[4];
+    uint64_t first;
+    uint32_t key;
+} mh_group_rec;
+
+static inline uint64_t
+mh_group_first(const mh_group *g, uint32_t k)
+{
+    if (g->klen[k] == 0)
+        return 0;   /* the empty traceback sorts before every other */
+    const mh_group_loc *l = &g->loc[g->kpool[g->kstart[k]]];
+    return ((uint64_t)g->urank[l->uid] + 1) << 32 | ((uint32_t)l->lineno ^ 0x80000000u);
+}
+
+static int
+mh_group_rec_cmp(const void *a, const void *b, void *ctx)
+{
+    const mh_group_rec *x = a, *y = b;
+    for (int i = 0; i < 4; i++)
+        MH_CMP_DESC(x->crit[i], y->crit[i]);
+    MH_CMP_DESC(x->first, y->first);
+    return -mh_group_key_cmp(ctx, x->key, y->key);
+}
+
+/* Sorted keys of a grouping context: statistics() order, or compare_to()
+ * order when `old` is given. */
 static int
 mh_group_order(mh_group *g, const mh_snapshot_object *old, uint32_t **order, size_t *norder)
 {
+    size_t n = 0, cap = g->nkey ? g->nkey : 1;
     *norder = 0;
-    *order = mh_mem_malloc((g->nkey ? g->nkey : 1) * sizeof(uint32_t));
-    if (*order == NULL) {
+    *order = mh_mem_malloc(cap * sizeof(uint32_t));
+    mh_group_rec *rec = mh_mem_malloc(cap * sizeof(mh_group_rec));
+    if (*order == NULL || rec == NULL) {
+        mh_mem_free(rec, cap * sizeof(mh_group_rec));
         PyErr_NoMemory();
         return -1;
     }
     for (size_t k = 0; k < g->nkey; k++) {
-        if (g->kcount[0][k] || (old && g->kcount[1][k]))
-            (*order)[(*norder)++] = (uint32_t)k;
+        uint64_t size = g->ksize[0][k], count = g->kcount[0][k];
+        if (!count && !(old && g->kcount[1][k]))
+            continue;
+        mh_group_rec *r = &rec[n++];
+        if (old) {
+            r->crit[0] = mh_absdiff(size, g->ksize[1][k]);
+            r->crit[1] = size;
+            r->crit[2] = mh_absdiff(count, g->kcount[1][k]);
+            r->crit[3] = count;
+        }
+        else {
+            r->crit[0] = size;
+            r->crit[1] = count;
+            r->crit[2] = r->crit[3] = 0;
+        }
+        r->first = mh_group_first(g, (uint32_t)k);
+        r->key = (uint32_t)k;
     }
-    qsort_r(*order, *norder, sizeof(uint32_t), old ? mh_group_diff_cmp : mh_group_stat_cmp, g);
+    qsort_r(rec, n, sizeof(mh_group_rec), mh_group_rec_cmp, g);
+    for (size_t i = 0; i < n; i++)
+        (*order)[i] = rec[i].key;
+    *norder = n;
+    mh_mem_free(rec, cap * sizeof(mh_group_rec));
     return 0;
 }
 
