@@ -1815,7 +1815,7 @@ mh_tree_loc_list(const mh_group *g, const uint32_t *locs, size_t n)
 
 typedef struct {
     uint64_t *size, *count;      /* per location */
-    uint32_t *order;             /* leaf locations, first seen first */
+    uint32_t *order;             /* leaf locations: first seen, then sorted */
     size_t n, nloc;
 } mh_tree_sites;
 
@@ -1868,6 +1868,41 @@ mh_tree_members_fill(mh_group *g, const uint32_t *order, size_t norder, const ui
         st->count[leaf] += m->count[i];
     }
     m->n = norder;
+    return 0;
+}
+
+typedef struct {
+    uint64_t size, count;
+    uint32_t pos, loc;
+} mh_tree_site_rec;
+
+static int
+mh_tree_site_cmp(const void *a, const void *b)
+{
+    const mh_tree_site_rec *x = a, *y = b;
+    MH_CMP_DESC(x->size, y->size);
+    MH_CMP_DESC(x->count, y->count);
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Sites biggest first, ties in first-seen order (what the report's stable
+ * sort of the first-seen dict gives), so Python sorts presorted data. */
+static int
+mh_tree_sites_sort(mh_tree_sites *st)
+{
+    mh_tree_site_rec *rec = mh_mem_malloc((st->n ? st->n : 1) * sizeof(mh_tree_site_rec));
+    if (rec == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < st->n; i++) {
+        uint32_t l = st->order[i];
+        rec[i] = (mh_tree_site_rec){st->size[l], st->count[l], (uint32_t)i, l};
+    }
+    qsort(rec, st->n, sizeof(mh_tree_site_rec), mh_tree_site_cmp);
+    for (size_t i = 0; i < st->n; i++)
+        st->order[i] = rec[i].loc;
+    mh_mem_free(rec, (st->n ? st->n : 1) * sizeof(mh_tree_site_rec));
     return 0;
 }
 
@@ -1972,7 +2007,7 @@ mh_snapshot_py_flame_tree(mh_snapshot_object *s, PyObject *args)
         total_size += m.size[i];
         total_count += m.count[i];
     }
-    if (mh_tree_split_init(&sp, g.nloc) < 0
+    if (mh_tree_sites_sort(&st) < 0 || mh_tree_split_init(&sp, g.nloc) < 0
         || mh_tree_node_add(&t, MH_NONE32, MH_NONE32, total_size, total_count) < 0
         || mh_tree_build(&sp, &m, &t, (double)total_size * share, &folded) < 0)
         goto done;
@@ -2593,7 +2628,8 @@ static PyMethodDef mh_snapshot_methods[] = {
     {"flame_tree", (PyCFunction)mh_snapshot_py_flame_tree, METH_VARARGS,
      "flame_tree(min_share, launcher_file, runpy_files, launcher_depth) -> (frames, parent, "
      "frame, size, count, folded, sites, site_size, site_count): the report call tree, "
-     "breadth first, root = node 0; frames and sites are (filename, lineno, function)."},
+     "breadth first, root = node 0; frames and sites are (filename, lineno, function), "
+     "sites biggest first."},
     {"filter", (PyCFunction)mh_snapshot_py_filter, METH_O,
      "filter([(is_domain_filter, inclusive, pattern, lineno, all_frames, domain), ...]) "
      "-> SnapshotData sharing this one's tables."},
