@@ -157,3 +157,19 @@ def test_out_of_memory_then_recovers():
     assert failures > 0
     assert result == expected
     assert data.flame_tree(1e-5, None, RUNPY, 16) == expected
+
+
+def test_statistics_rows_are_not_gc_tracked():
+    import gc
+
+    class Name(str):
+        pass
+
+    rows = snap([(0, 8, (("a.py", 1), ("b.py", 2)), 2)]).traces._data.statistics(2, False)
+    frames, functions, size, count = rows[0]
+    assert not gc.is_tracked(rows[0]) and not gc.is_tracked(frames)
+    assert not gc.is_tracked(frames[0])
+    # a str subclass may carry a __dict__ (and a cycle): its tuples stay tracked
+    rows = snap([(0, 8, ((Name("c.py"), 1),), 1)]).traces._data.statistics(2, False)
+    if type(rows[0][0][0][0]) is Name:
+        assert gc.is_tracked(rows[0][0][0])

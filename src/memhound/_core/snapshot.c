@@ -1336,6 +1336,25 @@ mh_absdiff(uint64_t a, uint64_t b)
     return a >= b ? a - b : b - a;
 }
 
+/* Result tuples hold only exact str, int, None and such tuples: they can
+ * never be part of a cycle, so take them off the GC's lists at once (as
+ * CPython's own collector would on its first pass).  A million tracked
+ * result tuples otherwise make every full collection walk them all. */
+static void
+mh_group_untrack(PyObject *tuple)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+        PyObject *x = PyTuple_GET_ITEM(tuple, i);
+        if (x == Py_None || PyUnicode_CheckExact(x) || PyLong_CheckExact(x))
+            continue;
+        if (PyTuple_CheckExact(x) && !PyObject_GC_IsTracked(x))
+            continue;
+        return;
+    }
+    if (PyObject_GC_IsTracked(tuple))
+        PyObject_GC_UnTrack(tuple);
+}
+
 static PyObject *
 mh_group_loc_tuple(mh_group *g, uint32_t l)
 {
@@ -1350,6 +1369,8 @@ mh_group_loc_tuple(mh_group *g, uint32_t l)
             return NULL;
         g->ltuple[l] = PyTuple_Pack(2, g->ustr[g->loc[l].uid], lineno);
         Py_DECREF(lineno);
+        if (g->ltuple[l] != NULL)
+            mh_group_untrack(g->ltuple[l]);
     }
     return g->ltuple[l];
 }
@@ -1372,6 +1393,7 @@ mh_group_key_objects(mh_group *g, uint32_t k, PyObject **frames, PyObject **func
         PyTuple_SET_ITEM(*frames, i, Py_NewRef(lt));
         any |= g->loc[seq[i]].function != NULL;
     }
+    mh_group_untrack(*frames);
     if (!any) {
         *functions = Py_NewRef(Py_None);
         return 0;
@@ -1383,6 +1405,7 @@ mh_group_key_objects(mh_group *g, uint32_t k, PyObject **frames, PyObject **func
         PyObject *fn = g->loc[seq[i]].function;
         PyTuple_SET_ITEM(*functions, i, Py_NewRef(fn ? fn : Py_None));
     }
+    mh_group_untrack(*functions);
     return 0;
 error:
     Py_CLEAR(*frames);
@@ -1512,6 +1535,7 @@ mh_group_run(mh_snapshot_object *s, mh_snapshot_object *old, int mode, int cumul
             Py_CLEAR(result);
             goto done;
         }
+        mh_group_untrack(item);
         PyList_SET_ITEM(result, (Py_ssize_t)i, item);
     }
 done:
