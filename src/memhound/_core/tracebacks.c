@@ -82,7 +82,8 @@ mh_tb_insert(mh_tb_table *t, const mh_rawframe *frames, int n, int total, uint32
     }
     uint32_t id = (uint32_t)t->count++;
     t->entries[id] = (mh_tb){hash, (uint16_t)n, (uint16_t)total, (uint32_t)t->nframes};
-    memcpy(&t->frames[t->nframes], frames, (size_t)n * sizeof(mh_rawframe));
+    if (n > 0)      /* frames may be NULL for a frameless traceback */
+        memcpy(&t->frames[t->nframes], frames, (size_t)n * sizeof(mh_rawframe));
     for (int k = 0; k < n; k++)
         Py_INCREF(frames[k].code);
     t->nframes += (size_t)n;

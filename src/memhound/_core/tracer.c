@@ -78,12 +78,18 @@ static struct {
     mh_reftracer_fn prev_tracer;
     void *prev_tracer_data;
     _Atomic int failed;         /* out of memory: warning pending */
+    int exporting;              /* GIL; take_snapshot() is reading the tables */
+    int fail_deferred;          /* GIL; failure to report after the export */
     PyObject *stdlib_stop;      /* tracemalloc.stop while wrapped */
 } mh = {.nframe = 1, .raw_lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Set while this thread runs inside a hook or memhound's own code: nested
  * allocations pass through untraced.  Initial-exec TLS: one instruction. */
 static __thread int mh_tls_busy __attribute__((tls_model("initial-exec")));
+
+/* mh_tls_busy value while mh_still_chained() probes the allocator chain. */
+#define MH_PROBE 0x40000000
+static int mh_probe_hits;
 
 #define MH_TRACING() atomic_load_explicit(&mh.tracing, memory_order_relaxed)
 
@@ -123,6 +129,12 @@ mh_failure_pending(void *arg)
     (void)arg;
     if (!atomic_exchange(&mh.failed, 0))
         return 0;
+    if (mh.exporting) {
+        /* A finalizer ran this during take_snapshot(): stop after it. */
+        atomic_store(&mh.failed, 1);
+        mh.fail_deferred = 1;
+        return 0;
+    }
     if (mh.installed)
         mh_stop_locked();
     return PyErr_WarnEx(PyExc_RuntimeWarning,
@@ -218,8 +230,11 @@ mh_untrack_raw_locked(void *ptr, size_t *size, uint32_t *tb)
 static void *
 mh_gil_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 {
-    if (!MH_TRACING() || mh_tls_busy)
+    if (!MH_TRACING() || mh_tls_busy) {
+        if (mh_tls_busy == MH_PROBE)
+            mh_probe_hits++;
         return zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
+    }
     mh_tls_busy = 1;
     void *ptr = zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
     if (ptr != NULL && MH_TRACING())
@@ -274,8 +289,11 @@ mh_gil_free(void *ctx, void *ptr)
 static void *
 mh_raw_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 {
-    if (!MH_TRACING() || mh_tls_busy)
+    if (!MH_TRACING() || mh_tls_busy) {
+        if (mh_tls_busy == MH_PROBE)
+            mh_probe_hits++;
         return zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
+    }
     mh_tls_busy = 1;
     void *ptr = zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
     if (ptr != NULL && MH_TRACING()) {
@@ -322,20 +340,28 @@ mh_raw_realloc(void *ctx, void *ptr, size_t size)
             tb = MH_TB_EMPTY;
         }
     }
-    /* Remove, resize and add under one lock: no other thread can see the
-     * address half-moved, and a failed realloc changes nothing. */
-    pthread_mutex_lock(&mh.raw_lock);
+    /* Untrack before the call (once moved, the old address may be reused
+     * and traced by another thread), re-track after it; a failed realloc
+     * puts the old entry back.  The chained realloc runs outside raw_lock:
+     * a hook below us (CPython's tracemalloc) may wait for the GIL, whose
+     * holder may be waiting for raw_lock. */
     size_t old_size = 0;
     uint32_t old_tb = 0;
-    int was_traced = ptr != NULL && mh_untrack_raw_locked(ptr, &old_size, &old_tb);
-    void *ptr2 = a->realloc(a->ctx, ptr, size);
-    if (ptr2 == NULL) {
-        if (was_traced)
-            mh_track_raw_locked(ptr, old_size, old_tb);
-    } else if (!busy) {
-        mh_track_raw_locked(ptr2, size, tb);
+    int was_traced = 0;
+    if (ptr != NULL) {
+        pthread_mutex_lock(&mh.raw_lock);
+        was_traced = mh_untrack_raw_locked(ptr, &old_size, &old_tb);
+        pthread_mutex_unlock(&mh.raw_lock);
     }
-    pthread_mutex_unlock(&mh.raw_lock);
+    void *ptr2 = a->realloc(a->ctx, ptr, size);
+    if (ptr2 == NULL ? was_traced : !busy) {
+        pthread_mutex_lock(&mh.raw_lock);
+        if (ptr2 == NULL)
+            mh_track_raw_locked(ptr, old_size, old_tb);
+        else
+            mh_track_raw_locked(ptr2, size, tb);
+        pthread_mutex_unlock(&mh.raw_lock);
+    }
     mh_tls_busy = busy;
     return ptr2;
 }
@@ -362,7 +388,11 @@ static int
 mh_reftrace(PyObject *op, int event, void *data)
 {
     (void)data;
-    if (event == MH_REFTRACER_CREATE && MH_TRACING() && !mh_tls_busy) {
+    if (event == MH_REFTRACER_CREATE && MH_TRACING() && mh_tls_busy) {
+        /* memhound's own object (created under suspend()) reusing a traced
+         * block from a free list: the block is no longer the program's. */
+        mh_untrack_gil((void *)((uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op))));
+    } else if (event == MH_REFTRACER_CREATE && MH_TRACING()) {
         uintptr_t block = (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op));
         if (block == mh.last_block) {
             mh.last_block = 0;
@@ -522,19 +552,38 @@ mh_set_nframe(int nframe)
     return 0;
 }
 
+/* 1 if our hooks still see allocations although another tool is on top.  A
+ * tool that restores its saved allocators unconditionally when it stops
+ * (CPython's _testcapi hooks, other tracers) drops memhound from the chain;
+ * without this check, start() would then never trace again. */
+static int
+mh_still_chained(void)
+{
+    int busy = mh_tls_busy;
+    mh_probe_hits = 0;
+    mh_tls_busy = MH_PROBE;
+    PyMem_RawFree(PyMem_RawMalloc(1));
+    PyMem_Free(PyMem_Malloc(1));
+    PyObject_Free(PyObject_Malloc(1));
+    mh_tls_busy = busy;
+    return mh_probe_hits > 0;
+}
+
 /* ---------------------------------------------------------------- tracemalloc.stop wrapper */
 
 static PyObject *
 mh_stdlib_stop(PyObject *self, PyObject *noargs)
 {
     (void)self; (void)noargs;
-    int rechain = mh.installed && mh_on_top() && MH_TRACING();
+    /* Also when memhound is in the middle of the chain: tracemalloc then
+     * drops it with everything above it. */
+    int rechain = mh.installed && MH_TRACING();
     PyObject *res = PyObject_CallNoArgs(mh.stdlib_stop);
     if (res == NULL)
         return NULL;
     /* CPython restored the allocators it saved, removing memhound if it was
      * started after tracemalloc: chain again onto what is installed now. */
-    if (rechain && !mh_on_top())
+    if (rechain && !mh_on_top() && !mh_still_chained())
         mh_install();
     mh_reftracer_reclaim();
     return res;
@@ -598,12 +647,10 @@ mh_tracer_start(int nframe)
         mh_clear_tables();
     if (mh_compat_stdlib_tracemalloc_tracing() && mh_wrap_stdlib_stop() < 0)
         return -1;
-    if (!mh.installed)
+    if (!mh.installed || (!mh_on_top() && !mh_still_chained()))
         mh_install();
-    else if (!mh_on_top()) {
-        /* Still chained under another tool from an earlier session: that is
-         * fine as long as the tool above keeps calling us. */
-    }
+    /* else still chained under another tool from an earlier session: that
+     * is fine as long as the tool above keeps calling us. */
     mh_reftracer_install();
     atomic_store(&mh.tracing, 1);
     return 0;
@@ -621,9 +668,24 @@ mh_stop_locked(void)
     return 0;
 }
 
+/* stop()/clear_traces() from a finalizer that runs while take_snapshot()
+ * reads the tables would free them under it. */
+static int
+mh_check_not_exporting(const char *what)
+{
+    if (!mh.exporting)
+        return 0;
+    PyErr_Format(PyExc_RuntimeError,
+                 "memhound: cannot %s while a snapshot is being taken "
+                 "(called from a finalizer?)", what);
+    return -1;
+}
+
 int
 mh_tracer_stop(void)
 {
+    if (mh_check_not_exporting("stop tracing") < 0)
+        return -1;
     if (atomic_exchange(&mh.failed, 0)) {
         /* stopped by a failure whose warning has not been issued yet */
         mh_stop_locked();
@@ -644,6 +706,8 @@ mh_tracer_is_tracing(void)
 int
 mh_tracer_clear(void)
 {
+    if (mh_check_not_exporting("clear traces") < 0)
+        return -1;
     if (!MH_TRACING())
         return 0;
     int busy = mh_tls_busy;
@@ -820,6 +884,41 @@ mh_export_blocks(mh_export *ex, mh_blocks *blocks)
     return 0;
 }
 
+/* A private copy of a block table (taken under `lock` if given): exporting
+ * calls into Python, which may free blocks (the GC) and so shrink the table
+ * under the iteration, or let another thread in. */
+static int
+mh_copy_blocks(const mh_blocks *src, mh_blocks *copy, pthread_mutex_t *lock)
+{
+    int rc = 0;
+    memset(copy, 0, sizeof(*copy));
+    if (lock)
+        pthread_mutex_lock(lock);
+    size_t nbig = src->nbig, cap = src->capacity;
+    if (cap > 0) {
+        copy->slots = mh_mem_map(cap * sizeof(mh_block));
+        copy->big = nbig ? mh_mem_malloc(nbig * sizeof(mh_bigblock)) : NULL;
+        if (copy->slots == NULL || (nbig && copy->big == NULL)) {
+            rc = -1;
+        } else {
+            memcpy(copy->slots, src->slots, cap * sizeof(mh_block));
+            if (nbig)
+                memcpy(copy->big, src->big, nbig * sizeof(mh_bigblock));
+            copy->capacity = cap;
+            copy->count = src->count;
+            copy->nbig = copy->big_capacity = nbig;
+        }
+    }
+    if (lock)
+        pthread_mutex_unlock(lock);
+    if (rc < 0) {
+        mh_mem_unmap(copy->slots, cap * sizeof(mh_block));
+        mh_mem_free(copy->big, nbig * sizeof(mh_bigblock));
+        memset(copy, 0, sizeof(*copy));
+    }
+    return rc;
+}
+
 static PyObject *
 mh_take_snapshot(void)
 {
@@ -834,12 +933,25 @@ mh_take_snapshot(void)
         goto error;
     }
     memset(ex.tb_index, 0xff, ntb * sizeof(int64_t));
-    if (mh_snapshot_reserve_traces(ex.snap, mh.gil_blocks.count + mh.raw_blocks.count) < 0
-        || mh_export_blocks(&ex, &mh.gil_blocks) < 0)
+    /* Exporting calls into Python (which may allocate RAW memory, run the GC
+     * or switch threads): export from copies, never under raw_lock. */
+    mh_blocks gil, raw;
+    if (mh_copy_blocks(&mh.gil_blocks, &gil, NULL) < 0) {
+        PyErr_NoMemory();
         goto error;
-    pthread_mutex_lock(&mh.raw_lock);
-    int rc = mh_export_blocks(&ex, &mh.raw_blocks);
-    pthread_mutex_unlock(&mh.raw_lock);
+    }
+    if (mh_copy_blocks(&mh.raw_blocks, &raw, &mh.raw_lock) < 0) {
+        mh_blocks_clear(&gil);
+        PyErr_NoMemory();
+        goto error;
+    }
+    int rc = mh_snapshot_reserve_traces(ex.snap, gil.count + raw.count);
+    if (rc == 0)
+        rc = mh_export_blocks(&ex, &gil);
+    if (rc == 0)
+        rc = mh_export_blocks(&ex, &raw);
+    mh_blocks_clear(&gil);
+    mh_blocks_clear(&raw);
     if (rc < 0)
         goto error;
     mh_mem_free(ex.tb_index, ntb * sizeof(int64_t));
@@ -863,8 +975,14 @@ mh_tracer_take_snapshot(void)
     }
     mh_reftracer_reclaim();
     mh_tracer_suspend();
+    mh.exporting++;
     PyObject *snap = mh_take_snapshot();
+    mh.exporting--;
     mh_tracer_resume();
+    if (!mh.exporting && mh.fail_deferred) {
+        mh.fail_deferred = 0;
+        Py_AddPendingCall(mh_failure_pending, NULL);
+    }
     return snap;
 }
 

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Run a fixed list of CPython's own test modules twice -- untraced, then with
+memhound tracing 25 frames -- and compare the results.
+
+    python .ci/cpython_tests.py [--modules test_dict,test_re] [--timeout 900]
+
+Run it with the Python under test, with memhound importable (installed, or
+PYTHONPATH=src after an in-place build).  Each module runs in its own child
+interpreter (unittest, resources like network/cpu disabled) with a timeout.
+The traced run must not crash and must give the same run/failure/error/skip
+counts as the untraced run, and memhound must still be tracing at the end.
+Exit status 0 when every module matches.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+MODULES = ["test_dict", "test_list", "test_set", "test_json", "test_re", "test_weakref",
+           "test_gc", "test_threading", "test_asyncio", "test_pickle", "test_io"]
+
+CHILD = r'''
+import json, sys, time, unittest, warnings
+traced = sys.argv[2] == "traced"
+if traced:
+    from memhound import _core
+    _core.start(25)
+from test import support
+support.use_resources = []          # skip network, cpu-heavy, gui ... tests
+try:
+    support.verbose = 0
+except Exception:
+    pass
+name = sys.argv[1]
+t0 = time.monotonic()
+suite = unittest.defaultTestLoader.loadTestsFromName("test." + name)
+with open(sys.argv[3], "w") as log:
+    runner = unittest.TextTestRunner(stream=log, verbosity=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = runner.run(suite)
+out = {
+    "run": result.testsRun,
+    "failures": sorted(t.id() for t, _ in result.failures),
+    "errors": sorted(t.id() for t, _ in result.errors),
+    "skipped": len(result.skipped),
+    "seconds": round(time.monotonic() - t0, 1),
+    "still_tracing": _core.is_tracing() if traced else None,
+    "traced_memory": _core.get_traced_memory()[0] if traced else None,
+}
+sys.__stdout__.write("\nMEMHOUND-RESULT " + json.dumps(out) + "\n")
+sys.__stdout__.flush()
+import os
+os._exit(0)     # some suites leave non-daemon threads behind
+'''
+
+
+def run_module(name, mode, timeout, logdir):
+    log = os.path.join(logdir, f"{name}.{mode}.log")
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", CHILD, name, mode, log],
+                              capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return {"crash": f"timeout after {timeout}s", "seconds": timeout}
+    wall = round(time.monotonic() - t0, 1)
+    for line in proc.stdout.splitlines():
+        if line.startswith("MEMHOUND-RESULT "):
+            res = json.loads(line.split(" ", 1)[1])
+            res["seconds"] = wall
+            return res
+    tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+    return {"crash": f"exit status {proc.returncode}", "seconds": wall, "tail": tail}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--modules", default=",".join(MODULES))
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per module and mode")
+    ap.add_argument("--logdir", default=None)
+    args = ap.parse_args()
+    import tempfile
+    logdir = args.logdir or tempfile.mkdtemp(prefix="memhound-cpython-tests-")
+    import memhound  # noqa: F401  fail early if memhound is not importable
+
+    print(f"CPython {sys.version.split()[0]} ({sys.executable}); logs in {logdir}")
+    print(f"{'module':16} {'run':>5} {'fail':>4} {'err':>4} {'skip':>5} "
+          f"{'untraced s':>10} {'traced s':>9}  verdict")
+    ok = True
+    totals = [0, 0, 0, 0, 0.0, 0.0]
+    for name in args.modules.split(","):
+        base = run_module(name, "untraced", args.timeout, logdir)
+        traced = run_module(name, "traced", args.timeout, logdir)
+        problems = []
+        if "crash" in base:
+            problems.append("untraced run: " + base["crash"])
+        if "crash" in traced:
+            problems.append("traced run: " + traced["crash"])
+            for line in traced.get("tail", []):
+                problems.append("    " + line)
+        if not problems:
+            for key in ("run", "skipped"):
+                if base[key] != traced[key]:
+                    problems.append(f"{key}: untraced {base[key]}, traced {traced[key]}")
+            for key in ("failures", "errors"):
+                if base[key] != traced[key]:
+                    only_t = sorted(set(traced[key]) - set(base[key]))
+                    only_u = sorted(set(base[key]) - set(traced[key]))
+                    problems.append(f"{key} only when traced: {only_t}; only untraced: {only_u}")
+            if not traced["still_tracing"]:
+                problems.append("memhound was no longer tracing at the end")
+        verdict = "same" if not problems else "DIFFERENT"
+        ok = ok and not problems
+        b = base if "crash" not in base else {"run": "-", "failures": [], "errors": [], "skipped": "-"}
+        print(f"{name:16} {b['run']:>5} {len(b['failures']):>4} {len(b['errors']):>4} "
+              f"{b['skipped']:>5} {base['seconds']:>10} {traced['seconds']:>9}  {verdict}")
+        for p in problems:
+            print("    " + p)
+        if "crash" not in base:
+            totals[0] += base["run"]
+            totals[1] += len(base["failures"])
+            totals[2] += len(base["errors"])
+            totals[3] += base["skipped"]
+        totals[4] += base["seconds"]
+        totals[5] += traced["seconds"]
+        sys.stdout.flush()
+    print(f"{'total':16} {totals[0]:>5} {totals[1]:>4} {totals[2]:>4} {totals[3]:>5} "
+          f"{round(totals[4], 1):>10} {round(totals[5], 1):>9}  {'OK' if ok else 'FAILED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
