@@ -18,7 +18,13 @@
  * holding duplicate strings (a loaded file) meet in the same id space.
  * Sorting uses string ranks computed once, so the order is exactly
  * tracemalloc's: (size, count, traceback) descending, where tracebacks
- * compare as tuples of (filename, lineno) from the oldest frame.
+ * compare as tuples of (filename, lineno) from the oldest frame.  Keys are
+ * sorted as compact records (criteria plus the packed first location), so
+ * a million distinct tracebacks rarely reach the full comparison.
+ *
+ * flame_tree() reuses a traceback grouping to build the HTML report's call
+ * tree (a prefix tree over locations, root = oldest frame) level by level,
+ * returning flat lists: no Python object per trace or per traceback.
  *
  * Filters run the fnmatch subset CPython uses, compiled once per filter;
  * the match result is cached per distinct string and per traceback, so a
