@@ -173,3 +173,32 @@ def test_statistics_rows_are_not_gc_tracked():
     rows = snap([(0, 8, ((Name("c.py"), 1),), 1)]).traces._data.statistics(2, False)
     if type(rows[0][0][0][0]) is Name:
         assert gc.is_tracked(rows[0][0][0])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_statistics_order_with_long_shared_prefixes(seed):
+    # many equal sizes and tracebacks sharing 4+ root frames: exercises the
+    # packed-prefix sort records and the full comparison behind them
+    import tracemalloc
+    rng = random.Random(seed)
+    base = tuple(("root%d.py" % i, i) for i in range(6))
+    raw = []
+    for _ in range(600):
+        tail = tuple((rng.choice(["x.py", "y.py", "z.py"]), rng.randint(-2, 3))
+                     for _ in range(rng.randint(0, 3)))
+        tb = (tail + base[rng.randint(0, 6):])[-8:]
+        raw.append((0, rng.choice([8, 16]), tb, len(tb)))
+    raw = [t for t in raw if t[2]]
+
+    def rows(s):
+        return [(tuple((f.filename, f.lineno) for f in st.traceback), st.size, st.count)
+                for st in s.statistics("traceback")]
+    assert rows(memhound.Snapshot(raw, 8)) == rows(tracemalloc.Snapshot(tuple(raw), 8))
+    old = raw[::2]
+    ours = memhound.Snapshot(raw, 8).compare_to(memhound.Snapshot(old, 8), "traceback")
+    theirs = tracemalloc.Snapshot(tuple(raw), 8).compare_to(tracemalloc.Snapshot(tuple(old), 8),
+                                                            "traceback")
+    def diffs(stats):
+        return [(tuple((f.filename, f.lineno) for f in d.traceback), d.size_diff, d.count_diff)
+                for d in stats]
+    assert diffs(ours) == diffs(theirs)

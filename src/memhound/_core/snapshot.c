@@ -19,8 +19,9 @@
  * Sorting uses string ranks computed once, so the order is exactly
  * tracemalloc's: (size, count, traceback) descending, where tracebacks
  * compare as tuples of (filename, lineno) from the oldest frame.  Keys are
- * sorted as compact records (criteria plus the packed first location), so
- * a million distinct tracebacks rarely reach the full comparison.
+ * sorted as compact records (criteria plus packed ranks of the first four
+ * locations), so a million distinct tracebacks rarely reach the full
+ * comparison.
  *
  * flame_tree() reuses a traceback grouping to build the HTML report's call
  * tree (a prefix tree over locations, root = oldest frame) level by level,
@@ -1426,24 +1427,60 @@ mh_group_parse_mode(PyObject *args, PyObject **other, int *mode, int *cumulative
     return PyArg_ParseTuple(args, "ip", mode, cumulative) ? 0 : -1;
 }
 
-/* A sort record: the numeric criteria (descending) and the first location
- * of the traceback packed in one word are copied next to the key, so most
- * comparisons of a million distinct tracebacks touch only this array; the
- * full traceback comparison (random reads of the key pool) runs only when
- * the first locations tie. */
+/* A sort record: the numeric criteria (descending) and the ranks of the
+ * first four locations of the traceback, packed two to a word, are copied
+ * next to the key, so most comparisons of a million distinct tracebacks
+ * touch only this array; the full traceback comparison (random reads of
+ * the key pool) runs only when those tie. */
 typedef struct {
     uint64_t crit[4];
-    uint64_t first;
+    uint64_t pre[2];
     uint32_t key;
 } mh_group_rec;
 
-static inline uint64_t
-mh_group_first(const mh_group *g, uint32_t k)
+static int
+mh_group_loc_cmp(const void *a, const void *b, void *ctx)
 {
-    if (g->klen[k] == 0)
-        return 0;   /* the empty traceback sorts before every other */
-    const mh_group_loc *l = &g->loc[g->kpool[g->kstart[k]]];
-    return ((uint64_t)g->urank[l->uid] + 1) << 32 | ((uint32_t)l->lineno ^ 0x80000000u);
+    const mh_group *g = ctx;
+    const mh_group_loc *p = &g->loc[*(const uint32_t *)a], *q = &g->loc[*(const uint32_t *)b];
+    uint32_t rp = g->urank[p->uid], rq = g->urank[q->uid];
+    if (rp != rq)
+        return rp < rq ? -1 : 1;
+    return (p->lineno > q->lineno) - (p->lineno < q->lineno);
+}
+
+/* lrank[l] + 1 orders locations as (filename, lineno) tuples; 0 is left
+ * for "no frame", which sorts first like a shorter tuple. */
+static uint32_t *
+mh_group_loc_ranks(mh_group *g)
+{
+    size_t n = g->nloc ? g->nloc : 1;
+    uint32_t *order = mh_mem_malloc(n * sizeof(uint32_t));
+    uint32_t *lrank = mh_mem_malloc(n * sizeof(uint32_t));
+    if (order == NULL || lrank == NULL) {
+        mh_mem_free(order, n * sizeof(uint32_t));
+        mh_mem_free(lrank, n * sizeof(uint32_t));
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (size_t i = 0; i < g->nloc; i++)
+        order[i] = (uint32_t)i;
+    qsort_r(order, g->nloc, sizeof(uint32_t), mh_group_loc_cmp, g);
+    for (size_t i = 0; i < g->nloc; i++)
+        lrank[order[i]] = (uint32_t)i + 1;
+    mh_mem_free(order, n * sizeof(uint32_t));
+    return lrank;
+}
+
+static inline void
+mh_group_prefix(const mh_group *g, const uint32_t *lrank, uint32_t k, uint64_t pre[2])
+{
+    uint64_t r[4] = {0, 0, 0, 0};
+    const uint32_t *seq = g->kpool + g->kstart[k];
+    for (uint32_t i = 0; i < 4 && i < g->klen[k]; i++)
+        r[i] = lrank[seq[i]];
+    pre[0] = r[0] << 32 | r[1];
+    pre[1] = r[2] << 32 | r[3];
 }
 
 static int
@@ -1452,7 +1489,8 @@ mh_group_rec_cmp(const void *a, const void *b, void *ctx)
     const mh_group_rec *x = a, *y = b;
     for (int i = 0; i < 4; i++)
         MH_CMP_DESC(x->crit[i], y->crit[i]);
-    MH_CMP_DESC(x->first, y->first);
+    MH_CMP_DESC(x->pre[0], y->pre[0]);
+    MH_CMP_DESC(x->pre[1], y->pre[1]);
     return -mh_group_key_cmp(ctx, x->key, y->key);
 }
 
@@ -1465,9 +1503,11 @@ mh_group_order(mh_group *g, const mh_snapshot_object *old, uint32_t **order, siz
     *norder = 0;
     *order = mh_mem_malloc(cap * sizeof(uint32_t));
     mh_group_rec *rec = mh_mem_malloc(cap * sizeof(mh_group_rec));
-    if (*order == NULL || rec == NULL) {
+    uint32_t *lrank = NULL;
+    if (*order == NULL || rec == NULL || (lrank = mh_group_loc_ranks(g)) == NULL) {
         mh_mem_free(rec, cap * sizeof(mh_group_rec));
-        PyErr_NoMemory();
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
         return -1;
     }
     for (size_t k = 0; k < g->nkey; k++) {
@@ -1486,7 +1526,7 @@ mh_group_order(mh_group *g, const mh_snapshot_object *old, uint32_t **order, siz
             r->crit[1] = count;
             r->crit[2] = r->crit[3] = 0;
         }
-        r->first = mh_group_first(g, (uint32_t)k);
+        mh_group_prefix(g, lrank, (uint32_t)k, r->pre);
         r->key = (uint32_t)k;
     }
     qsort_r(rec, n, sizeof(mh_group_rec), mh_group_rec_cmp, g);
@@ -1494,6 +1534,7 @@ mh_group_order(mh_group *g, const mh_snapshot_object *old, uint32_t **order, siz
         (*order)[i] = rec[i].key;
     *norder = n;
     mh_mem_free(rec, cap * sizeof(mh_group_rec));
+    mh_mem_free(lrank, (g->nloc ? g->nloc : 1) * sizeof(uint32_t));
     return 0;
 }
 
