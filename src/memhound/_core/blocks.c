@@ -5,6 +5,7 @@
 #include "memory.h"
 
 #define MH_BLOCKS_MIN 1024
+#define MH_BLOCKS_SHRINK_MIN 65536      /* 1 MiB of slots: never shrunk below */
 #define MH_BIG_SIZE UINT32_MAX
 
 static inline size_t
@@ -171,8 +172,11 @@ mh_blocks_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
     *tb = t->slots[i].tb;
     mh_blocks_unlink(t, i);
     t->count--;
-    if (t->capacity > MH_BLOCKS_MIN && t->count * 8 < t->capacity) {
-        size_t cap = t->count * 2 > MH_BLOCKS_MIN ? t->count * 2 : MH_BLOCKS_MIN;
+    /* Shrink only big, nearly empty tables, and to a quarter full: programs
+     * that fill and empty a batch of objects in a loop would otherwise
+     * rehash (and fault in fresh pages) on every cycle. */
+    if (t->capacity > MH_BLOCKS_SHRINK_MIN && t->count * 16 < t->capacity) {
+        size_t cap = t->count * 4 > MH_BLOCKS_SHRINK_MIN ? t->count * 4 : MH_BLOCKS_SHRINK_MIN;
         (void)mh_blocks_resize(t, cap);   /* failing to shrink is harmless */
     }
     return 1;

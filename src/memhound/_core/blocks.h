@@ -4,8 +4,8 @@
  * Open addressing with linear probing over 16-byte slots {address, size,
  * traceback}; the slot index is the high half of (mixed address x capacity),
  * so the capacity need not be a power of two.  The table grows by 1.5x when
- * 3/4 full and shrinks when under 1/8 full, so a live block costs 21-32
- * bytes (tracemalloc: ~92).  Deletion shifts the following run back instead
+ * 3/4 full, so a live block costs 21-32 bytes (tracemalloc: ~92); a table of
+ * more than 65536 slots shrinks to 1/4 full when under 1/16 full.  Deletion shifts the following run back instead
  * of leaving tombstones, keeping probe runs short under churn.
  *
  * Sizes of 4 GiB and more do not fit the slot; they are kept in a small side

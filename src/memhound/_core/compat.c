@@ -73,8 +73,10 @@ mh_compat_gil_tstate(void)
     return _PyThreadState_UncheckedGet();
 #else
     /* 3.11: one runtime-wide "current" pointer, the GIL holder's state. */
+    /* Compare pointers only: the runtime-wide current state may belong to
+     * another thread and be freed at any moment, so it is never read. */
     PyThreadState *ts = _PyThreadState_GET();
-    if (ts != NULL && ts->thread_id != PyThread_get_thread_ident())
+    if (ts == NULL || ts != PyGILState_GetThisThreadState())
         return NULL;
     return ts;
 #endif
@@ -147,9 +149,9 @@ mh_compat_top_key(PyThreadState *tstate)
 int
 mh_compat_code_line(PyObject *code, int lasti)
 {
-    if (lasti < 0)
-        return -1;
-    return PyCode_Addr2Line((PyCodeObject *)code, lasti * (int)sizeof(_Py_CODEUNIT));
+    /* Like tracemalloc: an instruction without a line reports line 0. */
+    int line = PyCode_Addr2Line((PyCodeObject *)code, lasti * (int)sizeof(_Py_CODEUNIT));
+    return line < 0 ? 0 : line;
 }
 
 /* The pre-header sizes in compat.h must match CPython's own. */

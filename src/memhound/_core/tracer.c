@@ -23,6 +23,9 @@
  * without an allocation; the reference tracer's CREATE event re-stamps that
  * block with the current traceback.  The event that immediately follows the
  * allocation of the same block is skipped: its stack was just captured.
+ * 3.11 and 3.12 have no public hook for this (CPython's tracemalloc uses a
+ * call private to libpython in _Py_NewReference), so there a reused block
+ * keeps the traceback of its first allocation.
  *
  * Living with other hooks.  Hooks form a stack.  stop() restores the saved
  * allocators only while memhound is on top; otherwise it stays installed as a
@@ -451,11 +454,14 @@ mh_reftracer_uninstall(void)
     void *data;
     /* Restore only while the slot is ours: never remove a tracer installed
      * after us. */
-    if (mh_compat_get_reftracer(&data) == mh_reftrace)
+    if (mh_compat_get_reftracer(&data) == mh_reftrace) {
         mh_compat_set_reftracer(mh.prev_tracer, mh.prev_tracer_data);
+        mh.prev_tracer = NULL;
+        mh.prev_tracer_data = NULL;
+    }
+    /* else a tool installed after us may still call mh_reftrace, which
+     * keeps passing events on to the tracer we found. */
     mh.reftracer_on = 0;
-    mh.prev_tracer = NULL;
-    mh.prev_tracer_data = NULL;
 }
 
 /* ---------------------------------------------------------------- hook chain */
@@ -641,8 +647,13 @@ mh_tracer_start(int nframe)
         /* Recent tracebacks were cut at the old limit. */
         memset(mh.recent, 0, sizeof(mh.recent));
     }
-    if (MH_TRACING())
+    if (MH_TRACING()) {
+        /* Dropped from the chain behind our back (e.g. _tracemalloc.stop()
+         * called directly): a second start() repairs it. */
+        if (mh.installed && !mh_on_top() && !mh_still_chained())
+            mh_install();
         return 0;
+    }
     if (atomic_exchange(&mh.failed, 0))
         mh_clear_tables();
     if (mh_compat_stdlib_tracemalloc_tracing() && mh_wrap_stdlib_stop() < 0)
@@ -793,18 +804,28 @@ mh_traceback_tuple(uint32_t id, int with_function)
             return Py_BuildValue("((siO))", "<unknown>", 0, Py_None);
         return Py_BuildValue("((si))", "<unknown>", 0);
     }
-    PyObject *frames = PyTuple_New(tb->nframe);
-    if (frames == NULL)
-        return NULL;
-    const mh_rawframe *raw = mh_tb_frames(&mh.tbs, tb);
-    for (int i = 0; i < tb->nframe; i++) {
+    /* Copy the frames and own their code objects before creating any
+     * Python object: an allocation may run the GC (3.11), whose finalizers
+     * may let another thread grow the traceback table or call
+     * clear_traces(), freeing what `tb` points into. */
+    int n = tb->nframe;
+    mh_rawframe *raw = mh_mem_malloc((size_t)n * sizeof(mh_rawframe));
+    if (raw == NULL)
+        return PyErr_NoMemory();
+    memcpy(raw, mh_tb_frames(&mh.tbs, tb), (size_t)n * sizeof(mh_rawframe));
+    for (int i = 0; i < n; i++)
+        Py_INCREF(raw[i].code);
+    PyObject *frames = PyTuple_New(n);
+    for (int i = 0; frames != NULL && i < n; i++) {
         PyObject *frame = mh_frame_tuple(&raw[i], with_function);
-        if (frame == NULL) {
-            Py_DECREF(frames);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(frames, i, frame);
+        if (frame == NULL)
+            Py_CLEAR(frames);
+        else
+            PyTuple_SET_ITEM(frames, i, frame);
     }
+    for (int i = 0; i < n; i++)
+        Py_DECREF(raw[i].code);
+    mh_mem_free(raw, (size_t)n * sizeof(mh_rawframe));
     return frames;
 }
 

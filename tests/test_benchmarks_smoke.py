@@ -1,0 +1,142 @@
+"""Smoke test of benchmarks/run.py: a trivially small run of every section.
+
+Checks the structure of results.json and the README marker handling, never
+timings.  Peers (memray, objgraph, guppy3) and the memhound engine may be
+missing; their cells must then say so instead of crashing the harness.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = os.path.join(ROOT, "benchmarks", "run.py")
+
+TINY = {
+    "reps": 1,
+    "overhead_scale": 0.01,
+    "workloads": ["small_objs", "json"],
+    "overhead_modes": ["untraced", "tracemalloc:1", "memhound:1", "memray"],
+    "snapshot_tuples": 2000,
+    "snapshot_sites": 5,
+    "snapshot_budget": 0.5,
+    "memory_tuples": 5000,
+    "memory_sites": 5,
+    "leak_heap": 2000,
+    "leak_per_group": 5,
+    "timeout": 120,
+}
+
+CELL_STATUSES = {"ok", "not installed", "unavailable", "error", "timeout"}
+
+
+def _status(entry):
+    return entry["status"].split(":")[0]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    readme = tmp / "README.md"
+    readme.write_text("# title\n\nintro\n\n<!-- bench:start -->\nstale table\n<!-- bench:end -->\n\nfooter\n")
+    out = tmp / "results.json"
+    cmd = [sys.executable, RUN, "--quick", "--json", str(out), "--readme", str(readme)]
+    for key, value in TINY.items():
+        cmd += ["--set", "%s=%s" % (key, json.dumps(value))]
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    with open(str(out)) as f:
+        results = json.load(f)
+    return results, readme.read_text(), proc.stdout
+
+
+def test_top_level_structure(run):
+    results, _, _ = run
+    assert results["schema"] == 1
+    assert results["command"].startswith("python benchmarks/run.py --quick")
+    machine = results["machine"]
+    for key in ("cpu", "cores", "kernel"):
+        assert machine.get(key), key
+    assert results["config"]["reps"] == 1
+    key = "%d.%d" % sys.version_info[:2]
+    assert list(results["pythons"]) == [key]
+    py = results["pythons"][key]
+    assert py["versions"]["python"] == "%d.%d.%d" % sys.version_info[:3]
+    tools = py["versions"]["tools"]
+    for name in ("memhound", "memray", "objgraph", "guppy3", "pympler", "psutil"):
+        assert tools[name]["status"] in CELL_STATUSES, tools[name]
+    assert set(py["sections"]) == {"overhead", "snapshot", "memory", "leaks"}
+
+
+def test_overhead_cells(run):
+    results, _, _ = run
+    sec = next(iter(results["pythons"].values()))["sections"]["overhead"]
+    assert set(sec) == {"small_objs", "json"}
+    for row in sec.values():
+        assert set(row) == set(TINY["overhead_modes"])
+        for mode, cell in row.items():
+            assert _status(cell) in CELL_STATUSES, (mode, cell)
+        # The baseline and the stdlib tracer are always measurable.
+        assert row["untraced"]["status"] == "ok"
+        assert row["tracemalloc:1"]["status"] == "ok"
+        assert len(row["tracemalloc:1"]["times"]) == 1
+        assert row["tracemalloc:1"]["ratio"] > 0
+
+
+def test_snapshot_cells(run):
+    results, _, _ = run
+    sec = next(iter(results["pythons"].values()))["sections"]["snapshot"]
+    runs = {(r["tool"], r["tracing_on"]): r for r in sec["runs"]}
+    assert set(runs) == {("tracemalloc", True), ("tracemalloc", False),
+                         ("memhound", True), ("memhound", False)}
+    for on in (True, False):
+        tm = runs[("tracemalloc", on)]
+        assert tm["status"] == "ok", tm
+        assert tm["traces"] >= TINY["snapshot_tuples"]
+        for op in ("take_snapshot", "statistics('lineno')", "statistics('traceback')",
+                   "compare_to(old, 'lineno')", "filter_traces(2 filters)", "dump", "load"):
+            assert len(tm["ops"][op]) >= 1, op
+        assert tm["file_size"] > 0
+        assert runs[("memhound", on)]["status"] in CELL_STATUSES
+
+
+def test_memory_cells(run):
+    results, _, _ = run
+    sec = next(iter(results["pythons"].values()))["sections"]["memory"]
+    assert sec["blocks"] >= TINY["memory_tuples"]
+    assert set(sec["tools"]) == {"untraced", "tracemalloc", "memhound", "memray"}
+    assert "bytes_per_block" in sec["tools"]["tracemalloc"]
+    for cell in sec["tools"].values():
+        assert _status(cell) in CELL_STATUSES
+
+
+def test_leak_cells(run):
+    results, _, _ = run
+    sec = next(iter(results["pythons"].values()))["sections"]["leaks"]
+    assert sec["survivors"] == 10 * TINY["leak_per_group"]
+    assert set(sec["tools"]) == {"memhound", "objgraph", "guppy3"}
+    for name, cell in sec["tools"].items():
+        assert _status(cell) in CELL_STATUSES, (name, cell)
+        if cell["status"] == "ok":
+            assert cell["analysis_s"] >= 0
+            assert 0 <= cell["found"] <= 10
+            assert cell["heap_gc_objects"] >= TINY["leak_heap"]
+
+
+def test_readme_between_markers_only(run):
+    _, readme, _ = run
+    assert readme.startswith("# title\n\nintro\n\n<!-- bench:start -->\n## Benchmarks")
+    assert readme.endswith("<!-- bench:end -->\n\nfooter\n")
+    assert "stale table" not in readme
+    assert "python benchmarks/run.py --quick" in readme
+    assert readme.count("<!-- bench:start -->") == 1
+
+
+def test_bad_section_is_a_usage_error():
+    proc = subprocess.run([sys.executable, RUN, "--only", "nonsense"], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 2
+    assert "unknown section 'nonsense'" in proc.stderr
