@@ -18,7 +18,14 @@
  * holding duplicate strings (a loaded file) meet in the same id space.
  * Sorting uses string ranks computed once, so the order is exactly
  * tracemalloc's: (size, count, traceback) descending, where tracebacks
- * compare as tuples of (filename, lineno) from the oldest frame.
+ * compare as tuples of (filename, lineno) from the oldest frame.  Keys are
+ * sorted as compact records (criteria plus packed ranks of the first four
+ * locations), so a million distinct tracebacks rarely reach the full
+ * comparison.
+ *
+ * flame_tree() reuses a traceback grouping to build the HTML report's call
+ * tree (a prefix tree over locations, root = oldest frame) level by level,
+ * returning flat lists: no Python object per trace or per traceback.
  *
  * Filters run the fnmatch subset CPython uses, compiled once per filter;
  * the match result is cached per distinct string and per traceback, so a
@@ -1330,34 +1337,29 @@ mh_group_key_cmp(const mh_group *g, uint32_t a, uint32_t b)
 
 #define MH_CMP_DESC(x, y) do { if ((x) != (y)) return (x) > (y) ? -1 : 1; } while (0)
 
-static int
-mh_group_stat_cmp(const void *a, const void *b, void *ctx)
-{
-    const mh_group *g = ctx;
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    MH_CMP_DESC(g->ksize[0][x], g->ksize[0][y]);
-    MH_CMP_DESC(g->kcount[0][x], g->kcount[0][y]);
-    return -mh_group_key_cmp(g, x, y);
-}
-
 static inline uint64_t
 mh_absdiff(uint64_t a, uint64_t b)
 {
     return a >= b ? a - b : b - a;
 }
 
-static int
-mh_group_diff_cmp(const void *a, const void *b, void *ctx)
+/* Result tuples hold only exact str, int, None and such tuples: they can
+ * never be part of a cycle, so take them off the GC's lists at once (as
+ * CPython's own collector would on its first pass).  A million tracked
+ * result tuples otherwise make every full collection walk them all. */
+static void
+mh_group_untrack(PyObject *tuple)
 {
-    const mh_group *g = ctx;
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    MH_CMP_DESC(mh_absdiff(g->ksize[0][x], g->ksize[1][x]),
-                mh_absdiff(g->ksize[0][y], g->ksize[1][y]));
-    MH_CMP_DESC(g->ksize[0][x], g->ksize[0][y]);
-    MH_CMP_DESC(mh_absdiff(g->kcount[0][x], g->kcount[1][x]),
-                mh_absdiff(g->kcount[0][y], g->kcount[1][y]));
-    MH_CMP_DESC(g->kcount[0][x], g->kcount[0][y]);
-    return -mh_group_key_cmp(g, x, y);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+        PyObject *x = PyTuple_GET_ITEM(tuple, i);
+        if (x == Py_None || PyUnicode_CheckExact(x) || PyLong_CheckExact(x))
+            continue;
+        if (PyTuple_CheckExact(x) && !PyObject_GC_IsTracked(x))
+            continue;
+        return;
+    }
+    if (PyObject_GC_IsTracked(tuple))
+        PyObject_GC_UnTrack(tuple);
 }
 
 static PyObject *
@@ -1374,6 +1376,8 @@ mh_group_loc_tuple(mh_group *g, uint32_t l)
             return NULL;
         g->ltuple[l] = PyTuple_Pack(2, g->ustr[g->loc[l].uid], lineno);
         Py_DECREF(lineno);
+        if (g->ltuple[l] != NULL)
+            mh_group_untrack(g->ltuple[l]);
     }
     return g->ltuple[l];
 }
@@ -1396,6 +1400,7 @@ mh_group_key_objects(mh_group *g, uint32_t k, PyObject **frames, PyObject **func
         PyTuple_SET_ITEM(*frames, i, Py_NewRef(lt));
         any |= g->loc[seq[i]].function != NULL;
     }
+    mh_group_untrack(*frames);
     if (!any) {
         *functions = Py_NewRef(Py_None);
         return 0;
@@ -1407,6 +1412,7 @@ mh_group_key_objects(mh_group *g, uint32_t k, PyObject **frames, PyObject **func
         PyObject *fn = g->loc[seq[i]].function;
         PyTuple_SET_ITEM(*functions, i, Py_NewRef(fn ? fn : Py_None));
     }
+    mh_group_untrack(*functions);
     return 0;
 error:
     Py_CLEAR(*frames);
@@ -1419,6 +1425,117 @@ mh_group_parse_mode(PyObject *args, PyObject **other, int *mode, int *cumulative
     if (other != NULL)
         return PyArg_ParseTuple(args, "O!ip", &mh_snapshot_type, other, mode, cumulative) ? 0 : -1;
     return PyArg_ParseTuple(args, "ip", mode, cumulative) ? 0 : -1;
+}
+
+/* A sort record: the numeric criteria (descending) and the ranks of the
+ * first four locations of the traceback, packed two to a word, are copied
+ * next to the key, so most comparisons of a million distinct tracebacks
+ * touch only this array; the full traceback comparison (random reads of
+ * the key pool) runs only when those tie. */
+typedef struct {
+    uint64_t crit[4];
+    uint64_t pre[2];
+    uint32_t key;
+} mh_group_rec;
+
+static int
+mh_group_loc_cmp(const void *a, const void *b, void *ctx)
+{
+    const mh_group *g = ctx;
+    const mh_group_loc *p = &g->loc[*(const uint32_t *)a], *q = &g->loc[*(const uint32_t *)b];
+    uint32_t rp = g->urank[p->uid], rq = g->urank[q->uid];
+    if (rp != rq)
+        return rp < rq ? -1 : 1;
+    return (p->lineno > q->lineno) - (p->lineno < q->lineno);
+}
+
+/* lrank[l] + 1 orders locations as (filename, lineno) tuples; 0 is left
+ * for "no frame", which sorts first like a shorter tuple. */
+static uint32_t *
+mh_group_loc_ranks(mh_group *g)
+{
+    size_t n = g->nloc ? g->nloc : 1;
+    uint32_t *order = mh_mem_malloc(n * sizeof(uint32_t));
+    uint32_t *lrank = mh_mem_malloc(n * sizeof(uint32_t));
+    if (order == NULL || lrank == NULL) {
+        mh_mem_free(order, n * sizeof(uint32_t));
+        mh_mem_free(lrank, n * sizeof(uint32_t));
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (size_t i = 0; i < g->nloc; i++)
+        order[i] = (uint32_t)i;
+    qsort_r(order, g->nloc, sizeof(uint32_t), mh_group_loc_cmp, g);
+    for (size_t i = 0; i < g->nloc; i++)
+        lrank[order[i]] = (uint32_t)i + 1;
+    mh_mem_free(order, n * sizeof(uint32_t));
+    return lrank;
+}
+
+static inline void
+mh_group_prefix(const mh_group *g, const uint32_t *lrank, uint32_t k, uint64_t pre[2])
+{
+    uint64_t r[4] = {0, 0, 0, 0};
+    const uint32_t *seq = g->kpool + g->kstart[k];
+    for (uint32_t i = 0; i < 4 && i < g->klen[k]; i++)
+        r[i] = lrank[seq[i]];
+    pre[0] = r[0] << 32 | r[1];
+    pre[1] = r[2] << 32 | r[3];
+}
+
+static int
+mh_group_rec_cmp(const void *a, const void *b, void *ctx)
+{
+    const mh_group_rec *x = a, *y = b;
+    for (int i = 0; i < 4; i++)
+        MH_CMP_DESC(x->crit[i], y->crit[i]);
+    MH_CMP_DESC(x->pre[0], y->pre[0]);
+    MH_CMP_DESC(x->pre[1], y->pre[1]);
+    return -mh_group_key_cmp(ctx, x->key, y->key);
+}
+
+/* Sorted keys of a grouping context: statistics() order, or compare_to()
+ * order when `old` is given. */
+static int
+mh_group_order(mh_group *g, const mh_snapshot_object *old, uint32_t **order, size_t *norder)
+{
+    size_t n = 0, cap = g->nkey ? g->nkey : 1;
+    *norder = 0;
+    *order = mh_mem_malloc(cap * sizeof(uint32_t));
+    mh_group_rec *rec = mh_mem_malloc(cap * sizeof(mh_group_rec));
+    uint32_t *lrank = NULL;
+    if (*order == NULL || rec == NULL || (lrank = mh_group_loc_ranks(g)) == NULL) {
+        mh_mem_free(rec, cap * sizeof(mh_group_rec));
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t k = 0; k < g->nkey; k++) {
+        uint64_t size = g->ksize[0][k], count = g->kcount[0][k];
+        if (!count && !(old && g->kcount[1][k]))
+            continue;
+        mh_group_rec *r = &rec[n++];
+        if (old) {
+            r->crit[0] = mh_absdiff(size, g->ksize[1][k]);
+            r->crit[1] = size;
+            r->crit[2] = mh_absdiff(count, g->kcount[1][k]);
+            r->crit[3] = count;
+        }
+        else {
+            r->crit[0] = size;
+            r->crit[1] = count;
+            r->crit[2] = r->crit[3] = 0;
+        }
+        mh_group_prefix(g, lrank, (uint32_t)k, r->pre);
+        r->key = (uint32_t)k;
+    }
+    qsort_r(rec, n, sizeof(mh_group_rec), mh_group_rec_cmp, g);
+    for (size_t i = 0; i < n; i++)
+        (*order)[i] = rec[i].key;
+    *norder = n;
+    mh_mem_free(rec, cap * sizeof(mh_group_rec));
+    mh_mem_free(lrank, (g->nloc ? g->nloc : 1) * sizeof(uint32_t));
+    return 0;
 }
 
 static PyObject *
@@ -1438,16 +1555,8 @@ mh_group_run(mh_snapshot_object *s, mh_snapshot_object *old, int mode, int cumul
         goto done;
     if (mh_group_rank(&g) < 0)
         goto done;
-    order = mh_mem_malloc((g.nkey ? g.nkey : 1) * sizeof(uint32_t));
-    if (order == NULL) {
-        PyErr_NoMemory();
+    if (mh_group_order(&g, old, &order, &norder) < 0)
         goto done;
-    }
-    for (size_t k = 0; k < g.nkey; k++) {
-        if (g.kcount[0][k] || (old && g.kcount[1][k]))
-            order[norder++] = (uint32_t)k;
-    }
-    qsort_r(order, norder, sizeof(uint32_t), old ? mh_group_diff_cmp : mh_group_stat_cmp, &g);
     result = PyList_New((Py_ssize_t)norder);
     if (result == NULL)
         goto done;
@@ -1473,6 +1582,7 @@ mh_group_run(mh_snapshot_object *s, mh_snapshot_object *old, int mode, int cumul
             Py_CLEAR(result);
             goto done;
         }
+        mh_group_untrack(item);
         PyList_SET_ITEM(result, (Py_ssize_t)i, item);
     }
 done:
@@ -1498,6 +1608,491 @@ mh_snapshot_py_compare_to(mh_snapshot_object *s, PyObject *args)
     if (mh_group_parse_mode(args, &old, &mode, &cumulative) < 0)
         return NULL;
     return mh_group_run(s, (mh_snapshot_object *)old, mode, cumulative);
+}
+
+/* ---- flame tree: report call tree ---------------------------------------
+ *
+ * The HTML report's flame graph is the per-traceback totals merged into a
+ * prefix tree keyed by location, root = oldest frame.  It is built one
+ * level at a time (no recursion on traceback depth): each node owns a
+ * contiguous run of a member permutation, split by the member's location
+ * at the current depth in first-seen order (a stable counting sort), so
+ * node and frame numbering is exactly that of the Python builder it
+ * replaces.  Groups smaller than `threshold` are folded into their parent
+ * and never walked deeper.  Locations are dense ids, so the split needs
+ * no hash table: a stamp per location says whether the current node has
+ * seen it.  Costs: O(sum of walked depths) time, ~40 bytes per distinct
+ * traceback of temporaries, Python objects only for the results. */
+
+typedef struct {
+    const uint32_t **seq;       /* per member: locations, oldest first */
+    uint32_t *len;
+    uint64_t *size, *count;
+    size_t n;
+} mh_tree_members;
+
+typedef struct {
+    uint32_t *parent, *fid;     /* MH_NONE32 for the root */
+    uint64_t *size, *count;
+    size_t n, cap_p, cap_f, cap_s, cap_c;
+} mh_tree_nodes;
+
+typedef struct {
+    uint32_t node;
+    size_t start, n;            /* run of the member permutation */
+} mh_tree_run;
+
+static void
+mh_tree_nodes_free(mh_tree_nodes *t)
+{
+    mh_mem_free(t->parent, t->cap_p * sizeof(uint32_t));
+    mh_mem_free(t->fid, t->cap_f * sizeof(uint32_t));
+    mh_mem_free(t->size, t->cap_s * sizeof(uint64_t));
+    mh_mem_free(t->count, t->cap_c * sizeof(uint64_t));
+}
+
+static int64_t
+mh_tree_node_add(mh_tree_nodes *t, uint32_t parent, uint32_t fid, uint64_t size, uint64_t count)
+{
+    size_t n = t->n + 1;
+    if (n >= MH_NONE32) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (MH_GROW(t->parent, t->cap_p, n) < 0 || MH_GROW(t->fid, t->cap_f, n) < 0
+        || MH_GROW(t->size, t->cap_s, n) < 0 || MH_GROW(t->count, t->cap_c, n) < 0)
+        return -1;
+    t->parent[t->n] = parent;
+    t->fid[t->n] = fid;
+    t->size[t->n] = size;
+    t->count[t->n] = count;
+    return (int64_t)t->n++;
+}
+
+/* Scratch of one level split, all indexed by location or group. */
+typedef struct {
+    uint32_t *stamp, *gidx, *fid_of;     /* per location */
+    uint32_t *gloc, *gn, *gnode;         /* per group of the current node */
+    size_t *goff;
+    uint64_t *gsize, *gcount;
+    uint32_t *floc;                      /* per tree frame: its location */
+    size_t nloc, nframes;
+} mh_tree_split;
+
+static void
+mh_tree_split_free(mh_tree_split *sp)
+{
+    size_t n = sp->nloc ? sp->nloc : 1;
+    mh_mem_free(sp->stamp, n * sizeof(uint32_t));
+    mh_mem_free(sp->gidx, n * sizeof(uint32_t));
+    mh_mem_free(sp->fid_of, n * sizeof(uint32_t));
+    mh_mem_free(sp->gloc, n * sizeof(uint32_t));
+    mh_mem_free(sp->gn, n * sizeof(uint32_t));
+    mh_mem_free(sp->gnode, n * sizeof(uint32_t));
+    mh_mem_free(sp->goff, n * sizeof(size_t));
+    mh_mem_free(sp->gsize, n * sizeof(uint64_t));
+    mh_mem_free(sp->gcount, n * sizeof(uint64_t));
+    mh_mem_free(sp->floc, n * sizeof(uint32_t));
+}
+
+static int
+mh_tree_split_init(mh_tree_split *sp, size_t nloc)
+{
+    size_t n = nloc ? nloc : 1;
+    sp->nloc = nloc;
+    sp->stamp = mh_mem_calloc(n, sizeof(uint32_t));
+    sp->gidx = mh_mem_malloc(n * sizeof(uint32_t));
+    sp->fid_of = mh_mem_malloc(n * sizeof(uint32_t));
+    sp->gloc = mh_mem_malloc(n * sizeof(uint32_t));
+    sp->gn = mh_mem_malloc(n * sizeof(uint32_t));
+    sp->gnode = mh_mem_malloc(n * sizeof(uint32_t));
+    sp->goff = mh_mem_malloc(n * sizeof(size_t));
+    sp->gsize = mh_mem_malloc(n * sizeof(uint64_t));
+    sp->gcount = mh_mem_malloc(n * sizeof(uint64_t));
+    sp->floc = mh_mem_malloc(n * sizeof(uint32_t));
+    if (!sp->stamp || !sp->gidx || !sp->fid_of || !sp->gloc || !sp->gn || !sp->gnode
+        || !sp->goff || !sp->gsize || !sp->gcount || !sp->floc) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(sp->fid_of, 0xff, n * sizeof(uint32_t));
+    return 0;
+}
+
+/* Split one node's run at `depth` into children, appending the kept
+ * children's runs to *next (members placed in `out`). */
+static int
+mh_tree_split_run(mh_tree_split *sp, const mh_tree_members *m, mh_tree_nodes *t,
+                  const mh_tree_run *run, const uint32_t *in, uint32_t *out, size_t *nout,
+                  mh_tree_run *next, size_t *nnext, uint32_t depth, double threshold,
+                  uint64_t *folded)
+{
+    size_t ngroup = 0;
+    uint32_t stamp = run->node + 1;
+    for (size_t i = run->start; i < run->start + run->n; i++) {
+        uint32_t mi = in[i];
+        if (m->len[mi] <= depth)
+            continue;
+        uint32_t loc = m->seq[mi][depth];
+        uint32_t gi;
+        if (sp->stamp[loc] != stamp) {
+            sp->stamp[loc] = stamp;
+            gi = sp->gidx[loc] = (uint32_t)ngroup++;
+            sp->gloc[gi] = loc;
+            sp->gn[gi] = 0;
+            sp->gsize[gi] = sp->gcount[gi] = 0;
+        }
+        else
+            gi = sp->gidx[loc];
+        sp->gn[gi]++;
+        sp->gsize[gi] += m->size[mi];
+        sp->gcount[gi] += m->count[mi];
+    }
+    for (size_t gi = 0; gi < ngroup; gi++) {
+        if (sp->gsize[gi] == 0 || (double)sp->gsize[gi] < threshold) {
+            (*folded)++;
+            sp->gnode[gi] = MH_NONE32;
+            continue;
+        }
+        uint32_t loc = sp->gloc[gi];
+        if (sp->fid_of[loc] == MH_NONE32) {
+            sp->fid_of[loc] = (uint32_t)sp->nframes;
+            sp->floc[sp->nframes++] = loc;
+        }
+        int64_t node = mh_tree_node_add(t, run->node, sp->fid_of[loc], sp->gsize[gi],
+                                        sp->gcount[gi]);
+        if (node < 0)
+            return -1;
+        sp->gnode[gi] = (uint32_t)node;
+        sp->goff[gi] = *nout;
+        next[*nnext].node = (uint32_t)node;
+        next[*nnext].start = *nout;
+        next[*nnext].n = sp->gn[gi];
+        (*nnext)++;
+        *nout += sp->gn[gi];
+    }
+    for (size_t i = run->start; i < run->start + run->n; i++) {
+        uint32_t mi = in[i];
+        if (m->len[mi] <= depth)
+            continue;
+        uint32_t gi = sp->gidx[m->seq[mi][depth]];
+        if (sp->gnode[gi] != MH_NONE32)
+            out[sp->goff[gi]++] = mi;
+    }
+    return 0;
+}
+
+/* Breadth-first build: level after level until no run goes deeper. */
+static int
+mh_tree_build(mh_tree_split *sp, const mh_tree_members *m, mh_tree_nodes *t,
+              double threshold, uint64_t *folded)
+{
+    size_t n = m->n ? m->n : 1;
+    uint32_t *in = mh_mem_malloc(n * sizeof(uint32_t));
+    uint32_t *out = mh_mem_malloc(n * sizeof(uint32_t));
+    mh_tree_run *cur = mh_mem_malloc(n * sizeof(mh_tree_run));
+    mh_tree_run *next = mh_mem_malloc(n * sizeof(mh_tree_run));
+    int rc = -1;
+    if (!in || !out || !cur || !next) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t i = 0; i < m->n; i++)
+        in[i] = (uint32_t)i;
+    size_t ncur = 1;
+    cur[0].node = 0;
+    cur[0].start = 0;
+    cur[0].n = m->n;
+    for (uint32_t depth = 0; ncur; depth++) {
+        size_t nnext = 0, nout = 0;
+        for (size_t r = 0; r < ncur; r++) {
+            if (mh_tree_split_run(sp, m, t, &cur[r], in, out, &nout, next, &nnext, depth,
+                                  threshold, folded) < 0)
+                goto done;
+        }
+        uint32_t *tp = in; in = out; out = tp;
+        mh_tree_run *rp = cur; cur = next; next = rp;
+        ncur = nnext;
+    }
+    rc = 0;
+done:
+    mh_mem_free(in, n * sizeof(uint32_t));
+    mh_mem_free(out, n * sizeof(uint32_t));
+    mh_mem_free(cur, n * sizeof(mh_tree_run));
+    mh_mem_free(next, n * sizeof(mh_tree_run));
+    return rc;
+}
+
+/* The launcher frames at the root of a `memhound run` traceback: the last
+ * `cli` frame among the first `ldepth`, then any `runpy` frames. */
+static uint32_t
+mh_tree_strip(const uint8_t *flag, const mh_group *g, const uint32_t *seq, uint32_t len,
+              uint32_t ldepth)
+{
+    uint32_t start = 0;
+    for (uint32_t i = 0; i < len && i < ldepth; i++) {
+        if (flag[g->loc[seq[i]].uid] & 1)
+            start = i + 1;
+    }
+    while (start && start < len && (flag[g->loc[seq[start]].uid] & 2))
+        start++;
+    return start;
+}
+
+static PyObject *
+mh_tree_u64_list(const uint64_t *v, const uint32_t *index, size_t n)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *x = PyLong_FromUnsignedLongLong(v[index ? index[i] : i]);
+        if (x == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, x);
+    }
+    return list;
+}
+
+static PyObject *
+mh_tree_i32_list(const uint32_t *v, size_t n)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *x = PyLong_FromLong(v[i] == MH_NONE32 ? -1L : (long)v[i]);
+        if (x == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, x);
+    }
+    return list;
+}
+
+/* [(filename, lineno, function or None)] of locations. */
+static PyObject *
+mh_tree_loc_list(const mh_group *g, const uint32_t *locs, size_t n)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        const mh_group_loc *l = &g->loc[locs[i]];
+        PyObject *x = Py_BuildValue("(OlO)", g->ustr[l->uid], (long)l->lineno,
+                                    l->function ? l->function : Py_None);
+        if (x == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, x);
+    }
+    return list;
+}
+
+typedef struct {
+    uint64_t *size, *count;      /* per location */
+    uint32_t *order;             /* leaf locations: first seen, then sorted */
+    size_t n, nloc;
+} mh_tree_sites;
+
+static void
+mh_tree_sites_free(mh_tree_sites *st)
+{
+    size_t n = st->nloc ? st->nloc : 1;
+    mh_mem_free(st->size, n * sizeof(uint64_t));
+    mh_mem_free(st->count, n * sizeof(uint64_t));
+    mh_mem_free(st->order, n * sizeof(uint32_t));
+}
+
+static void
+mh_tree_members_free(mh_tree_members *m, size_t cap)
+{
+    mh_mem_free(m->seq, cap * sizeof(*m->seq));
+    mh_mem_free(m->len, cap * sizeof(uint32_t));
+    mh_mem_free(m->size, cap * sizeof(uint64_t));
+    mh_mem_free(m->count, cap * sizeof(uint64_t));
+}
+
+/* Members (sorted distinct tracebacks, launcher stripped, empty ones
+ * mapped to `unknown`) and leaf sums per location. */
+static int
+mh_tree_members_fill(mh_group *g, const uint32_t *order, size_t norder, const uint8_t *flag,
+                     uint32_t ldepth, const uint32_t *unknown, mh_tree_members *m,
+                     mh_tree_sites *st)
+{
+    for (size_t i = 0; i < norder; i++) {
+        uint32_t k = order[i];
+        const uint32_t *seq = g->kpool + g->kstart[k];
+        uint32_t len = g->klen[k];
+        if (flag) {
+            uint32_t start = mh_tree_strip(flag, g, seq, len, ldepth);
+            seq += start;
+            len -= start;
+        }
+        if (len == 0) {
+            seq = unknown;
+            len = 1;
+        }
+        m->seq[i] = seq;
+        m->len[i] = len;
+        m->size[i] = g->ksize[0][k];
+        m->count[i] = g->kcount[0][k];
+        uint32_t leaf = seq[len - 1];
+        if (st->count[leaf] == 0 && st->size[leaf] == 0)
+            st->order[st->n++] = leaf;
+        st->size[leaf] += m->size[i];
+        st->count[leaf] += m->count[i];
+    }
+    m->n = norder;
+    return 0;
+}
+
+typedef struct {
+    uint64_t size, count;
+    uint32_t pos, loc;
+} mh_tree_site_rec;
+
+static int
+mh_tree_site_cmp(const void *a, const void *b)
+{
+    const mh_tree_site_rec *x = a, *y = b;
+    MH_CMP_DESC(x->size, y->size);
+    MH_CMP_DESC(x->count, y->count);
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Sites biggest first, ties in first-seen order (what the report's stable
+ * sort of the first-seen dict gives), so Python sorts presorted data. */
+static int
+mh_tree_sites_sort(mh_tree_sites *st)
+{
+    mh_tree_site_rec *rec = mh_mem_malloc((st->n ? st->n : 1) * sizeof(mh_tree_site_rec));
+    if (rec == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < st->n; i++) {
+        uint32_t l = st->order[i];
+        rec[i] = (mh_tree_site_rec){st->size[l], st->count[l], (uint32_t)i, l};
+    }
+    qsort(rec, st->n, sizeof(mh_tree_site_rec), mh_tree_site_cmp);
+    for (size_t i = 0; i < st->n; i++)
+        st->order[i] = rec[i].loc;
+    mh_mem_free(rec, (st->n ? st->n : 1) * sizeof(mh_tree_site_rec));
+    return 0;
+}
+
+/* flag[uid]: 1 = the launcher's cli.py, 2 = one of the runpy files. */
+static uint8_t *
+mh_tree_flags(const mh_group *g, PyObject *cli, PyObject *runpy)
+{
+    uint8_t *flag = mh_mem_calloc(g->nu ? g->nu : 1, 1);
+    if (flag == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (size_t u = 0; u < g->nu; u++) {
+        if (mh_snapshot_str_eq(g->ustr[u], cli))
+            flag[u] |= 1;
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(runpy); j++) {
+            PyObject *r = PyTuple_GET_ITEM(runpy, j);
+            if (PyUnicode_Check(r) && mh_snapshot_str_eq(g->ustr[u], r))
+                flag[u] |= 2;
+        }
+    }
+    return flag;
+}
+
+static PyObject *
+mh_tree_result(const mh_group *g, const mh_tree_nodes *t, const mh_tree_split *sp,
+               const mh_tree_sites *st, uint64_t folded)
+{
+    PyObject *frames = mh_tree_loc_list(g, sp->floc, sp->nframes);
+    PyObject *parent = frames ? mh_tree_i32_list(t->parent, t->n) : NULL;
+    PyObject *fid = parent ? mh_tree_i32_list(t->fid, t->n) : NULL;
+    PyObject *size = fid ? mh_tree_u64_list(t->size, NULL, t->n) : NULL;
+    PyObject *count = size ? mh_tree_u64_list(t->count, NULL, t->n) : NULL;
+    PyObject *sites = count ? mh_tree_loc_list(g, st->order, st->n) : NULL;
+    PyObject *ssize = sites ? mh_tree_u64_list(st->size, st->order, st->n) : NULL;
+    PyObject *scount = ssize ? mh_tree_u64_list(st->count, st->order, st->n) : NULL;
+    if (scount == NULL) {
+        Py_XDECREF(frames);
+        Py_XDECREF(parent);
+        Py_XDECREF(fid);
+        Py_XDECREF(size);
+        Py_XDECREF(count);
+        Py_XDECREF(sites);
+        Py_XDECREF(ssize);
+        return NULL;
+    }
+    return Py_BuildValue("(NNNNNKNNN)", frames, parent, fid, size, count,
+                         (unsigned long long)folded, sites, ssize, scount);
+}
+
+static PyObject *
+mh_snapshot_py_flame_tree(mh_snapshot_object *s, PyObject *args)
+{
+    double share;
+    PyObject *cli, *runpy;
+    unsigned int ldepth;
+    if (!PyArg_ParseTuple(args, "dOO!I", &share, &cli, &PyTuple_Type, &runpy, &ldepth))
+        return NULL;
+    if (cli != Py_None && !PyUnicode_Check(cli)) {
+        PyErr_SetString(PyExc_TypeError, "flame_tree(): launcher file must be str or None");
+        return NULL;
+    }
+    mh_group g = {0};
+    mh_tree_members m = {0};
+    mh_tree_nodes t = {0};
+    mh_tree_split sp = {0};
+    mh_tree_sites st = {0};
+    uint32_t *order = NULL, unknown = 0;
+    uint8_t *flag = NULL;
+    size_t norder = 0, mcap = 0;
+    uint64_t total_size = 0, total_count = 0, folded = 0;
+    PyObject *result = NULL;
+    PyObject *unknown_name = PyUnicode_FromString("<unknown>");
+    uint32_t uhash;
+    if (unknown_name == NULL || mh_snapshot_str_hash(unknown_name, &uhash) < 0)
+        goto done;
+    g.mode = MH_KEY_TRACEBACK;
+    if (mh_group_add(&g, s, 0) < 0)
+        goto done;
+    int64_t uid = mh_group_uid(&g, unknown_name, uhash);
+    int64_t uloc = uid < 0 ? -1 : mh_group_loc_id(&g, (uint32_t)uid, 0, NULL);
+    if (uloc < 0 || mh_group_rank(&g) < 0 || mh_group_order(&g, NULL, &order, &norder) < 0)
+        goto done;
+    unknown = (uint32_t)uloc;
+    if (cli != Py_None && (flag = mh_tree_flags(&g, cli, runpy)) == NULL)
+        goto done;
+    mcap = norder ? norder : 1;
+    m.seq = mh_mem_malloc(mcap * sizeof(*m.seq));
+    m.len = mh_mem_malloc(mcap * sizeof(uint32_t));
+    m.size = mh_mem_malloc(mcap * sizeof(uint64_t));
+    m.count = mh_mem_malloc(mcap * sizeof(uint64_t));
+    st.nloc = g.nloc;
+    st.size = mh_mem_calloc(g.nloc ? g.nloc : 1, sizeof(uint64_t));
+    st.count = mh_mem_calloc(g.nloc ? g.nloc : 1, sizeof(uint64_t));
+    st.order = mh_mem_malloc((g.nloc ? g.nloc : 1) * sizeof(uint32_t));
+    if (!m.seq || !m.len || !m.size || !m.count || !st.size || !st.count || !st.order) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    mh_tree_members_fill(&g, order, norder, flag, ldepth, &unknown, &m, &st);
+    for (size_t i = 0; i < m.n; i++) {
+        total_size += m.size[i];
+        total_count += m.count[i];
+    }
+    if (mh_tree_sites_sort(&st) < 0 || mh_tree_split_init(&sp, g.nloc) < 0
+        || mh_tree_node_add(&t, MH_NONE32, MH_NONE32, total_size, total_count) < 0
+        || mh_tree_build(&sp, &m, &t, (double)total_size * share, &folded) < 0)
+        goto done;
+    result = mh_tree_result(&g, &t, &sp, &st, folded);
+done:
+    mh_mem_free(flag, g.nu ? g.nu : 1);
+    mh_mem_free(order, (g.nkey ? g.nkey : 1) * sizeof(uint32_t));
+    mh_tree_members_free(&m, mcap);
+    mh_tree_sites_free(&st);
+    mh_tree_split_free(&sp);
+    mh_tree_nodes_free(&t);
+    mh_group_free(&g);
+    Py_XDECREF(unknown_name);    /* borrowed by g until here */
+    return result;
 }
 
 /* ---- fnmatch ----------------------------------------------------------- *
@@ -2101,6 +2696,11 @@ static PyMethodDef mh_snapshot_methods[] = {
     {"compare_to", (PyCFunction)mh_snapshot_py_compare_to, METH_VARARGS,
      "compare_to(old, mode, cumulative) -> [(frames, functions, size, size_diff, count, "
      "count_diff)], sorted."},
+    {"flame_tree", (PyCFunction)mh_snapshot_py_flame_tree, METH_VARARGS,
+     "flame_tree(min_share, launcher_file, runpy_files, launcher_depth) -> (frames, parent, "
+     "frame, size, count, folded, sites, site_size, site_count): the report call tree, "
+     "breadth first, root = node 0; frames and sites are (filename, lineno, function), "
+     "sites biggest first."},
     {"filter", (PyCFunction)mh_snapshot_py_filter, METH_O,
      "filter([(is_domain_filter, inclusive, pattern, lineno, all_frames, domain), ...]) "
      "-> SnapshotData sharing this one's tables."},

@@ -181,6 +181,48 @@ def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
     >>> tree["total_size"], len(tree["nodes"]) // 4     # doctest: +SKIP
     (1048576, 42)
     """
+    data = getattr(getattr(snapshot, "traces", None), "_data", None)
+    if data is not None and hasattr(data, "flame_tree"):
+        built = _tree_c(data, snapshot, strip_launcher)
+    else:
+        built = _tree_python(snapshot, strip_launcher)
+    frames, parent_of, frame_of, size_of, count_of, folded, sites = built
+    keep = _prune(parent_of, size_of, max_nodes)
+    # renumber kept nodes (parents always precede children)
+    new_index = {}
+    flat = []
+    used_frames = {}
+    out_frames = []
+    for old in keep:
+        new_index[old] = len(new_index)
+        fid = frame_of[old]
+        if fid >= 0:
+            nf = used_frames.get(fid)
+            if nf is None:
+                nf = used_frames[fid] = len(out_frames)
+                out_frames.append(list(frames[fid]))
+            fid = nf
+        flat.extend((new_index.get(parent_of[old], -1), fid, size_of[old], count_of[old]))
+    return {"frames": out_frames, "nodes": flat, "total_size": size_of[0],
+            "total_count": count_of[0], "pruned": folded + len(parent_of) - len(keep),
+            "sites": sites}
+
+
+def _tree_c(data, snapshot, strip_launcher):
+    """The call tree built by memhound's engine (SnapshotData.flame_tree):
+    same nodes, numbering and sites as _tree_python, no object per trace."""
+    meta = metadata(snapshot).get("memhound")
+    cli = _CLI_FILE if strip_launcher and isinstance(meta, dict) and "argv" in meta else None
+    frames, parent_of, frame_of, size_of, count_of, folded, site_frames, site_size, \
+        site_count = data.flame_tree(MIN_SHARE, cli, tuple(_RUNPY_FILES), _LAUNCHER_DEPTH)
+    sites = {f: [size, count] for f, size, count in zip(site_frames, site_size, site_count)}
+    return frames, parent_of, frame_of, size_of, count_of, folded, sites
+
+
+def _tree_python(snapshot, strip_launcher):
+    """The call tree of a snapshot without memhound's engine (stdlib
+    tracemalloc snapshots): (frames, parent_of, frame_of, size_of,
+    count_of, folded, sites), node 0 the root, breadth first."""
     stack_list, func_list, sizes, counts = [], [], [], []
     sites = {}
     total_size = total_count = 0
@@ -242,25 +284,8 @@ def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
                 next_level.append((child, sub))
         level = next_level
         depth += 1
-    keep = _prune(parent_of, size_of, max_nodes)
-    # renumber kept nodes (parents always precede children)
-    new_index = {}
-    flat = []
-    used_frames = {}
-    out_frames = []
-    for old in keep:
-        new_index[old] = len(new_index)
-        fid = frame_of[old]
-        if fid >= 0:
-            nf = used_frames.get(fid)
-            if nf is None:
-                nf = used_frames[fid] = len(out_frames)
-                out_frames.append(list(frames[fid]))
-            fid = nf
-        flat.extend((new_index.get(parent_of[old], -1), fid, size_of[old], count_of[old]))
-    return {"frames": out_frames, "nodes": flat, "total_size": total_size,
-            "total_count": total_count, "pruned": folded + len(parent_of) - len(keep),
-            "sites": {(f[0], f[1], fn): v for (f, fn), v in sites.items()}}
+    sites = {(f[0], f[1], fn): v for (f, fn), v in sites.items()}
+    return frames, parent_of, frame_of, size_of, count_of, folded, sites
 
 
 def frame_key(frame, function=None):
