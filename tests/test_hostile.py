@@ -153,7 +153,7 @@ def test_deep_recursion_and_a_long_chain(tracing):
 
 # ---------------------------------------------------------------- snapshot files
 
-FUZZ = os.path.join(os.path.dirname(SRC), "fuzz")
+FUZZ = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fuzz")
 
 
 def test_fuzz_snapshot_reader_briefly():
