@@ -230,16 +230,30 @@ mh_untrack_raw_locked(void *ptr, size_t *size, uint32_t *tb)
 
 /* ---------------------------------------------------------------- MEM/OBJ hooks */
 
+/* The allocator memhound chained to, for malloc (zero = 0) or calloc. */
+static inline void *
+mh_next_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
+{
+    return zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
+}
+
+/* The untraced path of both domains; also counts mh_still_chained()'s
+ * probe allocations reaching us. */
+static inline void *
+mh_pass_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
+{
+    if (mh_tls_busy == MH_PROBE)
+        mh_probe_hits++;
+    return mh_next_alloc(a, nelem, elsize, zero);
+}
+
 static void *
 mh_gil_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 {
-    if (!MH_TRACING() || mh_tls_busy) {
-        if (mh_tls_busy == MH_PROBE)
-            mh_probe_hits++;
-        return zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
-    }
+    if (!MH_TRACING() || mh_tls_busy)
+        return mh_pass_alloc(a, nelem, elsize, zero);
     mh_tls_busy = 1;
-    void *ptr = zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
+    void *ptr = mh_next_alloc(a, nelem, elsize, zero);
     if (ptr != NULL && MH_TRACING())
         mh_track_gil(ptr, nelem * elsize);
     mh_tls_busy = 0;
@@ -292,13 +306,10 @@ mh_gil_free(void *ctx, void *ptr)
 static void *
 mh_raw_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 {
-    if (!MH_TRACING() || mh_tls_busy) {
-        if (mh_tls_busy == MH_PROBE)
-            mh_probe_hits++;
-        return zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
-    }
+    if (!MH_TRACING() || mh_tls_busy)
+        return mh_pass_alloc(a, nelem, elsize, zero);
     mh_tls_busy = 1;
-    void *ptr = zero ? a->calloc(a->ctx, nelem, elsize) : a->malloc(a->ctx, elsize);
+    void *ptr = mh_next_alloc(a, nelem, elsize, zero);
     if (ptr != NULL && MH_TRACING()) {
         PyThreadState *tstate = mh_compat_gil_tstate();
         uint32_t tb = tstate ? mh_capture(tstate) : MH_TB_EMPTY;
