@@ -240,31 +240,40 @@ def _cmd_top(args):
     from .report import _aggregate as agg
     from .report.terminal import format_count, format_size
     _site_options_check(args)
-    snap = agg.apply_filters(_source.load_snapshot(args.file), args.include, args.exclude)
+    snap = _load_filtered(args.file, args)
     size, count = agg.totals(snap)
     rows = agg.site_rows(snap, args.group_by, args.cumulative, args.limit)
     title = (f"{args.file}: {format_size(size)} live in {format_count(count)} blocks; "
-             f"top {len(rows)} by {args.group_by}{' (cumulative)' if args.cumulative else ''}")
-    if args.group_by == "traceback":
-        title += ", most recent call first"
+             f"top {len(rows)} by {_grouping_words(args)}")
     _print_table(rows, title=title, total=size)
     return 0
+
+
+def _load_filtered(path, args):
+    """The snapshot at `path` with the --include/--exclude globs applied."""
+    from .report import _aggregate as agg
+    return agg.apply_filters(_source.load_snapshot(path), args.include, args.exclude)
+
+
+def _grouping_words(args):
+    """How a table is grouped, for its title: 'lineno', 'traceback (cumulative), ...'."""
+    words = args.group_by + (" (cumulative)" if args.cumulative else "")
+    if args.group_by == "traceback":
+        words += ", most recent call first"
+    return words
 
 
 def _cmd_compare(args):
     from .report import _aggregate as agg
     from .report.terminal import format_count, format_size
     _site_options_check(args)
-    old = agg.apply_filters(_source.load_snapshot(args.old), args.include, args.exclude)
-    new = agg.apply_filters(_source.load_snapshot(args.new), args.include, args.exclude)
+    old, new = _load_filtered(args.old, args), _load_filtered(args.new, args)
     (osize, ocount), (nsize, ncount) = agg.totals(old), agg.totals(new)
     rows = agg.compare_rows(old, new, args.group_by, args.cumulative, args.limit)
     title = (f"{args.old} -> {args.new}: {format_size(nsize)} live "
              f"({format_size(nsize - osize, sign=True)}) in {format_count(ncount)} blocks "
              f"({format_count(ncount - ocount, sign=True)}); top {len(rows)} changes by "
-             f"{args.group_by}{' (cumulative)' if args.cumulative else ''}")
-    if args.group_by == "traceback":
-        title += ", most recent call first"
+             f"{_grouping_words(args)}")
     _print_table(rows, title=title, diff=True)
     return 0
 
