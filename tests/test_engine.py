@@ -1,5 +1,6 @@
 """The tracing engine: start/stop semantics, accounting, creation tracebacks,
 argument errors and the observer effect, compared with stdlib tracemalloc."""
+import collections
 import gc
 import sys
 import tracemalloc
@@ -317,6 +318,132 @@ def test_every_object_traceback_agrees_with_tracemalloc():
         assert ours == tuple((f.filename, f.lineno) for f in reversed(theirs)), obj
         compared += 1
     assert compared >= 1200
+
+
+def recurse(depth, make):
+    return recurse(depth - 1, make) if depth else make()
+
+
+class Boom(Exception):
+    pass
+
+
+def depth_workload(keep):
+    """Keep objects created where the stack depth is hard to count: deep
+    recursion, frames that have not reached RESUME yet (generator objects,
+    closure cells), Python called back from C, generators and coroutines
+    resumed from C, finalizers, threads, a changed recursion limit,
+    exception unwinding and RecursionError.  No kept object is of a type
+    with a free list (see test_total_nframe_agrees_with_tracemalloc)."""
+    import threading
+
+    def gen():
+        # Locals make the generator's size differ from any tuple's.
+        a = b = c = d = e = None
+        yield bytes(1001)
+
+    def outer():
+        seen = None
+
+        def inner():
+            return seen
+        return inner
+
+    async def coro():
+        a = b = c = d = e = None
+        return bytes(1002)
+
+    class Built:
+        # Called often enough for 3.13 to specialize the call: the frame of
+        # __init__ then sits on a trampoline frame that is no traceback frame.
+        def __init__(self, depth):
+            self.data = recurse(depth, lambda: bytes(1008))
+
+    class Finalized:
+        def __del__(self):
+            keep.append(bytes(1003))
+
+    def via_coroutine():
+        keep.append(coro())
+        try:
+            keep[-1].send(None)
+        except StopIteration as stop:
+            return stop.value
+
+    def raising():
+        raise Boom
+
+    def catch(func):
+        try:
+            func()
+        except (Boom, RecursionError) as exc:
+            return exc
+
+    def unbounded():
+        return unbounded()
+
+    def with_limit():
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(old + 50)
+        try:
+            return bytes(1004)
+        finally:
+            sys.setrecursionlimit(old)
+
+    def in_thread(depth):
+        keep.append(recurse(depth, lambda: bytes(1005)))
+
+    for depth in (0, 1, 5, 40, 120):
+        keep.append(recurse(depth, lambda: bytes(1000)))
+        keep.append(recurse(depth, gen))
+        keep.extend(recurse(depth, lambda: list(gen())))
+        keep.append(recurse(depth, outer).__closure__[0])
+        keep.append(recurse(depth, via_coroutine))
+        keep.extend(recurse(depth, lambda: sorted(range(3), key=lambda v: bytes(1006))))
+        keep.extend(recurse(depth, lambda: [Built(3).data for _ in range(20)]))
+        recurse(depth, lambda: Finalized() and None)
+        keep.append(recurse(depth, with_limit))
+        exc = recurse(depth, lambda: catch(raising))
+        keep.extend([exc, exc.__traceback__])
+        keep.append(recurse(depth, lambda: eval("bytes(1007)")))
+        thread = threading.Thread(target=in_thread, args=(depth,))
+        thread.start()
+        thread.join()
+    exc = recurse(10, lambda: catch(unbounded))
+    keep.extend([exc.args[0], exc.__traceback__])
+
+
+def traces_in_this_file(snapshot, sizes):
+    """Counter of (size, frames, total_nframe) of the traces allocated here."""
+    return collections.Counter(
+        (trace.size, tuple((f.filename, f.lineno) for f in trace.traceback),
+         trace.traceback.total_nframe)
+        for trace in snapshot.traces
+        if trace.traceback[0].filename == __file__ and trace.size in sizes)
+
+
+@pytest.mark.parametrize("nframe", [1, 3])
+def test_total_nframe_agrees_with_tracemalloc(nframe):
+    # memhound counts deep stacks from the interpreter's frame counter (3.12+)
+    # instead of walking them: every block's depth and frames must still be
+    # tracemalloc's.  tracemalloc exposes no depth per object, so blocks are
+    # compared, by size: the sizes of the kept objects, minus those of
+    # free-listed types (tuple, list, dict, float), because on 3.11/3.12 only
+    # tracemalloc re-stamps a block reused from a free list.
+    keep = []
+    gc.collect()
+    tracemalloc.start(nframe)
+    memhound.start(nframe)
+    depth_workload(keep)
+    sizes = {sys.getsizeof(obj) for obj in keep}
+    sizes -= {sys.getsizeof(tuple(range(n))) for n in range(1, 21)}    # PyTuple_MAXSAVESIZE
+    sizes -= {sys.getsizeof([]), sys.getsizeof({}), sys.getsizeof(0.5)}
+    theirs = traces_in_this_file(tracemalloc.take_snapshot(), sizes)
+    ours = traces_in_this_file(memhound.take_snapshot(), sizes)
+    assert ours == theirs
+    assert len(sizes) >= 10 and sum(theirs.values()) >= 50
+    assert max(total for _, _, total in theirs) > 900      # RecursionError's message
+    assert len({total for _, _, total in theirs}) >= 15
 
 
 def test_traced_memory_agrees_with_tracemalloc():

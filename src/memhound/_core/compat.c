@@ -92,12 +92,99 @@ mh_compat_tstate(void)
 #endif
 }
 
-int
-mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *total)
+/* 1 if `f`, a frame below the newest complete one, is not a frame of the
+ * traceback.  Below the newest frame, only frames that stand for no Python
+ * code are incomplete: the C-stack shims of 3.12+ and, on 3.13, the
+ * trampoline under an __init__ called by a specialized CALL (f_funcobj is
+ * None only there).  A Python frame is incomplete only before its RESUME,
+ * where it calls nothing, so it can only be the newest.  Two loads instead
+ * of the code object chase of mh_frame_incomplete(). */
+static inline int
+mh_frame_skipped_below(_PyInterpreterFrame *f)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return f->owner == FRAME_OWNED_BY_CSTACK || f->f_funcobj == Py_None;
+#elif PY_VERSION_HEX >= 0x030C0000
+    return f->owner == FRAME_OWNED_BY_CSTACK;
+#else
+    (void)f;
+    return 0;
+#endif
+}
+
+/* 1 if the eval loop's frame counter counts incomplete frame `f` (3.12:
+ * every frame it has entered, which excludes the C-stack shims). */
+static inline int
+mh_frame_counted(_PyInterpreterFrame *f)
+{
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+    return f->owner != FRAME_OWNED_BY_CSTACK;
+#else
+    (void)f;
+    return 0;
+#endif
+}
+
+/* Depth from the eval loop's count of the frames it has entered and not
+ * left, minus the `counted` incomplete frames above `f`; -1 where it cannot
+ * be used.  Only 3.12: 3.11 shares the counter with C recursion and 3.13
+ * also counts its __init__ trampolines.  setrecursionlimit() keeps the
+ * difference, greenlet saves and restores it; a PEP 523 frame evaluator
+ * may run frames without counting them.  One known miss: the RecursionError
+ * of a C-stack overflow detected as the eval loop starts a frame is created
+ * before that frame is counted, so its own traceback is one frame short. */
+static inline int
+mh_counted_depth(PyThreadState *tstate, int counted)
+{
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+    if (tstate->interp->eval_frame == NULL)
+        return tstate->py_recursion_limit - tstate->py_recursion_remaining - counted;
+#else
+    (void)tstate; (void)counted;
+#endif
+    return -1;
+}
+
+/* Depth of the whole stack, given `seen` complete frames and `counted`
+ * incomplete ones (see mh_frame_counted()) above frame `f`, the newest
+ * frame not looked at yet.  Counting the frames below the captured ones is
+ * the O(depth) part of every capture (tracemalloc pays it too): 3.12 reads
+ * it from a counter (frame `f` is complete, so a count that does not exceed
+ * `seen` is impossible and falls back to walking), the others walk testing
+ * only the frame owner. */
+static int
+mh_stack_depth(PyThreadState *tstate, _PyInterpreterFrame *f, int seen, int counted)
+{
+    if (f == NULL)
+        return seen;
+    int depth = mh_counted_depth(tstate, counted);
+    if (depth > seen)
+        return depth < MH_MAX_NFRAME ? depth : MH_MAX_NFRAME;
+    for (depth = seen; f != NULL && depth < MH_MAX_NFRAME; f = f->previous)
+        depth += !mh_frame_skipped_below(f);
+    return depth;
+}
+
+/* The newest complete frame; `*counted` receives the number of incomplete
+ * frames before it that the eval loop counts (mh_frame_counted()).  Below
+ * it, mh_frame_skipped_below() is the whole test. */
+static inline _PyInterpreterFrame *
+mh_first_complete(PyThreadState *tstate, int *counted)
+{
+    _PyInterpreterFrame *f = mh_current_frame(tstate);
+    *counted = 0;
+    for (; f != NULL && mh_frame_incomplete(f); f = f->previous)
+        *counted += mh_frame_counted(f);
+    return f;
+}
+
+#ifdef MH_CHECK_DEPTH
+/* The plain walk of tracemalloc, to check the fast paths against. */
+static int
+mh_capture_reference(PyThreadState *tstate, mh_rawframe *out, int max, int *total)
 {
     int n = 0, depth = 0;
-    _PyInterpreterFrame *f = mh_current_frame(tstate);
-    for (; f != NULL; f = f->previous) {
+    for (_PyInterpreterFrame *f = mh_current_frame(tstate); f != NULL; f = f->previous) {
         if (mh_frame_incomplete(f))
             continue;
         if (n < max) {
@@ -106,31 +193,69 @@ mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *total)
             out[n].pad = 0;
             n++;
         }
-        if (++depth == MH_MAX_NFRAME) {
+        if (++depth == MH_MAX_NFRAME)
             break;
-        }
     }
     *total = depth;
+    return n;
+}
+
+static void
+mh_check_capture(PyThreadState *tstate, const mh_rawframe *frames, int n, int total)
+{
+    mh_rawframe ref[64];
+    int ref_total, ref_n = mh_capture_reference(tstate, ref, n < 64 ? n : 64, &ref_total);
+    if (ref_total != total || (n <= 64 && (ref_n != n || memcmp(ref, frames, (size_t)n * sizeof(*ref))))) {
+        fprintf(stderr, "memhound: captured %d frames of %d, walked %d of %d\n",
+                n, total, ref_n, ref_total);
+        abort();
+    }
+}
+#endif
+
+int
+mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *total)
+{
+    int n = 0, counted;
+    _PyInterpreterFrame *f = mh_first_complete(tstate, &counted);
+    for (; f != NULL; f = f->previous) {
+        if (mh_frame_skipped_below(f))
+            continue;
+        if (n == max)
+            break;
+        out[n].code = mh_frame_code(f);
+        out[n].lasti = _PyInterpreterFrame_LASTI(f);
+        out[n].pad = 0;
+        n++;
+    }
+    *total = mh_stack_depth(tstate, f, n, counted);
+#ifdef MH_CHECK_DEPTH
+    mh_check_capture(tstate, out, n, *total);
+#endif
     return n;
 }
 
 int
 mh_compat_stack_is(PyThreadState *tstate, const mh_rawframe *frames, int n, int total)
 {
-    int depth = 0;
-    _PyInterpreterFrame *f = mh_current_frame(tstate);
+    int depth = 0, counted;
+    _PyInterpreterFrame *f = mh_first_complete(tstate, &counted);
     for (; f != NULL; f = f->previous) {
-        if (mh_frame_incomplete(f))
+        if (mh_frame_skipped_below(f))
             continue;
-        if (depth < n && (frames[depth].code != mh_frame_code(f)
-                          || frames[depth].lasti != _PyInterpreterFrame_LASTI(f)))
-            return 0;
-        if (++depth == MH_MAX_NFRAME)
+        if (depth == n)
             break;
-        if (depth > total)
+        if (frames[depth].code != mh_frame_code(f)
+            || frames[depth].lasti != _PyInterpreterFrame_LASTI(f))
             return 0;
+        depth++;
     }
-    return depth == total && (depth >= n);
+    int same = total == mh_stack_depth(tstate, f, depth, counted);
+#ifdef MH_CHECK_DEPTH
+    if (same)
+        mh_check_capture(tstate, frames, n, total);
+#endif
+    return same;
 }
 
 uintptr_t
