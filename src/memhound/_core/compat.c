@@ -112,69 +112,31 @@ mh_frame_skipped_below(_PyInterpreterFrame *f)
 #endif
 }
 
-/* 1 if the eval loop's frame counter counts incomplete frame `f` (3.12:
- * every frame it has entered, which excludes the C-stack shims). */
-static inline int
-mh_frame_counted(_PyInterpreterFrame *f)
-{
-#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
-    return f->owner != FRAME_OWNED_BY_CSTACK;
-#else
-    (void)f;
-    return 0;
-#endif
-}
-
-/* Depth from the eval loop's count of the frames it has entered and not
- * left, minus the `counted` incomplete frames above `f`; -1 where it cannot
- * be used.  Only 3.12: 3.11 shares the counter with C recursion and 3.13
- * also counts its __init__ trampolines.  setrecursionlimit() keeps the
- * difference, greenlet saves and restores it; a PEP 523 frame evaluator
- * may run frames without counting them.  One known miss: the RecursionError
- * of a C-stack overflow detected as the eval loop starts a frame is created
- * before that frame is counted, so its own traceback is one frame short. */
-static inline int
-mh_counted_depth(PyThreadState *tstate, int counted)
-{
-#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
-    if (tstate->interp->eval_frame == NULL)
-        return tstate->py_recursion_limit - tstate->py_recursion_remaining - counted;
-#else
-    (void)tstate; (void)counted;
-#endif
-    return -1;
-}
-
-/* Depth of the whole stack, given `seen` complete frames and `counted`
- * incomplete ones (see mh_frame_counted()) above frame `f`, the newest
- * frame not looked at yet.  Counting the frames below the captured ones is
- * the O(depth) part of every capture (tracemalloc pays it too): 3.12 reads
- * it from a counter (frame `f` is complete, so a count that does not exceed
- * `seen` is impossible and falls back to walking), the others walk testing
- * only the frame owner. */
+/* Depth of the whole stack, given `seen` complete frames above frame `f`,
+ * the newest frame not looked at yet.  Counting the frames below the
+ * captured ones is the O(depth) part of every capture (tracemalloc pays it
+ * too); the owner test makes it one or two loads per frame.  (The eval
+ * loop's own frame counter cannot replace the walk: 3.11 shares it with C
+ * recursion, 3.13 counts its __init__ trampolines, and 3.12's misses the
+ * generator frames that gen.throw() links while delegating to a
+ * subgenerator.) */
 static int
-mh_stack_depth(PyThreadState *tstate, _PyInterpreterFrame *f, int seen, int counted)
+mh_stack_depth(_PyInterpreterFrame *f, int seen)
 {
-    if (f == NULL)
-        return seen;
-    int depth = mh_counted_depth(tstate, counted);
-    if (depth > seen)
-        return depth < MH_MAX_NFRAME ? depth : MH_MAX_NFRAME;
-    for (depth = seen; f != NULL && depth < MH_MAX_NFRAME; f = f->previous)
+    int depth = seen;
+    for (; f != NULL && depth < MH_MAX_NFRAME; f = f->previous)
         depth += !mh_frame_skipped_below(f);
     return depth;
 }
 
-/* The newest complete frame; `*counted` receives the number of incomplete
- * frames before it that the eval loop counts (mh_frame_counted()).  Below
- * it, mh_frame_skipped_below() is the whole test. */
+/* The newest complete frame.  Below it, mh_frame_skipped_below() is the
+ * whole test. */
 static inline _PyInterpreterFrame *
-mh_first_complete(PyThreadState *tstate, int *counted)
+mh_first_complete(PyThreadState *tstate)
 {
     _PyInterpreterFrame *f = mh_current_frame(tstate);
-    *counted = 0;
-    for (; f != NULL && mh_frame_incomplete(f); f = f->previous)
-        *counted += mh_frame_counted(f);
+    while (f != NULL && mh_frame_incomplete(f))
+        f = f->previous;
     return f;
 }
 
@@ -216,8 +178,8 @@ mh_check_capture(PyThreadState *tstate, const mh_rawframe *frames, int n, int to
 int
 mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *total)
 {
-    int n = 0, counted;
-    _PyInterpreterFrame *f = mh_first_complete(tstate, &counted);
+    int n = 0;
+    _PyInterpreterFrame *f = mh_first_complete(tstate);
     for (; f != NULL; f = f->previous) {
         if (mh_frame_skipped_below(f))
             continue;
@@ -228,7 +190,7 @@ mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *total)
         out[n].pad = 0;
         n++;
     }
-    *total = mh_stack_depth(tstate, f, n, counted);
+    *total = mh_stack_depth(f, n);
 #ifdef MH_CHECK_DEPTH
     mh_check_capture(tstate, out, n, *total);
 #endif
@@ -238,8 +200,8 @@ mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *total)
 int
 mh_compat_stack_is(PyThreadState *tstate, const mh_rawframe *frames, int n, int total)
 {
-    int depth = 0, counted;
-    _PyInterpreterFrame *f = mh_first_complete(tstate, &counted);
+    int depth = 0;
+    _PyInterpreterFrame *f = mh_first_complete(tstate);
     for (; f != NULL; f = f->previous) {
         if (mh_frame_skipped_below(f))
             continue;
@@ -250,7 +212,7 @@ mh_compat_stack_is(PyThreadState *tstate, const mh_rawframe *frames, int n, int 
             return 0;
         depth++;
     }
-    int same = total == mh_stack_depth(tstate, f, depth, counted);
+    int same = total == mh_stack_depth(f, depth);
 #ifdef MH_CHECK_DEPTH
     if (same)
         mh_check_capture(tstate, frames, n, total);
