@@ -3,8 +3,8 @@
 Every ``src/memhound/_core/*.c`` file is compiled into one extension module.
 ``MEMHOUND_STRICT=1`` adds ``-Werror`` (CI and development);
 ``MEMHOUND_SANITIZE=1`` builds with AddressSanitizer + UndefinedBehaviorSanitizer;
-``MEMHOUND_CHECK_DEPTH=1`` (implied by it) checks every counted stack depth
-against a full walk and aborts on a difference.
+``MEMHOUND_CHECK_DEPTH=1`` (implied by it) checks every captured traceback
+against tracemalloc's plain stack walk and aborts on a difference.
 """
 import glob
 import os
@@ -21,7 +21,7 @@ if os.environ.get("MEMHOUND_SANITIZE") == "1":
     flags += san + ["-O1", "-g"]
     link += san
 if os.environ.get("MEMHOUND_CHECK_DEPTH") == "1" or os.environ.get("MEMHOUND_SANITIZE") == "1":
-    flags.append("-DMH_CHECK_DEPTH")    # abort if the counted stack depth is ever wrong
+    flags.append("-DMH_CHECK_DEPTH")    # abort if a captured traceback is ever wrong
 if os.environ.get("MEMHOUND_DEBUG") == "1":
     flags += ["-O0", "-g", "-UNDEBUG"]
 

@@ -320,10 +320,6 @@ def test_every_object_traceback_agrees_with_tracemalloc():
     assert compared >= 1200
 
 
-def recurse(depth, make):
-    return recurse(depth - 1, make) if depth else make()
-
-
 class Boom(Exception):
     pass
 
@@ -357,7 +353,7 @@ def depth_workload(keep):
         # Called often enough for 3.13 to specialize the call: the frame of
         # __init__ then sits on a trampoline frame that is no traceback frame.
         def __init__(self, depth):
-            self.data = recurse(depth, lambda: bytes(1008))
+            self.data = deep(depth, lambda: bytes(1008))
 
     class Finalized:
         def __del__(self):
@@ -408,26 +404,26 @@ def depth_workload(keep):
         return gen.throw(Boom)
 
     def in_thread(depth):
-        keep.append(recurse(depth, lambda: bytes(1005)))
+        keep.append(deep(depth, lambda: bytes(1005)))
 
     for depth in (0, 1, 5, 40, 120):
-        keep.append(recurse(depth, lambda: bytes(1000)))
-        keep.append(recurse(depth, gen))
-        keep.extend(recurse(depth, lambda: list(gen())))
-        keep.append(recurse(depth, outer).__closure__[0])
-        keep.append(recurse(depth, via_coroutine))
-        keep.extend(recurse(depth, lambda: sorted(range(3), key=lambda v: bytes(1006))))
-        keep.extend(recurse(depth, lambda: [Built(3).data for _ in range(20)]))
-        recurse(depth, lambda: Finalized() and None)
-        keep.append(recurse(depth, with_limit))
-        keep.append(recurse(depth, via_throw))
-        exc = recurse(depth, lambda: catch(raising))
+        keep.append(deep(depth, lambda: bytes(1000)))
+        keep.append(deep(depth, gen))
+        keep.extend(deep(depth, lambda: list(gen())))
+        keep.append(deep(depth, outer).__closure__[0])
+        keep.append(deep(depth, via_coroutine))
+        keep.extend(deep(depth, lambda: sorted(range(3), key=lambda v: bytes(1006))))
+        keep.extend(deep(depth, lambda: [Built(3).data for _ in range(20)]))
+        deep(depth, lambda: Finalized() and None)
+        keep.append(deep(depth, with_limit))
+        keep.append(deep(depth, via_throw))
+        exc = deep(depth, lambda: catch(raising))
         keep.extend([exc, exc.__traceback__])
-        keep.append(recurse(depth, lambda: eval("bytes(1007)")))
+        keep.append(deep(depth, lambda: eval("bytes(1007)")))
         thread = threading.Thread(target=in_thread, args=(depth,))
         thread.start()
         thread.join()
-    exc = recurse(10, lambda: catch(unbounded))
+    exc = deep(10, lambda: catch(unbounded))
     keep.extend([exc.args[0], exc.__traceback__])
 
 

@@ -4,7 +4,7 @@
  * code object in frame->f_code, with prev_instr pointing at the instruction;
  * 3.13 moved the frame to tstate->current_frame and renamed the fields to
  * f_executable (which may be None for C-stack shim frames) and instr_ptr.
- * A new version is a new #if branch in the three small functions below.
+ * A new version is a new #if branch in the four small frame functions below.
  */
 #define Py_BUILD_CORE 1
 #include <Python.h>
