@@ -79,6 +79,23 @@ def test_traced_memory_counts_a_large_object_like_tracemalloc():
     assert freed - before <= 2048
 
 
+def test_block_of_4_gib_and_more_keeps_its_exact_size():
+    # bytes(n) comes from calloc: the pages are never touched, so this costs
+    # no memory.  Sizes >= 2**32 do not fit a table slot (blocks.h).
+    n = 2 ** 32 + 100
+    memhound.start()
+    before, _ = memhound.get_traced_memory()
+    huge = bytes(n)
+    after, peak = memhound.get_traced_memory()
+    size = sys.getsizeof(huge)
+    sizes = [t.size for t in memhound.take_snapshot().traces if t.size >= 2 ** 32]
+    assert size <= after - before <= size + 2048 and peak >= after
+    assert sizes == [size]
+    del huge
+    assert memhound.get_traced_memory()[0] - before <= 2048
+    assert not [t for t in memhound.take_snapshot().traces if t.size >= 2 ** 32]
+
+
 def test_reset_peak_and_clear_traces():
     memhound.start()
     big = bytearray(4 * 1024 * 1024)

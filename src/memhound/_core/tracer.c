@@ -398,31 +398,38 @@ mh_raw_free(void *ctx, void *ptr)
 
 /* ---------------------------------------------------------------- reference tracer */
 
+/* A CREATE event while tracing, out of line: mh_reftrace() runs for every
+ * object created and destroyed and must stay a few instructions. */
+static __attribute__((noinline)) void
+mh_reftrace_create(PyObject *op)
+{
+    uintptr_t block = (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op));
+    if (mh_tls_busy) {
+        /* memhound's own object (created under suspend()) reusing a traced
+         * block from a free list: the block is no longer the program's. */
+        mh_untrack_gil((void *)block);
+    } else if (block == mh.last_block) {
+        mh.last_block = 0;
+    } else {
+        mh_block *b = mh_blocks_find(&mh.gil_blocks, block);
+        if (b != NULL) {
+            mh_tls_busy = 1;
+            uint32_t tb = mh_capture(mh_compat_tstate());
+            mh_tls_busy = 0;
+            if (tb == MH_TB_ERROR)
+                mh_fail();
+            else
+                b->tb = tb;
+        }
+    }
+}
+
 static int
 mh_reftrace(PyObject *op, int event, void *data)
 {
     (void)data;
-    if (event == MH_REFTRACER_CREATE && MH_TRACING() && mh_tls_busy) {
-        /* memhound's own object (created under suspend()) reusing a traced
-         * block from a free list: the block is no longer the program's. */
-        mh_untrack_gil((void *)((uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op))));
-    } else if (event == MH_REFTRACER_CREATE && MH_TRACING()) {
-        uintptr_t block = (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op));
-        if (block == mh.last_block) {
-            mh.last_block = 0;
-        } else {
-            mh_block *b = mh_blocks_find(&mh.gil_blocks, block);
-            if (b != NULL) {
-                mh_tls_busy = 1;
-                uint32_t tb = mh_capture(mh_compat_tstate());
-                mh_tls_busy = 0;
-                if (tb == MH_TB_ERROR)
-                    mh_fail();
-                else
-                    b->tb = tb;
-            }
-        }
-    }
+    if (event == MH_REFTRACER_CREATE && MH_TRACING())
+        mh_reftrace_create(op);
     if (mh.prev_tracer != NULL)
         return mh.prev_tracer(op, event, mh.prev_tracer_data);
     return 0;
@@ -922,32 +929,11 @@ mh_export_blocks(mh_export *ex, mh_blocks *blocks)
 static int
 mh_copy_blocks(const mh_blocks *src, mh_blocks *copy, pthread_mutex_t *lock)
 {
-    int rc = 0;
-    memset(copy, 0, sizeof(*copy));
     if (lock)
         pthread_mutex_lock(lock);
-    size_t nbig = src->nbig, cap = src->capacity;
-    if (cap > 0) {
-        copy->slots = mh_mem_map(cap * sizeof(mh_block));
-        copy->big = nbig ? mh_mem_malloc(nbig * sizeof(mh_bigblock)) : NULL;
-        if (copy->slots == NULL || (nbig && copy->big == NULL)) {
-            rc = -1;
-        } else {
-            memcpy(copy->slots, src->slots, cap * sizeof(mh_block));
-            if (nbig)
-                memcpy(copy->big, src->big, nbig * sizeof(mh_bigblock));
-            copy->capacity = cap;
-            copy->count = src->count;
-            copy->nbig = copy->big_capacity = nbig;
-        }
-    }
+    int rc = mh_blocks_copy(src, copy);
     if (lock)
         pthread_mutex_unlock(lock);
-    if (rc < 0) {
-        mh_mem_unmap(copy->slots, cap * sizeof(mh_block));
-        mh_mem_free(copy->big, nbig * sizeof(mh_bigblock));
-        memset(copy, 0, sizeof(*copy));
-    }
     return rc;
 }
 
