@@ -59,8 +59,8 @@ def test_start_stop_is_tracing_and_limit():
     memhound.start(7)
     assert memhound.is_tracing()
     assert memhound.get_traceback_limit() == 7
-    memhound.start(3)           # like tracemalloc: a second start changes the limit
-    assert memhound.get_traceback_limit() == 3
+    memhound.start(3)           # like tracemalloc: a second start keeps the limit
+    assert memhound.get_traceback_limit() == 7
     memhound.stop()
     assert not memhound.is_tracing()
     assert memhound.get_traced_memory() == (0, 0)
@@ -94,6 +94,25 @@ def test_block_of_4_gib_and_more_keeps_its_exact_size():
     del huge
     assert memhound.get_traced_memory()[0] - before <= 2048
     assert not [t for t in memhound.take_snapshot().traces if t.size >= 2 ** 32]
+
+
+def test_second_start_keeps_the_limit_like_tracemalloc():
+    def at_depth(n):
+        return bytes(5000 + n) if n == 0 else at_depth(n - 1)
+
+    results = []
+    for mod in (tracemalloc, memhound):
+        mod.start(25)
+        kept = at_depth(10)
+        mod.start(1)
+        snapshot = mod.take_snapshot()
+        results.append((mod.get_traceback_limit(), snapshot.traceback_limit,
+                        len(mod.get_object_traceback(kept)),
+                        max(len(t.traceback) for t in snapshot.traces)))
+        mod.stop()
+    # The old limit stays, and so do the 25-frame tracebacks (pytest's
+    # frames lie below these ones).
+    assert results[0] == results[1] == (25, 25, 25, 25)
 
 
 def test_reset_peak_and_clear_traces():
@@ -198,6 +217,7 @@ def test_traceback_limit_and_total_nframe():
     obj = deep(10, lambda: Plain())
     tb = memhound._core._get_object_traceback(obj)
     assert len(tb) == 3
+    memhound.stop()
     memhound.start(50)
     obj = deep(10, lambda: Plain())
     tb = memhound._core._get_object_traceback(obj)

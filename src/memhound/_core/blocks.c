@@ -182,32 +182,6 @@ mh_blocks_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
     return 1;
 }
 
-int
-mh_blocks_copy(const mh_blocks *src, mh_blocks *copy)
-{
-    memset(copy, 0, sizeof(*copy));
-    if (src->count > 0) {
-        copy->slots = mh_mem_map(src->count * sizeof(mh_block));
-        if (copy->slots == NULL)
-            goto nomem;
-        copy->capacity = src->count;    /* the mapped size, for mh_blocks_clear */
-        MH_BLOCKS_FOREACH(src, b) {
-            copy->slots[copy->count++] = *b;
-        }
-    }
-    if (src->nbig > 0) {
-        copy->big = mh_mem_malloc(src->nbig * sizeof(mh_bigblock));
-        if (copy->big == NULL)
-            goto nomem;
-        memcpy(copy->big, src->big, src->nbig * sizeof(mh_bigblock));
-        copy->nbig = copy->big_capacity = src->nbig;
-    }
-    return 0;
-nomem:
-    mh_blocks_clear(copy);
-    return -1;
-}
-
 void
 mh_blocks_clear(mh_blocks *t)
 {

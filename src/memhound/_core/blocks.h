@@ -52,11 +52,6 @@ mh_block *mh_blocks_find(mh_blocks *t, uintptr_t ptr);
 
 size_t mh_blocks_size(const mh_blocks *t, const mh_block *b);
 
-/* A packed copy of the live blocks of `src` (no empty slots between them),
- * for iteration only: it cannot be searched or changed.  -1 when out of
- * memory, `copy` then empty. */
-int mh_blocks_copy(const mh_blocks *src, mh_blocks *copy);
-
 void mh_blocks_clear(mh_blocks *t);
 
 size_t mh_blocks_memory(const mh_blocks *t);

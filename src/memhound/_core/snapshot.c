@@ -539,22 +539,36 @@ mh_snapshot_reserve_traces(PyObject *snap, size_t n)
 }
 
 int
-mh_snapshot_add_trace(PyObject *snap, unsigned int domain, size_t size, uint32_t traceback)
+mh_snapshot_put_trace(PyObject *snap, unsigned int domain, size_t size, uint32_t id)
+{
+    mh_snapshot_object *s = (mh_snapshot_object *)snap;
+    if (s->ntraces == s->cap_traces)
+        return -1;
+    s->domain[s->ntraces] = domain;
+    s->size[s->ntraces] = size;
+    s->tb[s->ntraces] = id;
+    s->ntraces++;
+    return 0;
+}
+
+int
+mh_snapshot_map_tracebacks(PyObject *snap, size_t first, int64_t (*map)(void *, uint32_t),
+                           void *arg)
 {
     if (mh_snapshot_check(snap) < 0)
         return -1;
     mh_snapshot_object *s = (mh_snapshot_object *)snap;
-    if (traceback >= s->t->ntbs) {
-        PyErr_Format(PyExc_ValueError, "traceback index %u out of range (%u tracebacks)",
-                     traceback, s->t->ntbs);
-        return -1;
+    for (size_t i = first; i < s->ntraces; i++) {
+        int64_t tb = map(arg, s->tb[i]);
+        if (tb < 0)
+            return -1;
+        if ((uint64_t)tb >= s->t->ntbs) {
+            PyErr_Format(PyExc_ValueError, "traceback index %lld out of range (%u tracebacks)",
+                         (long long)tb, s->t->ntbs);
+            return -1;
+        }
+        s->tb[i] = (uint32_t)tb;
     }
-    if (s->ntraces == s->cap_traces && mh_snapshot_grow_traces(s, s->ntraces + 1) < 0)
-        return -1;
-    s->domain[s->ntraces] = domain;
-    s->size[s->ntraces] = size;
-    s->tb[s->ntraces] = traceback;
-    s->ntraces++;
     return 0;
 }
 

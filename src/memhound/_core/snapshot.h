@@ -32,12 +32,19 @@ int64_t mh_snapshot_add_frame(PyObject *snap, PyObject *filename, int lineno,
 int64_t mh_snapshot_add_traceback(PyObject *snap, const uint32_t *frames,
                                   int nframe, int total_nframe);
 
-/* Append one trace. */
-int mh_snapshot_add_trace(PyObject *snap, unsigned int domain, size_t size,
-                          uint32_t traceback);
-
-/* Reserve room for `n` more traces (optional; speeds up bulk export). */
+/* Reserve room for `n` more traces (mh_snapshot_put_trace uses only this room). */
 int mh_snapshot_reserve_traces(PyObject *snap, size_t n);
+
+/* Bulk export in two steps, for a caller that must not run Python code while
+ * it reads its own tables.  mh_snapshot_put_trace appends a trace whose
+ * traceback is still the caller's own id: it never calls Python, never
+ * allocates and returns -1 (no exception set) when the reserved room is used
+ * up.  mh_snapshot_map_tracebacks then replaces the ids of the traces from
+ * `first` on with map(arg, id), a traceback index of this snapshot (map may
+ * call Python; -1 with an exception set stops it). */
+int mh_snapshot_put_trace(PyObject *snap, unsigned int domain, size_t size, uint32_t id);
+int mh_snapshot_map_tracebacks(PyObject *snap, size_t first,
+                               int64_t (*map)(void *arg, uint32_t id), void *arg);
 
 /* Called once from module init: adds SnapshotData to the module. */
 int mh_snapshot_module_init(PyObject *module);

@@ -659,7 +659,8 @@ mh_unwrap_stdlib_stop(void)
 int
 mh_tracer_start(int nframe)
 {
-    if (nframe != mh.nframe || mh.scratch == NULL) {
+    /* Like tracemalloc, start() while tracing keeps the traceback limit. */
+    if (!MH_TRACING() && (nframe != mh.nframe || mh.scratch == NULL)) {
         if (mh_set_nframe(nframe) < 0)
             return -1;
         /* Recent tracebacks were cut at the old limit. */
@@ -879,16 +880,44 @@ mh_tracer_object_traceback(PyObject *obj, int with_function)
     return res;
 }
 
-/* Export state: snapshot indices of frames and tracebacks, filled lazily. */
+/* Export state: snapshot indices of tracebacks, filled lazily. */
 typedef struct {
     PyObject *snap;
     int64_t *tb_index;          /* per traceback id, -1 = not yet */
-    uint32_t *frame_buf;
+    size_t ntb;
+    mh_rawframe *raw;           /* the traceback being exported, copied */
+    uint32_t *frames;           /* its snapshot frame indices (same allocation) */
+    size_t cap;                 /* frames room in raw and frames */
 } mh_export;
 
-static int64_t
-mh_export_traceback(mh_export *ex, uint32_t id)
+#define MH_EXPORT_FRAME (sizeof(mh_rawframe) + sizeof(uint32_t))
+
+/* Room for `n` frames.  The limit may have been lowered by a start() while
+ * tracing, so a traceback can be longer than the current limit. */
+static int
+mh_export_reserve(mh_export *ex, size_t n)
 {
+    if (n <= ex->cap)
+        return 0;
+    mh_rawframe *raw = mh_mem_malloc(n * MH_EXPORT_FRAME);
+    if (raw == NULL)
+        return -1;
+    mh_mem_free(ex->raw, ex->cap * MH_EXPORT_FRAME);
+    ex->raw = raw;
+    ex->frames = (uint32_t *)(raw + n);
+    ex->cap = n;
+    return 0;
+}
+
+/* The snapshot index of traceback `id`; may call Python. */
+static int64_t
+mh_export_traceback(void *arg, uint32_t id)
+{
+    mh_export *ex = arg;
+    if (id >= ex->ntb) {
+        PyErr_Format(PyExc_RuntimeError, "memhound: traceback id %u out of range", id);
+        return -1;
+    }
     if (ex->tb_index[id] >= 0)
         return ex->tb_index[id];
     if (id == MH_TB_EMPTY) {
@@ -897,89 +926,94 @@ mh_export_traceback(mh_export *ex, uint32_t id)
         return ex->tb_index[id];
     }
     const mh_tb *tb = mh_tb_get(&mh.tbs, id);
-    const mh_rawframe *raw = mh_tb_frames(&mh.tbs, tb);
-    for (int i = 0; i < tb->nframe; i++) {
-        PyCodeObject *code = (PyCodeObject *)raw[i].code;
-        int line = mh_compat_code_line(raw[i].code, raw[i].lasti);
+    int nframe = tb->nframe, total = tb->total;
+    if (mh_export_reserve(ex, (size_t)nframe) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    /* Copied first: the Python calls below may let another thread in,
+     * whose allocations can grow (move) the traceback table. */
+    memcpy(ex->raw, mh_tb_frames(&mh.tbs, tb), (size_t)nframe * sizeof(mh_rawframe));
+    for (int i = 0; i < nframe; i++) {
+        PyCodeObject *code = (PyCodeObject *)ex->raw[i].code;
+        int line = mh_compat_code_line(ex->raw[i].code, ex->raw[i].lasti);
         int64_t f = mh_snapshot_add_frame(ex->snap, code->co_filename, line, code->co_name);
         if (f < 0)
             return -1;
-        ex->frame_buf[i] = (uint32_t)f;
+        ex->frames[i] = (uint32_t)f;
     }
-    int64_t idx = mh_snapshot_add_traceback(ex->snap, ex->frame_buf, tb->nframe, tb->total);
+    int64_t idx = mh_snapshot_add_traceback(ex->snap, ex->frames, nframe, total);
     ex->tb_index[id] = idx;
     return idx;
 }
 
+/* Append every block of `t` with its traceback id.  Runs no Python code, so
+ * the table cannot change under the iteration; 1 if the reserved room is
+ * too small. */
 static int
-mh_export_blocks(mh_export *ex, mh_blocks *blocks)
+mh_put_blocks(PyObject *snap, const mh_blocks *t)
 {
-    MH_BLOCKS_FOREACH(blocks, b) {
-        int64_t tb = mh_export_traceback(ex, b->tb);
-        if (tb < 0 || mh_snapshot_add_trace(ex->snap, 0, mh_blocks_size(blocks, b),
-                                            (uint32_t)tb) < 0)
-            return -1;
+    MH_BLOCKS_FOREACH(t, b) {
+        if (mh_snapshot_put_trace(snap, 0, mh_blocks_size(t, b), b->tb) < 0)
+            return 1;
     }
     return 0;
 }
 
-/* A private copy of a block table (taken under `lock` if given): exporting
- * calls into Python, which may free blocks (the GC) and so shrink the table
- * under the iteration, or let another thread in. */
+/* RAW blocks change under other threads: reserve room outside raw_lock (it
+ * may raise MemoryError), then fill under it; again if the table grew. */
 static int
-mh_copy_blocks(const mh_blocks *src, mh_blocks *copy, pthread_mutex_t *lock)
+mh_put_raw_blocks(PyObject *snap)
 {
-    if (lock)
-        pthread_mutex_lock(lock);
-    int rc = mh_blocks_copy(src, copy);
-    if (lock)
-        pthread_mutex_unlock(lock);
-    return rc;
+    for (;;) {
+        pthread_mutex_lock(&mh.raw_lock);
+        size_t room = mh.raw_blocks.count + 64;
+        pthread_mutex_unlock(&mh.raw_lock);
+        if (mh_snapshot_reserve_traces(snap, room) < 0)
+            return -1;
+        pthread_mutex_lock(&mh.raw_lock);
+        int rc = mh.raw_blocks.count <= room ? mh_put_blocks(snap, &mh.raw_blocks) : 1;
+        pthread_mutex_unlock(&mh.raw_lock);
+        if (rc == 0)
+            return 0;
+    }
 }
 
+/* Two steps: the traces are appended with memhound's own traceback ids
+ * while no Python code can run (the GC or another thread could free blocks
+ * under the iteration); then the ids are replaced by exported tracebacks,
+ * which calls into Python.  No copy of the tables is needed. */
 static PyObject *
 mh_take_snapshot(void)
 {
-    mh_export ex = {NULL, NULL, NULL};
-    size_t ntb = mh.tbs.count ? mh.tbs.count : 1;
+    mh_export ex = {0};
     ex.snap = mh_snapshot_new(mh.nframe);
-    ex.tb_index = mh_mem_malloc(ntb * sizeof(int64_t));
-    ex.frame_buf = mh_mem_malloc((size_t)mh.nframe * sizeof(uint32_t));
-    if (ex.snap == NULL || ex.tb_index == NULL || ex.frame_buf == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_NoMemory();
+    if (ex.snap == NULL)
+        return NULL;
+    if (mh_snapshot_reserve_traces(ex.snap, mh.gil_blocks.count) < 0)
+        goto error;
+    if (mh_put_blocks(ex.snap, &mh.gil_blocks) != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "memhound: live blocks changed during take_snapshot");
         goto error;
     }
-    memset(ex.tb_index, 0xff, ntb * sizeof(int64_t));
-    /* Exporting calls into Python (which may allocate RAW memory, run the GC
-     * or switch threads): export from copies, never under raw_lock. */
-    mh_blocks gil, raw;
-    if (mh_copy_blocks(&mh.gil_blocks, &gil, NULL) < 0) {
+    if (mh_put_raw_blocks(ex.snap) < 0)
+        goto error;
+    ex.ntb = mh.tbs.count ? mh.tbs.count : 1;
+    ex.tb_index = mh_mem_malloc(ex.ntb * sizeof(int64_t));
+    if (ex.tb_index == NULL) {
         PyErr_NoMemory();
         goto error;
     }
-    if (mh_copy_blocks(&mh.raw_blocks, &raw, &mh.raw_lock) < 0) {
-        mh_blocks_clear(&gil);
-        PyErr_NoMemory();
+    memset(ex.tb_index, 0xff, ex.ntb * sizeof(int64_t));
+    if (mh_snapshot_map_tracebacks(ex.snap, 0, mh_export_traceback, &ex) < 0)
         goto error;
-    }
-    int rc = mh_snapshot_reserve_traces(ex.snap, gil.count + raw.count);
-    if (rc == 0)
-        rc = mh_export_blocks(&ex, &gil);
-    if (rc == 0)
-        rc = mh_export_blocks(&ex, &raw);
-    mh_blocks_clear(&gil);
-    mh_blocks_clear(&raw);
-    if (rc < 0)
-        goto error;
-    mh_mem_free(ex.tb_index, ntb * sizeof(int64_t));
-    mh_mem_free(ex.frame_buf, (size_t)mh.nframe * sizeof(uint32_t));
-    return ex.snap;
+    goto done;
 error:
-    Py_XDECREF(ex.snap);
-    mh_mem_free(ex.tb_index, ntb * sizeof(int64_t));
-    mh_mem_free(ex.frame_buf, (size_t)mh.nframe * sizeof(uint32_t));
-    return NULL;
+    Py_CLEAR(ex.snap);
+done:
+    mh_mem_free(ex.tb_index, ex.ntb * sizeof(int64_t));
+    mh_mem_free(ex.raw, ex.cap * MH_EXPORT_FRAME);
+    return ex.snap;
 }
 
 PyObject *
