@@ -892,8 +892,8 @@ typedef struct {
 
 #define MH_EXPORT_FRAME (sizeof(mh_rawframe) + sizeof(uint32_t))
 
-/* Room for `n` frames.  The limit may have been lowered by a start() while
- * tracing, so a traceback can be longer than the current limit. */
+/* Room for `n` frames: sized by the traceback at hand, not by the current
+ * limit, so that no stored traceback can overflow it. */
 static int
 mh_export_reserve(mh_export *ex, size_t n)
 {
