@@ -552,13 +552,12 @@ mh_snapshot_put_trace(PyObject *snap, unsigned int domain, size_t size, uint32_t
 }
 
 int
-mh_snapshot_map_tracebacks(PyObject *snap, size_t first, int64_t (*map)(void *, uint32_t),
-                           void *arg)
+mh_snapshot_map_tracebacks(PyObject *snap, int64_t (*map)(void *, uint32_t), void *arg)
 {
     if (mh_snapshot_check(snap) < 0)
         return -1;
     mh_snapshot_object *s = (mh_snapshot_object *)snap;
-    for (size_t i = first; i < s->ntraces; i++) {
+    for (size_t i = 0; i < s->ntraces; i++) {
         int64_t tb = map(arg, s->tb[i]);
         if (tb < 0)
             return -1;

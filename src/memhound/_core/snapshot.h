@@ -39,12 +39,12 @@ int mh_snapshot_reserve_traces(PyObject *snap, size_t n);
  * it reads its own tables.  mh_snapshot_put_trace appends a trace whose
  * traceback is still the caller's own id: it never calls Python, never
  * allocates and returns -1 (no exception set) when the reserved room is used
- * up.  mh_snapshot_map_tracebacks then replaces the ids of the traces from
- * `first` on with map(arg, id), a traceback index of this snapshot (map may
- * call Python; -1 with an exception set stops it). */
+ * up.  mh_snapshot_map_tracebacks then replaces the id of every trace with
+ * map(arg, id), a traceback index of this snapshot (map may call Python; -1
+ * with an exception set stops it). */
 int mh_snapshot_put_trace(PyObject *snap, unsigned int domain, size_t size, uint32_t id);
-int mh_snapshot_map_tracebacks(PyObject *snap, size_t first,
-                               int64_t (*map)(void *arg, uint32_t id), void *arg);
+int mh_snapshot_map_tracebacks(PyObject *snap, int64_t (*map)(void *arg, uint32_t id),
+                               void *arg);
 
 /* Called once from module init: adds SnapshotData to the module. */
 int mh_snapshot_module_init(PyObject *module);

@@ -1005,7 +1005,7 @@ mh_take_snapshot(void)
         goto error;
     }
     memset(ex.tb_index, 0xff, ex.ntb * sizeof(int64_t));
-    if (mh_snapshot_map_tracebacks(ex.snap, 0, mh_export_traceback, &ex) < 0)
+    if (mh_snapshot_map_tracebacks(ex.snap, mh_export_traceback, &ex) < 0)
         goto error;
     goto done;
 error:
