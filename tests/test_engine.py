@@ -135,9 +135,9 @@ def test_reset_peak_and_clear_traces():
 def test_own_memory_is_reported_and_released():
     assert memhound.get_tracemalloc_memory() == 0
     memhound.start(25)
-    keep = [str(i) * 3 for i in range(50000)]
+    keep = [str(i) * 3 for i in range(300_000)]
     used = memhound.get_tracemalloc_memory()
-    assert used >= 50000 * 16          # at least one 16-byte slot per live block
+    assert used >= 300_000 * 16         # at least one 16-byte slot per live block
     memhound.clear_traces()
     assert memhound.get_tracemalloc_memory() < used
     del keep
@@ -510,6 +510,42 @@ def test_traced_memory_agrees_with_tracemalloc():
     assert grown_mh > 100_000
     assert abs(grown_mh - grown_tm) <= 256
     del keep
+
+
+def line_stats(snapshot, lines):
+    """{line: (size, count)} of this file's statistics at `lines`."""
+    return {s.traceback[0].lineno: (s.size, s.count) for s in snapshot.statistics("lineno")
+            if s.traceback[0].filename == __file__ and s.traceback[0].lineno in lines}
+
+
+def test_many_live_blocks_agree_with_tracemalloc_after_frees():
+    # Far more live blocks than the block table's direct-mapped front holds
+    # (65536): most are displaced into its probed table.  Both levels must
+    # keep exact sizes and creation sites, through frees of every other block.
+    # The lists are made on other lines: only the bytes objects are compared.
+    n = 100_000
+    small, larger = [None] * n, [None] * n
+    gc.collect()
+    tracemalloc.start(1)
+    memhound.start(1)
+    line_a = this_line(1)
+    for i in range(n): small[i] = bytes(40 + i % 7)      # noqa: E701
+    line_b = this_line(1)
+    for i in range(n): larger[i] = bytes(200 + i % 5)    # noqa: E701
+    del i
+    lines = {line_a, line_b}
+    before = line_stats(memhound.take_snapshot(), lines)
+    assert before == line_stats(tracemalloc.take_snapshot(), lines)
+    assert before[line_a] == (sum(map(sys.getsizeof, small)), n)
+    assert before[line_b] == (sum(map(sys.getsizeof, larger)), n)
+    del small[::2], larger[1::2]
+    after = line_stats(memhound.take_snapshot(), lines)
+    assert after == line_stats(tracemalloc.take_snapshot(), lines)
+    assert after[line_a] == (sum(map(sys.getsizeof, small)), n // 2)
+    for obj in small[::997] + larger[::991]:
+        line = line_a if len(obj) < 100 else line_b
+        assert memhound._core._get_object_traceback(obj) == ((__file__, line),)
+    del small, larger
 
 
 @pytest.mark.skipif(not PY313, reason="free-list reuse is visible through PyRefTracer on 3.13+")

@@ -1,6 +1,7 @@
 """The C heap graph (_core.heap_census / heap_graph): errors, memory limits,
 deep structures."""
 import gc
+import warnings
 
 import pytest
 
@@ -155,13 +156,19 @@ def _grow_leak():
 
 def test_analysis_failure_degrades_to_warning():
     gc.collect()
+    _core.start(1)       # the tracer's tables exist before the squeeze: only the analysis fails
     base = _core.get_tracemalloc_memory()
     try:
         _core._set_memory_limit(base + 256 * 1024)
-        with pytest.warns(RuntimeWarning, match="only the verdict is reported"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             r = memhound.find_leaks(_grow_leak, runs=3)
+        assert _core.is_tracing()
     finally:
         _core._set_memory_limit(0)
+        _core.stop()
+    assert [str(w.message) for w in caught if "only the verdict" in str(w.message)]
+    assert not [w for w in caught if "stopped tracing" in str(w.message)]
     assert r.groups == []
     assert r.deltas["blocks"] and len(r.deltas["blocks"]) == 3
 

@@ -121,10 +121,10 @@ mh_blocks_unlink(mh_blocks *t, size_t hole)
     t->slots[hole].ptr = 0;
 }
 
-int
-mh_blocks_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced_size)
+static int
+mh_slots_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced_size)
 {
-    if ((t->count + 1) * 4 > t->capacity * 3) {
+    if ((t->used + 1) * 4 > t->capacity * 3) {
         size_t cap = t->capacity ? t->capacity + t->capacity / 2 : MH_BLOCKS_MIN;
         if (mh_blocks_resize(t, cap) < 0)
             return -1;
@@ -140,30 +140,30 @@ mh_blocks_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *rep
     if (size >= MH_BIG_SIZE) {
         if (mh_big_set(t, ptr, size) < 0) {
             if (replaced)       /* keep the table consistent: drop the stale entry */
-                mh_blocks_unlink(t, i), t->count--;
+                mh_blocks_unlink(t, i), t->used--;
             return -1;
         }
         slot_size = MH_BIG_SIZE;
     }
     t->slots[i] = (mh_block){ptr, slot_size, tb};
     if (!replaced)
-        t->count++;
+        t->used++;
     return replaced;
 }
 
-mh_block *
-mh_blocks_find(mh_blocks *t, uintptr_t ptr)
+static mh_block *
+mh_slots_find(mh_blocks *t, uintptr_t ptr)
 {
-    if (t->count == 0)
+    if (t->used == 0)
         return NULL;
     size_t i = mh_blocks_lookup(t, ptr);
     return t->slots[i].ptr != 0 ? &t->slots[i] : NULL;
 }
 
-int
-mh_blocks_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
+static int
+mh_slots_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
 {
-    if (t->count == 0)
+    if (t->used == 0)
         return 0;
     size_t i = mh_blocks_lookup(t, ptr);
     if (t->slots[i].ptr == 0)
@@ -171,27 +171,129 @@ mh_blocks_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
     *size = t->slots[i].size == MH_BIG_SIZE ? mh_big_take(t, ptr) : t->slots[i].size;
     *tb = t->slots[i].tb;
     mh_blocks_unlink(t, i);
-    t->count--;
+    t->used--;
     /* Shrink only big, nearly empty tables, and to a quarter full: programs
      * that fill and empty a batch of objects in a loop would otherwise
      * rehash (and fault in fresh pages) on every cycle. */
-    if (t->capacity > MH_BLOCKS_SHRINK_MIN && t->count * 16 < t->capacity) {
-        size_t cap = t->count * 4 > MH_BLOCKS_SHRINK_MIN ? t->count * 4 : MH_BLOCKS_SHRINK_MIN;
+    if (t->capacity > MH_BLOCKS_SHRINK_MIN && t->used * 16 < t->capacity) {
+        size_t cap = t->used * 4 > MH_BLOCKS_SHRINK_MIN ? t->used * 4 : MH_BLOCKS_SHRINK_MIN;
         (void)mh_blocks_resize(t, cap);   /* failing to shrink is harmless */
     }
     return 1;
 }
 
-void
-mh_blocks_clear(mh_blocks *t)
+/* ---------------------------------------------------------------- front */
+
+static inline size_t
+mh_front_index(uintptr_t ptr)
 {
-    mh_mem_unmap(t->slots, t->capacity * sizeof(mh_block));
-    mh_mem_free(t->big, t->big_capacity * sizeof(mh_bigblock));
-    memset(t, 0, sizeof(*t));
+    return (ptr >> 4) & (MH_FRONT - 1);
+}
+
+/* The front slot of `ptr` if it holds `ptr`, else NULL. */
+static inline mh_block *
+mh_front_find(mh_blocks *t, uintptr_t ptr)
+{
+    if (t->front == NULL || ptr == 0)
+        return NULL;
+    mh_block *f = &t->front[mh_front_index(ptr)];
+    return f->ptr == ptr ? f : NULL;
+}
+
+/* Sizes of 4 GiB and more do not fit a front slot: straight to the table. */
+static int
+mh_blocks_put_big(mh_blocks *t, mh_block *f, uintptr_t ptr, size_t size, uint32_t tb,
+                  size_t *replaced_size)
+{
+    size_t stale = 0;
+    int rc = mh_slots_put(t, ptr, size, tb, &stale);
+    if (rc < 0)
+        return -1;
+    t->count += rc == 0;
+    if (f->ptr == ptr) {
+        stale += f->size;
+        f->ptr = 0;
+        t->count--;
+        rc = 1;
+    }
+    if (rc == 1)
+        *replaced_size = stale;
+    return rc;
+}
+
+int
+mh_blocks_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced_size)
+{
+    if (t->front == NULL && (t->front = mh_mem_map(MH_FRONT * sizeof(mh_block))) == NULL)
+        return -1;
+    mh_block *f = &t->front[mh_front_index(ptr)];
+    if (size >= MH_BIG_SIZE)
+        return mh_blocks_put_big(t, f, ptr, size, tb, replaced_size);
+    if (f->ptr == ptr) {
+        *replaced_size = f->size;
+        *f = (mh_block){ptr, (uint32_t)size, tb};
+        return 1;
+    }
+    int replaced = 0;
+    if (f->ptr != 0) {
+        /* Evict the older block.  If the table already had it (a block
+         * freed behind the tracer's back), the stale size is reported now. */
+        int rc = mh_slots_put(t, f->ptr, f->size, f->tb, replaced_size);
+        if (rc < 0)
+            return -1;
+        if (rc == 1) {
+            replaced = 1;
+            t->count--;
+        }
+    }
+    *f = (mh_block){ptr, (uint32_t)size, tb};
+    t->count++;
+    return replaced;
+}
+
+mh_block *
+mh_blocks_find(mh_blocks *t, uintptr_t ptr)
+{
+    mh_block *f = mh_front_find(t, ptr);
+    return f != NULL ? f : mh_slots_find(t, ptr);
+}
+
+int
+mh_blocks_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
+{
+    mh_block *f = mh_front_find(t, ptr);
+    if (f != NULL) {
+        *size = f->size;
+        *tb = f->tb;
+        f->ptr = 0;
+        t->count--;
+        return 1;
+    }
+    if (!mh_slots_pop(t, ptr, size, tb))
+        return 0;
+    t->count--;
+    return 1;
 }
 
 size_t
-mh_blocks_memory(const mh_blocks *t)
+mh_blocks_positions(const mh_blocks *t)
 {
-    return t->capacity * sizeof(mh_block) + t->big_capacity * sizeof(mh_bigblock);
+    return (t->front ? MH_FRONT : 0) + (t->slots ? t->capacity : 0);
+}
+
+const mh_block *
+mh_blocks_at(const mh_blocks *t, size_t i)
+{
+    size_t nfront = t->front ? MH_FRONT : 0;
+    const mh_block *b = i < nfront ? &t->front[i] : &t->slots[i - nfront];
+    return b->ptr != 0 ? b : NULL;
+}
+
+void
+mh_blocks_clear(mh_blocks *t)
+{
+    mh_mem_unmap(t->front, MH_FRONT * sizeof(mh_block));
+    mh_mem_unmap(t->slots, t->capacity * sizeof(mh_block));
+    mh_mem_free(t->big, t->big_capacity * sizeof(mh_bigblock));
+    memset(t, 0, sizeof(*t));
 }

@@ -1,12 +1,24 @@
 /* blocks.h -- the live-block table (mh_blocks_*).
  *
- * Maps the address of every traced memory block to its size and traceback id.
- * Open addressing with linear probing over 16-byte slots {address, size,
- * traceback}; the slot index is the high half of (mixed address x capacity),
- * so the capacity need not be a power of two.  The table grows by 1.5x when
- * 3/4 full, so a live block costs 21-32 bytes (tracemalloc: ~92); a table of
- * more than 65536 slots shrinks to 1/4 full when under 1/16 full.  Deletion shifts the following run back instead
- * of leaving tombstones, keeping probe runs short under churn.
+ * Maps the address of every traced memory block to its size and traceback id,
+ * in two levels of 16-byte slots {address, size, traceback}:
+ *
+ * - The front: 65536 slots indexed by address bits 4..19, no hashing and no
+ *   probing.  A new block always goes there; the block it displaces moves to
+ *   the probed table.  The allocator hands out neighbouring and recently
+ *   freed addresses, so the blocks of a program's working set land in
+ *   neighbouring, cache-warm slots, and a block freed before it is displaced
+ *   never touches the probed table.  Measured (CPython 3.12, in-process
+ *   alternation of untraced and start(1) runs, median of 21 pairs): the
+ *   benchmark's small_objs 1.93x -> 1.52x; with 1,000,000 other traced blocks
+ *   alive 3.4x -> 1.9x.  Cost: 1 MiB of address space per table, mapped on
+ *   the first block; only pages that addresses map to take memory.
+ * - The probed table: open addressing with linear probing; the slot index is
+ *   the high half of (mixed address x capacity), so the capacity need not be
+ *   a power of two.  It grows by 1.5x when 3/4 full, so a block there costs
+ *   21-32 bytes (tracemalloc: ~92); a table of more than 65536 slots shrinks
+ *   to 1/4 full when under 1/16 full.  Deletion shifts the following run back
+ *   instead of leaving tombstones, keeping probe runs short under churn.
  *
  * Sizes of 4 GiB and more do not fit the slot; they are kept in a small side
  * list (there can only be a handful of such blocks).
@@ -32,9 +44,14 @@ typedef struct {
     size_t size;
 } mh_bigblock;
 
+#define MH_FRONT_BITS 16
+#define MH_FRONT ((size_t)1 << MH_FRONT_BITS)
+
 typedef struct {
+    mh_block *front;            /* MH_FRONT slots, or NULL before the first block */
     mh_block *slots;
-    size_t capacity, count;
+    size_t capacity, used;      /* used: slots taken in `slots` */
+    size_t count;               /* live blocks: front + slots */
     mh_bigblock *big;
     size_t nbig, big_capacity;
 } mh_blocks;
@@ -54,10 +71,9 @@ size_t mh_blocks_size(const mh_blocks *t, const mh_block *b);
 
 void mh_blocks_clear(mh_blocks *t);
 
-size_t mh_blocks_memory(const mh_blocks *t);
-
-#define MH_BLOCKS_FOREACH(t, b) \
-    for (mh_block *b = (t)->slots; (t)->slots && b < (t)->slots + (t)->capacity; b++) \
-        if (b->ptr != 0)
+/* Iteration: positions 0 .. mh_blocks_positions() - 1; mh_blocks_at() is
+ * the live block at a position or NULL. */
+size_t mh_blocks_positions(const mh_blocks *t);
+const mh_block *mh_blocks_at(const mh_blocks *t, size_t i);
 
 #endif

@@ -953,8 +953,9 @@ mh_export_traceback(void *arg, uint32_t id)
 static int
 mh_put_blocks(PyObject *snap, const mh_blocks *t)
 {
-    MH_BLOCKS_FOREACH(t, b) {
-        if (mh_snapshot_put_trace(snap, 0, mh_blocks_size(t, b), b->tb) < 0)
+    for (size_t i = 0, n = mh_blocks_positions(t); i < n; i++) {
+        const mh_block *b = mh_blocks_at(t, i);
+        if (b != NULL && mh_snapshot_put_trace(snap, 0, mh_blocks_size(t, b), b->tb) < 0)
             return 1;
     }
     return 0;
