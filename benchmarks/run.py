@@ -53,7 +53,8 @@ OVERHEAD_MODES = ["untraced", "tracemalloc:1", "memhound:1", "tracemalloc:25",
 FULL = {
     "reps": 5,                  # repetitions (fresh processes) per measurement
     "overhead_scale": 1.0,      # workload size; 1.0 = research notes' sizes
-    "overhead_inner": 1,        # timed calls per process
+    "overhead_pairs": 7,        # untraced/traced pairs per process ...
+    "overhead_budget": 3.0,     # ... until the traced calls took this many seconds
     "overhead_modes": OVERHEAD_MODES,
     "workloads": WORKLOAD_NAMES,
     "snapshot_tuples": 500_000,  # (int,) tuples -> ~1,000,000 live blocks
@@ -74,6 +75,8 @@ FULL = {
 QUICK = dict(FULL, **{
     "reps": 3,
     "overhead_scale": 0.05,
+    "overhead_pairs": 2,
+    "overhead_budget": 0.2,
     "snapshot_tuples": 20_000,
     "snapshot_sites": 50,
     "snapshot_configs": [[1, True], [1, False]],
@@ -152,15 +155,16 @@ def section_overhead(py, cfg, ctx):
                     continue  # unavailable/failed once: do not retry every rep
                 r = run_worker(py, {"kind": "overhead", "workload": w, "mode": m,
                                     "scale": cfg["overhead_scale"],
-                                    "inner": cfg["overhead_inner"]},
+                                    "pairs": cfg["overhead_pairs"],
+                                    "budget": cfg["overhead_budget"]},
                                cfg["timeout"], ctx["verbose"])
                 if r["status"] == "ok":
                     samples[w][m].extend(r["times"])
-                    shown = " ".join("%.3f" % t for t in r["times"]) + " s"
-                    if r.get("paired_ratio") is not None:
-                        paired[w][m].append(r["paired_ratio"])
-                        shown += "  (%.2fx of %.3f s untraced in the same process)" % (
-                            r["paired_ratio"], med(r["baseline"]))
+                    shown = "median %.3f s of %d" % (med(r["times"]), len(r["times"]))
+                    if r.get("pair_ratios"):
+                        paired[w][m].extend(r["pair_ratios"])
+                        shown += "  (%.2fx of %.3f s untraced, median of %d pairs)" % (
+                            r["paired_ratio"], med(r["baseline"]), len(r["pair_ratios"]))
                 else:
                     status[w][m] = r["status"] + ": " + r.get("reason", "")
                     shown = status[w][m]
@@ -176,7 +180,7 @@ def section_overhead(py, cfg, ctx):
                  "paired_ratios": paired[w][m],
                  # across processes: median traced time / median untraced-process time
                  "ratio_unpaired": (t / base) if (t is not None and base) else None}
-            # reported: median of the per-process traced/untraced ratios
+            # reported: median of the traced/untraced ratios of all pairs
             e["ratio"] = med(paired[w][m]) if paired[w][m] else (1.0 if m == "untraced" and t else None)
             row[m] = e
         out[w] = row
@@ -432,9 +436,13 @@ def render_python(pyres, cfg, command):
 
     if "overhead" in secs:
         o = secs["overhead"]
-        lines += ["**Tracing overhead** — traced time / untraced time (lower is better), median of "
-                  "%d runs, each in a fresh process. \"tm/mh\" = how many times more overhead "
-                  "tracemalloc adds than memhound (ratio of the traced/untraced ratios)." % cfg["reps"], "",
+        pairs = cfg.get("overhead_pairs", 1)
+        lines += ["**Tracing overhead** — traced time / untraced time (lower is better): %d fresh "
+                  "processes per cell, each alternating the workload untraced and traced up to %d "
+                  "times (until the traced runs took %.0f s); the cell is the median ratio of all "
+                  "those pairs. \"tm/mh\" = how many times more overhead "
+                  "tracemalloc adds than memhound (ratio of the traced/untraced ratios)."
+                  % (cfg["reps"], pairs, cfg.get("overhead_budget", 0)), "",
                   "| workload | untraced | tracemalloc start(1) | memhound start(1) | tm/mh | "
                   "tracemalloc start(25) | memhound start(25) | tm/mh | memray (Python allocators) | memray/mh(1) |",
                   "|---|---|---|---|---|---|---|---|---|---|"]

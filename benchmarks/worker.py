@@ -222,9 +222,10 @@ def task_probe(task):
 class _Tracing:
     """Context manager that runs the body under one tracing mode."""
 
-    def __init__(self, mode, tmpdir):
+    def __init__(self, mode, tmpdir, run=0):
         self.mode = mode
         self.tmpdir = tmpdir
+        self.run = run  # memray needs a new output file per run
         self._exit = None
 
     def __enter__(self):
@@ -238,7 +239,7 @@ class _Tracing:
             self._exit = mod.stop
         elif mode == "memray":
             memray = import_peer("memray")
-            path = os.path.join(self.tmpdir, "memray-%d.bin" % os.getpid())
+            path = os.path.join(self.tmpdir, "memray-%d-%d.bin" % (os.getpid(), self.run))
             tracker = memray.Tracker(path, trace_python_allocators=True)
             tracker.__enter__()
             self._exit = lambda: tracker.__exit__(None, None, None)
@@ -253,15 +254,25 @@ class _Tracing:
 def task_overhead(task):
     """Time one workload under one mode.
 
-    A traced process first times the same workload untraced (before any
-    tracer is started), so each process yields a paired traced/untraced
-    ratio measured seconds apart: on a shared machine that is far less
-    sensitive to load drift than comparing different processes."""
+    A traced process alternates: the workload untraced, then the tracer
+    started, a warm-up call, the workload traced, the tracer stopped; up to
+    `pairs` times, until the traced calls have used `budget` seconds.  Each
+    pair gives a traced/untraced ratio measured a fraction of a second apart,
+    so load from elsewhere on a shared machine hits both sides alike; the
+    process reports the median pair ratio and every pair's ratio."""
     import workloads
     func = workloads.WORKLOADS[task["workload"]]
     scale = float(task["scale"])
-    inner = int(task.get("inner", 1))
+    pairs = max(1, int(task.get("pairs", 1)))
+    budget = float(task.get("budget", 0.0))
     mode = task["mode"]
+
+    def timed():
+        gc.collect()
+        t0 = _now()
+        func(scale)
+        return _now() - t0
+
     with tempfile.TemporaryDirectory(prefix="mhbench-") as tmp:
         if mode != "untraced":  # import the tool (and fail early) before timing
             if mode == "memray":
@@ -269,27 +280,19 @@ def task_overhead(task):
             elif mode.startswith("memhound"):
                 memhound_tracer()
         func(scale * 0.05)  # import-time and first-call effects, untraced
-        baseline = []
-        if mode != "untraced":
-            for _ in range(inner):
-                gc.collect()
-                t0 = _now()
-                func(scale)
-                baseline.append(_now() - t0)
-        gc.collect()
-        times = []
-        with _Tracing(mode, tmp):
-            func(scale * 0.25)  # warm the tracer's interning tables
-            for _ in range(inner):
-                gc.collect()
-                t0 = _now()
-                func(scale)
-                times.append(_now() - t0)
-        out = {"times": times}
-        if baseline:
-            out["baseline"] = baseline
-            out["paired_ratio"] = statistics.median(times) / statistics.median(baseline)
-        return out
+        if mode == "untraced":
+            return {"times": [timed() for _ in range(pairs)]}
+        times, baseline, ratios = [], [], []
+        for i in range(pairs):
+            baseline.append(timed())
+            with _Tracing(mode, tmp, run=i):
+                func(scale * 0.25)  # warm the tracer's interning tables
+                times.append(timed())
+            ratios.append(times[-1] / baseline[-1])
+            if sum(times) >= budget:
+                break
+        return {"times": times, "baseline": baseline, "pair_ratios": ratios,
+                "paired_ratio": statistics.median(ratios)}
 
 
 # --------------------------------------------------------------------------

@@ -6,6 +6,7 @@ missing; their cells must then say so instead of crashing the harness.
 """
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -17,6 +18,8 @@ RUN = os.path.join(ROOT, "benchmarks", "run.py")
 TINY = {
     "reps": 1,
     "overhead_scale": 0.01,
+    "overhead_pairs": 3,        # a tiny workload never reaches the budget
+    "overhead_budget": 60.0,
     "workloads": ["small_objs", "json"],
     "overhead_modes": ["untraced", "tracemalloc:1", "memhound:1", "memray"],
     "snapshot_tuples": 2000,
@@ -82,8 +85,10 @@ def test_overhead_cells(run):
         # The baseline and the stdlib tracer are always measurable.
         assert row["untraced"]["status"] == "ok"
         assert row["tracemalloc:1"]["status"] == "ok"
-        assert len(row["tracemalloc:1"]["times"]) == 1
-        assert row["tracemalloc:1"]["ratio"] > 0
+        tm = row["tracemalloc:1"]
+        assert len(tm["times"]) == 3
+        assert len(tm["paired_ratios"]) == 3
+        assert tm["ratio"] == statistics.median(tm["paired_ratios"]) > 0
 
 
 def test_snapshot_cells(run):
@@ -140,3 +145,17 @@ def test_bad_section_is_a_usage_error():
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     assert proc.returncode == 2
     assert "unknown section 'nonsense'" in proc.stderr
+
+
+def test_overhead_pairs_stop_at_the_budget(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+    import worker
+    task = {"kind": "overhead", "workload": "json", "mode": "memhound:1", "scale": 0.01, "pairs": 4}
+    full = worker.task_overhead(dict(task, budget=60.0))
+    assert len(full["times"]) == len(full["baseline"]) == len(full["pair_ratios"]) == 4
+    assert full["pair_ratios"] == [t / b for t, b in zip(full["times"], full["baseline"])]
+    assert full["paired_ratio"] == statistics.median(full["pair_ratios"])
+    one = worker.task_overhead(dict(task, budget=0.0))
+    assert len(one["times"]) == len(one["pair_ratios"]) == 1
+    untraced = worker.task_overhead(dict(task, mode="untraced", budget=0.0))
+    assert set(untraced) == {"times"} and len(untraced["times"]) == 4
