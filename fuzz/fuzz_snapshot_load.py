@@ -15,7 +15,7 @@ The built-in mutator needs nothing beyond the stdlib: it flips bits, writes
 boundary integers over 1/2/4/8-byte fields, truncates, duplicates, deletes
 and splices chunks of the seed files in fuzz/corpus/ with a fixed seed, so a
 run is reproducible.  A segfault kills the process: the input that caused it
-is the file printed by faulthandler's traceback (`fuzz/findings/current`).
+is the file printed by faulthandler's traceback (`fuzz/findings/current-PID`).
 """
 import argparse
 import faulthandler
@@ -163,7 +163,9 @@ def run_builtin(seconds, seed):
         seeds = [open(os.path.join(CORPUS, n), "rb").read() for n in make_corpus()]
     rng = random.Random(seed)
     os.makedirs(FINDINGS, exist_ok=True)
-    current = os.path.join(FINDINGS, "current")   # the input under test, if we crash
+    # The input under test, if we crash; one per process so that runs in
+    # parallel (several Python versions) never load each other's file.
+    current = os.path.join(FINDINGS, "current-%d" % os.getpid())
     stats = {"accepted": 0, "rejected": 0}
     findings = {}
     deadline = time.monotonic() + seconds

@@ -6,7 +6,6 @@
 
 #define MH_BLOCKS_MIN 1024
 #define MH_BLOCKS_SHRINK_MIN 65536      /* 1 MiB of slots: never shrunk below */
-#define MH_BIG_SIZE UINT32_MAX
 
 static inline size_t
 mh_blocks_home(uintptr_t ptr, size_t capacity)
@@ -184,12 +183,6 @@ mh_slots_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
 
 /* ---------------------------------------------------------------- front */
 
-static inline size_t
-mh_front_index(uintptr_t ptr)
-{
-    return (ptr >> 4) & (MH_FRONT - 1);
-}
-
 /* The front slot of `ptr` if it holds `ptr`, else NULL. */
 static inline mh_block *
 mh_front_find(mh_blocks *t, uintptr_t ptr)
@@ -222,7 +215,7 @@ mh_blocks_put_big(mh_blocks *t, mh_block *f, uintptr_t ptr, size_t size, uint32_
 }
 
 int
-mh_blocks_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced_size)
+mh_blocks_put_slow(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced_size)
 {
     if (t->front == NULL && (t->front = mh_mem_map(MH_FRONT * sizeof(mh_block))) == NULL)
         return -1;
@@ -259,7 +252,7 @@ mh_blocks_find(mh_blocks *t, uintptr_t ptr)
 }
 
 int
-mh_blocks_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
+mh_blocks_pop_slow(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
 {
     mh_block *f = mh_front_find(t, ptr);
     if (f != NULL) {

@@ -56,13 +56,54 @@ typedef struct {
     size_t nbig, big_capacity;
 } mh_blocks;
 
+#define MH_BIG_SIZE UINT32_MAX
+
+static inline size_t
+mh_front_index(uintptr_t ptr)
+{
+    return (ptr >> 4) & (MH_FRONT - 1);
+}
+
+/* The out-of-line cases of mh_blocks_put() and mh_blocks_pop(). */
+int mh_blocks_put_slow(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced_size);
+int mh_blocks_pop_slow(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb);
+
 /* Record `ptr`.  If it was already present (a block freed behind the
  * tracer's back), its old size is stored in *replaced_size and 1 returned;
- * 0 for a new block; -1 when the table cannot grow (nothing changed). */
-int mh_blocks_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced_size);
+ * 0 for a new block; -1 when the table cannot grow (nothing changed).
+ * Inline for the common case, an empty front slot: the allocator hooks call
+ * it for every block. */
+static inline int
+mh_blocks_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced_size)
+{
+    if (t->front != NULL && size < MH_BIG_SIZE) {
+        mh_block *f = &t->front[mh_front_index(ptr)];
+        if (f->ptr == 0) {
+            *f = (mh_block){ptr, (uint32_t)size, tb};
+            t->count++;
+            return 0;
+        }
+    }
+    return mh_blocks_put_slow(t, ptr, size, tb, replaced_size);
+}
 
-/* Remove `ptr`; 1 and its size/traceback if it was traced, else 0. */
-int mh_blocks_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb);
+/* Remove `ptr`; 1 and its size/traceback if it was traced, else 0.  Inline
+ * for the common case, `ptr` in its front slot. */
+static inline int
+mh_blocks_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
+{
+    if (t->front != NULL && ptr != 0) {
+        mh_block *f = &t->front[mh_front_index(ptr)];
+        if (f->ptr == ptr) {
+            *size = f->size;
+            *tb = f->tb;
+            f->ptr = 0;
+            t->count--;
+            return 1;
+        }
+    }
+    return mh_blocks_pop_slow(t, ptr, size, tb);
+}
 
 /* The slot of `ptr`, or NULL. */
 mh_block *mh_blocks_find(mh_blocks *t, uintptr_t ptr);

@@ -155,8 +155,13 @@ mh_fail(void)
 
 /* ---------------------------------------------------------------- capture */
 
+/* The hot path of every traced allocation is one function per hook: the
+ * helpers below are forced inline (measured with callgrind on 3.12: the
+ * calls and their register saves were ~15 % of memhound's instructions). */
+#define MH_HOT static inline __attribute__((always_inline))
+
 /* Traceback id of the calling thread's stack; the GIL is held. */
-static inline uint32_t
+MH_HOT uint32_t
 mh_capture(PyThreadState *tstate)
 {
     if (tstate == NULL)
@@ -180,7 +185,7 @@ mh_capture(PyThreadState *tstate)
     return id;
 }
 
-static void
+MH_HOT void
 mh_track_gil(void *ptr, size_t size)
 {
     uint32_t tb = mh_capture(mh_compat_tstate());
@@ -193,7 +198,7 @@ mh_track_gil(void *ptr, size_t size)
     MH_GIL_ADD(size, old);
 }
 
-static inline void
+MH_HOT void
 mh_untrack_gil(void *ptr)
 {
     size_t size;
@@ -247,7 +252,7 @@ mh_pass_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
     return mh_next_alloc(a, nelem, elsize, zero);
 }
 
-static void *
+MH_HOT void *
 mh_gil_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 {
     if (!MH_TRACING() || mh_tls_busy)
@@ -398,38 +403,43 @@ mh_raw_free(void *ctx, void *ptr)
 
 /* ---------------------------------------------------------------- reference tracer */
 
-/* A CREATE event while tracing, out of line: mh_reftrace() runs for every
- * object created and destroyed and must stay a few instructions. */
+/* A CREATE event for a block that was not just allocated: a free-list
+ * reuse, or memhound's own object.  Out of line: rare next to the events
+ * mh_reftrace() passes over. */
 static __attribute__((noinline)) void
-mh_reftrace_create(PyObject *op)
+mh_reftrace_reuse(uintptr_t block)
 {
-    uintptr_t block = (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op));
     if (mh_tls_busy) {
         /* memhound's own object (created under suspend()) reusing a traced
          * block from a free list: the block is no longer the program's. */
         mh_untrack_gil((void *)block);
-    } else if (block == mh.last_block) {
-        mh.last_block = 0;
-    } else {
-        mh_block *b = mh_blocks_find(&mh.gil_blocks, block);
-        if (b != NULL) {
-            mh_tls_busy = 1;
-            uint32_t tb = mh_capture(mh_compat_tstate());
-            mh_tls_busy = 0;
-            if (tb == MH_TB_ERROR)
-                mh_fail();
-            else
-                b->tb = tb;
-        }
+        return;
+    }
+    mh_block *b = mh_blocks_find(&mh.gil_blocks, block);
+    if (b != NULL) {
+        mh_tls_busy = 1;
+        uint32_t tb = mh_capture(mh_compat_tstate());
+        mh_tls_busy = 0;
+        if (tb == MH_TB_ERROR)
+            mh_fail();
+        else
+            b->tb = tb;
     }
 }
 
+/* Called for every object created and destroyed: a few instructions unless
+ * a created object reuses a block. */
 static int
 mh_reftrace(PyObject *op, int event, void *data)
 {
     (void)data;
-    if (event == MH_REFTRACER_CREATE && MH_TRACING())
-        mh_reftrace_create(op);
+    if (event == MH_REFTRACER_CREATE && MH_TRACING()) {
+        uintptr_t block = (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op));
+        if (block == mh.last_block && !mh_tls_busy)
+            mh.last_block = 0;      /* its allocation just captured the stack */
+        else
+            mh_reftrace_reuse(block);
+    }
     if (mh.prev_tracer != NULL)
         return mh.prev_tracer(op, event, mh.prev_tracer_data);
     return 0;
