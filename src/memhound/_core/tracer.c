@@ -156,8 +156,9 @@ mh_fail(void)
 /* ---------------------------------------------------------------- capture */
 
 /* The hot path of every traced allocation is one function per hook: the
- * helpers below are forced inline (measured with callgrind on 3.12: the
- * calls and their register saves were ~15 % of memhound's instructions). */
+ * helpers below are forced inline (callgrind, 3.12 small_objs: their calls
+ * and register saves were 10 % of the instructions memhound adds; the
+ * inline table front in blocks.h saved another 15 %). */
 #define MH_HOT static inline __attribute__((always_inline))
 
 /* Traceback id of the calling thread's stack; the GIL is held. */
