@@ -183,16 +183,6 @@ mh_slots_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
 
 /* ---------------------------------------------------------------- front */
 
-/* The front slot of `ptr` if it holds `ptr`, else NULL. */
-static inline mh_block *
-mh_front_find(mh_blocks *t, uintptr_t ptr)
-{
-    if (t->front == NULL || ptr == 0)
-        return NULL;
-    mh_block *f = &t->front[mh_front_index(ptr)];
-    return f->ptr == ptr ? f : NULL;
-}
-
 /* Sizes of 4 GiB and more do not fit a front slot: straight to the table. */
 static int
 mh_blocks_put_big(mh_blocks *t, mh_block *f, uintptr_t ptr, size_t size, uint32_t tb,
@@ -254,14 +244,6 @@ mh_blocks_find(mh_blocks *t, uintptr_t ptr)
 int
 mh_blocks_pop_slow(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
 {
-    mh_block *f = mh_front_find(t, ptr);
-    if (f != NULL) {
-        *size = f->size;
-        *tb = f->tb;
-        f->ptr = 0;
-        t->count--;
-        return 1;
-    }
     if (!mh_slots_pop(t, ptr, size, tb))
         return 0;
     t->count--;

@@ -64,7 +64,18 @@ mh_front_index(uintptr_t ptr)
     return (ptr >> 4) & (MH_FRONT - 1);
 }
 
-/* The out-of-line cases of mh_blocks_put() and mh_blocks_pop(). */
+/* The front slot of `ptr` if it holds `ptr`, else NULL. */
+static inline mh_block *
+mh_front_find(mh_blocks *t, uintptr_t ptr)
+{
+    if (t->front == NULL || ptr == 0)
+        return NULL;
+    mh_block *f = &t->front[mh_front_index(ptr)];
+    return f->ptr == ptr ? f : NULL;
+}
+
+/* The out-of-line cases of mh_blocks_put() and mh_blocks_pop(): a front
+ * slot taken by another block, a big block, the probed table. */
 int mh_blocks_put_slow(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced_size);
 int mh_blocks_pop_slow(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb);
 
@@ -92,17 +103,14 @@ mh_blocks_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *rep
 static inline int
 mh_blocks_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
 {
-    if (t->front != NULL && ptr != 0) {
-        mh_block *f = &t->front[mh_front_index(ptr)];
-        if (f->ptr == ptr) {
-            *size = f->size;
-            *tb = f->tb;
-            f->ptr = 0;
-            t->count--;
-            return 1;
-        }
-    }
-    return mh_blocks_pop_slow(t, ptr, size, tb);
+    mh_block *f = mh_front_find(t, ptr);
+    if (f == NULL)
+        return mh_blocks_pop_slow(t, ptr, size, tb);
+    *size = f->size;
+    *tb = f->tb;
+    f->ptr = 0;
+    t->count--;
+    return 1;
 }
 
 /* The slot of `ptr`, or NULL. */
