@@ -8,8 +8,20 @@ against tracemalloc's plain stack walk and aborts on a difference.
 """
 import glob
 import os
+import sys
+import sysconfig
 
 from setuptools import Extension, setup
+
+# The engine reads CPython's internal frame and object layouts, which differ
+# per version and in free-threaded builds: refuse what it was not written for
+# here, with one line, rather than with a compiler error.
+if sysconfig.get_config_var("Py_GIL_DISABLED"):
+    sys.exit("memhound supports the default (GIL) builds of CPython 3.11 to 3.15; "
+             "this is a free-threaded build (%s)" % sys.executable)
+if not (3, 11) <= sys.version_info[:2] <= (3, 15):
+    sys.exit("memhound supports CPython 3.11 to 3.15; this is %d.%d (%s)"
+             % (sys.version_info[:2] + (sys.executable,)))
 
 flags = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
          "-fvisibility=hidden", "-fno-strict-aliasing"]

@@ -3,7 +3,7 @@
 
     python benchmarks/run.py                 # full run (README table + results.json)
     python benchmarks/run.py --quick         # CI smoke run: small sizes, few reps
-    python benchmarks/run.py --all-pythons    # 3.11, 3.12 and 3.13 one after another
+    python benchmarks/run.py --all-pythons    # every supported CPython found, one after another
     python benchmarks/run.py --only overhead --python python3.11 --python python3.13
 
 Sections (``--only`` takes one or more, comma separated):
@@ -675,7 +675,7 @@ def parse_args(argv):
     p.add_argument("--python", metavar="EXE", action="append",
                    help="interpreter to benchmark (repeat for several; default: this one)")
     p.add_argument("--all-pythons", action="store_true",
-                   help="benchmark CPython 3.11, 3.12 and 3.13 (found on PATH or via pyenv), one after another")
+                   help="benchmark CPython 3.11 to 3.15 (those found on PATH or via pyenv), one after another")
     p.add_argument("--json", metavar="FILE", help="results file (default benchmarks/results.json, "
                                                   "benchmarks/results-quick.json with --quick)")
     p.add_argument("--readme", metavar="FILE", help="README to update (default README.md; not with --quick)")
@@ -725,7 +725,7 @@ def main(argv=None):
         readme = args.readme or os.path.join(ROOT, "README.md")
     pythons = list(args.python or [])
     if args.all_pythons:
-        for v in ("3.11", "3.12", "3.13"):
+        for v in ("3.11", "3.12", "3.13", "3.14", "3.15"):
             exe = find_python(v)
             if exe:
                 pythons.append(exe)

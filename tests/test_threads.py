@@ -172,23 +172,18 @@ threads = [threading.Thread(target=body, args=(w,)) for w in workers]
 for t in threads:
     t.start()
 def measure():
-    # The main thread's own bookkeeping (ints, tuples) is not traced.
+    # The main thread's own bookkeeping (ints, tuples) is not traced.  A
+    # full collection empties the interpreter's free lists: what the
+    # workload's threads left on them depends on how they interleaved.
     _core.suspend()
     try:
+        gc.collect()
         return _core.get_traced_memory()[0], len(_core.take_snapshot())
     finally:
         _core.resume()
 
 while go.n_waiting < NTHREADS:       # workers warmed up and parked
     time.sleep(0.01)
-def prime_free_lists():
-    # Fill the interpreter's free lists with untraced objects, so that the
-    # workload reuses them instead of leaving traced ones behind in them.
-    junk = [([], {}, 0.5 + i, tuple(range(i % 25))) for i in range(3000)]
-    del junk
-
-gc.collect()                # a full collection empties the free lists ...
-prime_free_lists()          # ... which are then filled with untraced objects
 _core.start(NFRAME)
 base, base_n = measure()
 parked(go)

@@ -207,10 +207,8 @@ def main(argv=None):
         _error(str(exc))
         return 1
     except BrokenPipeError:             # `memhound top ... | head`
-        try:
-            sys.stdout = None
-        finally:
-            return 0
+        sys.stdout = None
+        return 0
     except OSError as exc:
         _error(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
         return 1

@@ -4,7 +4,15 @@
  * code object in frame->f_code, with prev_instr pointing at the instruction;
  * 3.13 moved the frame to tstate->current_frame and renamed the fields to
  * f_executable (which may be None for C-stack shim frames) and instr_ptr.
- * A new version is a new #if branch in the four small frame functions below.
+ * 3.14 made f_executable, f_funcobj and the fast locals tagged stack
+ * references (_PyStackRef: the low bits are flags, so every read goes
+ * through PyStackRef_AsPyObjectBorrow) and moved the frame helpers to
+ * pycore_interpframe.h; its shim frames (C-stack entry frames, the __init__
+ * cleanup trampoline) are owned by FRAME_OWNED_BY_INTERPRETER or
+ * FRAME_OWNED_BY_CSTACK, both above FRAME_OWNED_BY_FRAME_OBJECT.  3.15
+ * drops FRAME_OWNED_BY_CSTACK and ends every thread's chain with a base
+ * frame owned by the interpreter.
+ * A new version is a new #if branch in the small frame functions below.
  */
 #define Py_BUILD_CORE 1
 #include <Python.h>
@@ -13,6 +21,10 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #include "internal/pycore_frame.h"
+#if PY_VERSION_HEX >= 0x030E0000
+#  include "internal/pycore_interpframe.h"
+#  include "internal/pycore_stackref.h"
+#endif
 #include "internal/pycore_object.h"
 #include "internal/pycore_runtime.h"
 #include "internal/pycore_pystate.h"
@@ -26,8 +38,11 @@
 
 #include "compat.h"
 
-#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030E0000
-#  error "memhound supports CPython 3.11 to 3.13"
+#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x03100000
+#  error "memhound supports CPython 3.11 to 3.15"
+#endif
+#ifdef Py_GIL_DISABLED
+#  error "memhound supports the default (GIL) builds of CPython 3.11 to 3.15, not free-threaded builds"
 #endif
 
 static inline _PyInterpreterFrame *
@@ -43,7 +58,9 @@ mh_current_frame(PyThreadState *tstate)
 static inline PyObject *
 mh_frame_code(_PyInterpreterFrame *f)
 {
-#if PY_VERSION_HEX >= 0x030D0000
+#if PY_VERSION_HEX >= 0x030E0000
+    return PyStackRef_AsPyObjectBorrow(f->f_executable);
+#elif PY_VERSION_HEX >= 0x030D0000
     return f->f_executable;
 #else
     return (PyObject *)f->f_code;
@@ -53,7 +70,10 @@ mh_frame_code(_PyInterpreterFrame *f)
 static inline int
 mh_frame_incomplete(_PyInterpreterFrame *f)
 {
-#if PY_VERSION_HEX >= 0x030D0000
+#if PY_VERSION_HEX >= 0x030E0000
+    if (f->owner >= FRAME_OWNED_BY_INTERPRETER || !PyCode_Check(mh_frame_code(f)))
+        return 1;
+#elif PY_VERSION_HEX >= 0x030D0000
     /* C-stack shim frames first: they are the only ones whose executable
      * may not be a code object, and the test needs no pointer chase. */
     if (f->owner == FRAME_OWNED_BY_CSTACK || !PyCode_Check(f->f_executable))
@@ -94,7 +114,7 @@ mh_compat_tstate(void)
 
 /* 1 if `f`, a frame below the newest complete one, is not a frame of the
  * traceback.  Below the newest frame, only frames that stand for no Python
- * code are incomplete: the C-stack shims of 3.12+ and, on 3.13, the
+ * code are incomplete: the C-stack shims of 3.12+ and, on 3.13+, the
  * trampoline under an __init__ called by a specialized CALL (f_funcobj is
  * None only there).  A Python frame is incomplete only before its RESUME,
  * where it calls nothing, so it can only be the newest.  Two loads instead
@@ -102,7 +122,9 @@ mh_compat_tstate(void)
 static inline int
 mh_frame_skipped_below(_PyInterpreterFrame *f)
 {
-#if PY_VERSION_HEX >= 0x030D0000
+#if PY_VERSION_HEX >= 0x030E0000
+    return f->owner >= FRAME_OWNED_BY_INTERPRETER || PyStackRef_IsNone(f->f_funcobj);
+#elif PY_VERSION_HEX >= 0x030D0000
     return f->owner == FRAME_OWNED_BY_CSTACK || f->f_funcobj == Py_None;
 #elif PY_VERSION_HEX >= 0x030C0000
     return f->owner == FRAME_OWNED_BY_CSTACK;
@@ -300,6 +322,19 @@ mh_frame_fill(_PyInterpreterFrame *f, mh_frame_view *out)
     out->line = mh_compat_code_line((PyObject *)code, _PyInterpreterFrame_LASTI(f));
 }
 
+PyObject *
+mh_compat_frame_local(const mh_frame_view *f, int i)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    _PyStackRef ref = ((_PyStackRef *)f->locals)[i];
+    if (PyStackRef_IsNull(ref) || PyStackRef_IsTaggedInt(ref))
+        return NULL;
+    return PyStackRef_AsPyObjectBorrow(ref);
+#else
+    return ((PyObject **)f->locals)[i];
+#endif
+}
+
 int
 mh_compat_object_frame(PyObject *obj, mh_frame_view *out)
 {
@@ -312,7 +347,11 @@ mh_compat_object_frame(PyObject *obj, mh_frame_view *out)
         PyGenObject *gen = (PyGenObject *)obj;
         if (gen->gi_frame_state >= FRAME_CLEARED)
             return 0;
+#if PY_VERSION_HEX >= 0x030E0000
+        f = &gen->gi_iframe;
+#else
         f = (_PyInterpreterFrame *)gen->gi_iframe;
+#endif
     }
     if (f == NULL || mh_frame_incomplete(f))
         return 0;

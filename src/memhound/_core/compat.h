@@ -1,6 +1,6 @@
 /* compat.h -- the one place that knows CPython's internal layouts.
  *
- * Everything that differs between CPython 3.11, 3.12 and 3.13 (and the next
+ * Everything that differs between CPython 3.11 to 3.15 (and the next
  * version to support) lives behind these functions: where the current frame
  * is, how interpreter frames link, how an instruction offset maps to a line,
  * how many bytes an object's allocator block starts before the object, and
@@ -98,13 +98,17 @@ int mh_compat_stdlib_tracemalloc_tracing(void);
  * objects.  None of these allocate or call Python code. */
 
 /* The fast locals of one interpreter frame: `nlocals` slots named by
- * ((PyCodeObject *)code)->co_localsplusnames (a slot may be NULL). */
+ * ((PyCodeObject *)code)->co_localsplusnames, read with
+ * mh_compat_frame_local() (their layout differs per version). */
 typedef struct {
     PyObject *code;         /* borrowed */
-    PyObject **locals;
+    void *locals;
     int nlocals;
     int line;
 } mh_frame_view;
+
+/* Local `i` of `f` (borrowed), or NULL for an empty slot. */
+PyObject *mh_compat_frame_local(const mh_frame_view *f, int i);
 
 /* The frame of a frame object, generator, coroutine or async generator:
  * 1 and fills `out`, or 0 (not such an object, or its frame is cleared). */

@@ -300,8 +300,9 @@ mh_census_frame(unsigned long tid, int depth, const mh_frame_view *f, void *arg)
     mh_census *c = arg;
     (void)tid; (void)depth;
     for (int i = 0; i < f->nlocals && !c->nomem; i++) {
-        if (f->locals[i] != NULL)
-            mh_census_visit(f->locals[i], c);
+        PyObject *o = mh_compat_frame_local(f, i);
+        if (o != NULL)
+            mh_census_visit(o, c);
     }
 }
 
@@ -716,7 +717,7 @@ mh_build_frame(unsigned long tid, int depth, const mh_frame_view *f, void *arg)
     mh_heap_graph *g = b->g;
     int own = mh_own_frame(g, f->code);
     for (int i = 0; i < f->nlocals && !b->nomem; i++) {
-        PyObject *o = f->locals[i];
+        PyObject *o = mh_compat_frame_local(f, i);
         if (o == NULL)
             continue;
         /* memhound's own frames: their references are accounted for, but

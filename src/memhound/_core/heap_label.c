@@ -136,7 +136,7 @@ mh_local_name(const mh_frame_view *f, PyObject *value, int *index)
 {
     PyObject *names = ((PyCodeObject *)f->code)->co_localsplusnames;
     for (int i = 0; i < f->nlocals; i++) {
-        if (f->locals[i] == value && i < PyTuple_GET_SIZE(names)) {
+        if (mh_compat_frame_local(f, i) == value && i < PyTuple_GET_SIZE(names)) {
             *index = i;
             return PyTuple_GET_ITEM(names, i);
         }
