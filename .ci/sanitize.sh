@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build memhound with AddressSanitizer + UndefinedBehaviorSanitizer for one
-# CPython (3.12 unless PY is given) in a fresh venv and run the whole test
+# CPython (3.12 unless PY_VERSION is given) in a fresh venv and run the whole test
 # suite under it.  Any ASan/UBSan report aborts the process and fails the run.
 # CPython itself is not instrumented, so libasan is preloaded; leak detection
 # is off because CPython leaks by design at exit.
@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 "$py" -m venv "$work/venv"
 # shellcheck disable=SC1091
 source "$work/venv/bin/activate"
-pip install -q pytest setuptools
+pip install -q pytest pytest-xdist setuptools
 # Build in a copy of the tree so that the in-place .so of the normal build
 # is not replaced by the instrumented one.
 mkdir "$work/src" && cp -r setup.py pyproject.toml README.md src tests examples "$work/src/"
@@ -40,6 +40,6 @@ export PYTHONPATH="$work/src/src"
 # pymalloc stays on: the leak finder's verdict counts pymalloc blocks, and
 # memhound's own memory (libc/mmap) is what ASan must watch.
 if [ $# -eq 0 ]; then
-    set -- tests --ignore=tests/test_report_browser.py --ignore=tests/test_benchmarks_smoke.py
+    set -- -n 2 tests --ignore=tests/test_report_browser.py --ignore=tests/test_benchmarks_smoke.py
 fi
 python -m pytest -q -p no:cacheprovider "$@"
