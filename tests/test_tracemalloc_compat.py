@@ -675,5 +675,33 @@ class TestSnapshotTracing(unittest.TestCase):
         self.assertEqual(snapshot2.test_attr, "new")
 
 
+class TestNotTracingSideBySide(unittest.TestCase):
+    """What the API returns when not tracing, for stdlib tracemalloc and
+    memhound side by side (CPython's test_get_traces checks _get_traces()
+    after stop())."""
+
+    def modules(self):
+        import tracemalloc as std
+        if std.is_tracing() or tracemalloc.is_tracing():
+            self.skipTest("a tracer is already running")
+        return (std, tracemalloc)
+
+    def test_get_traces_after_stop(self):
+        for mod in self.modules():
+            with self.subTest(mod=mod.__name__):
+                mod.start(1)
+                keep = bytearray(1000)
+                self.assertIsInstance(mod._get_traces(), list)
+                self.assertTrue(mod._get_traces())
+                mod.stop()
+                self.assertEqual(mod._get_traces(), [])
+                self.assertIs(type(mod._get_traces()), list)
+                del keep
+
+    def test_get_traces_never_started(self):
+        results = [mod._get_traces() for mod in self.modules()]
+        self.assertEqual(results, [[], []])
+
+
 if __name__ == "__main__":
     unittest.main()
