@@ -675,5 +675,53 @@ class TestSnapshotTracing(unittest.TestCase):
         self.assertEqual(snapshot2.test_attr, "new")
 
 
+class TestStdlibSideBySide(unittest.TestCase):
+    """Stdlib tracemalloc and memhound side by side, where they once differed:
+    _get_traces() when not tracing (CPython's test_get_traces checks it after
+    stop()) and start()'s argument errors."""
+
+    def modules(self):
+        import tracemalloc as std
+        if std.is_tracing() or tracemalloc.is_tracing():
+            self.skipTest("a tracer is already running")
+        return (std, tracemalloc)
+
+    def test_get_traces_after_stop(self):
+        for mod in self.modules():
+            with self.subTest(mod=mod.__name__):
+                mod.start(1)
+                keep = bytearray(1000)
+                self.assertIsInstance(mod._get_traces(), list)
+                self.assertTrue(mod._get_traces())
+                mod.stop()
+                self.assertEqual(mod._get_traces(), [])
+                self.assertIs(type(mod._get_traces()), list)
+                del keep
+
+    def test_get_traces_never_started(self):
+        results = [mod._get_traces() for mod in self.modules()]
+        self.assertEqual(results, [[], []])
+
+    def test_start_argument_errors(self):
+        # _tracemalloc.start's `int nframe`: same exception type and message.
+        class Index:
+            def __index__(self):
+                return 2
+
+        def outcome(mod, arg):
+            try:
+                mod.start(arg)
+            except Exception as exc:
+                return type(exc), str(exc)
+            limit = mod.get_traceback_limit()
+            mod.stop()
+            return limit
+
+        for arg in (2**31, 2**64, -2**40, -2**31, 0, -1, 65536, True, Index(),
+                    None, "3", 3.0):
+            with self.subTest(arg=arg):
+                std, mh = (outcome(mod, arg) for mod in self.modules())
+                self.assertEqual(mh, std)
+
 if __name__ == "__main__":
     unittest.main()

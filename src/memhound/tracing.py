@@ -809,8 +809,18 @@ def _get_traces():
     >>> keep = [bytearray(100) for _ in range(3)]
     >>> domain, size, frames, total_nframe = memhound._get_traces()[0]
     >>> memhound.stop()
+
+    Not tracing: an empty list, like tracemalloc (take_snapshot() raises).
+
+    >>> memhound._get_traces()
+    []
     """
-    data = _core.take_snapshot()
+    try:
+        data = _core.take_snapshot()
+    except RuntimeError:
+        if not _core.is_tracing():
+            return []
+        raise
     with _quiet:
         return data.to_raw()
 

@@ -18,10 +18,23 @@ static PyObject *
 mh_py_start(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"nframe", NULL};
+    PyObject *arg = NULL;
     int nframe = 1;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|i:start", kwlist, &nframe))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:start", kwlist, &arg))
         return NULL;
+    if (arg != NULL) {
+        /* The conversion and errors of _tracemalloc.start's `int nframe`. */
+        int overflow;
+        long value = PyLong_AsLongAndOverflow(arg, &overflow);
+        if (value == -1 && PyErr_Occurred())
+            return NULL;
+        if (overflow || value > INT_MAX || value < INT_MIN) {
+            PyErr_SetString(PyExc_OverflowError, "Python int too large to convert to C int");
+            return NULL;
+        }
+        nframe = (int)value;
+    }
     if (nframe < 1 || nframe > MH_MAX_NFRAME) {
         PyErr_Format(PyExc_ValueError, "the number of frames must be in range [1; %d]",
                      MH_MAX_NFRAME);

@@ -1,0 +1,45 @@
+"""CPython's own test_tracemalloc (classes TestTraceback,
+TestTracemallocEnabled, TestSnapshot, TestFilters) passes with memhound in
+place of tracemalloc: runs .ci/stdlib_tracemalloc.py on this interpreter in a
+child process and requires exit status 0.
+"""
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+import memhound
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNNER = os.path.join(ROOT, ".ci", "stdlib_tracemalloc.py")
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(memhound.__file__)))
+
+# KNOWN FAILURE, to remove once the engine fix lands: on 3.11/3.12 a list
+# taken from the list free list keeps the traceback of its first allocation
+# (the engine does not see the reuse), so test_new_reference fails there.
+# The runner reports it as an expected failure and fails if it passes.
+EXPECT_FAIL = (["TestTracemallocEnabled.test_new_reference"]
+               if sys.version_info < (3, 13) else [])
+
+
+def test_cpython_test_tracemalloc_passes(tmp_path):
+    if importlib.util.find_spec("test.test_tracemalloc") is None:
+        pytest.skip("this interpreter has no test.test_tracemalloc (CPython's test package)")
+    args = [sys.executable, RUNNER]
+    for name in EXPECT_FAIL:
+        args += ["--expect-fail", name]
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("PYTHONTRACEMALLOC", None)
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600, stdin=subprocess.DEVNULL)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    # It really ran memhound, all four classes, and nothing was skipped.
+    assert "with memhound (" in out, out
+    for cls in ("TestTraceback", "TestTracemallocEnabled", "TestSnapshot", "TestFilters"):
+        assert f"  {cls}: " in out, out
+    assert ", 0 failed" in out, out
+    for name in EXPECT_FAIL:
+        assert f"EXPECTED FAILURE: {name}" in out, out
