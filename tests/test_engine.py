@@ -145,6 +145,15 @@ def test_own_memory_is_reported_and_released():
 
 # ---------------------------------------------------------------- tracebacks
 
+def take_free_lists():
+    """Lists and dicts on the interpreter's free lists (at most 80 each) were
+    allocated before tracing, so an object reusing one is untraced, as with
+    tracemalloc.  Call after start() and keep the result: the lists and dicts
+    created next have blocks allocated while tracing.  (A full collection
+    empties the free lists up to 3.13; 3.14 keeps them.)"""
+    return [([], {}) for _ in range(100)]
+
+
 def make_record():
     return {"id": 1, "payload": [1, 2, 3]}
 
@@ -154,8 +163,8 @@ class Plain:
 
 
 def test_object_traceback_is_the_creation_site():
-    gc.collect()                      # empty the free lists: their blocks predate tracing
     memhound.start(4)
+    held = take_free_lists()          # noqa: F841
     line = this_line(1)
     rec = make_record()
     tb = memhound._core._object_creation(rec)
@@ -188,8 +197,8 @@ def test_plain_class_instance_more_precise_than_stdlib_on_311():
 
 @pytest.mark.skipif(not PY313, reason="free-list reuse is visible through PyRefTracer on 3.13+")
 def test_object_from_free_list_reports_its_own_creation_line():
-    gc.collect()                      # empty the free lists: their blocks predate tracing
     memhound.start()
+    held = take_free_lists()      # noqa: F841
     first = [1, 2]
     first_addr = id(first)
     del first
@@ -305,8 +314,8 @@ def test_tracemalloc_started_after_memhound_both_trace():
 @pytest.mark.skipif(not PY313, reason="the reference tracer exists on 3.13+")
 def test_reference_tracer_slot_is_taken_back_after_tracemalloc_stops():
     from memhound._core import _get_object_traceback
-    gc.collect()
     memhound.start()
+    held = take_free_lists()  # noqa: F841
     tracemalloc.start()         # takes the single PyRefTracer slot
     tracemalloc.stop()          # 3.13.0 leaves its tracer installed
     _get_object_traceback(None)  # any query gives memhound the slot back
@@ -564,8 +573,8 @@ def test_many_live_blocks_agree_with_tracemalloc_after_frees():
 
 @pytest.mark.skipif(not PY313, reason="free-list reuse is visible through PyRefTracer on 3.13+")
 def test_own_object_reusing_a_traced_block_is_no_longer_traced():
-    gc.collect()
     memhound.start()
+    held = take_free_lists()      # noqa: F841
     users = [1, 2]
     addr = id(users)
     assert memhound._core._get_object_traceback(users) is not None
