@@ -8,8 +8,11 @@ Run it with the Python under test, with memhound importable (installed, or
 PYTHONPATH=src after an in-place build).  Each module runs in its own child
 interpreter (unittest, resources like network/cpu disabled) with a timeout.
 The traced run must not crash and must give the same run/failure/error/skip
-counts as the untraced run, and memhound must still be tracing at the end.
-Exit status 0 when every module matches.
+counts as the untraced run, memhound must still be tracing at the end, and
+stop() must then succeed (it releases every traceback: the subinterpreter
+modules check that no other interpreter's code object is among them).
+Modules this Python does not have are skipped (the subinterpreter tests were
+renamed between versions).  Exit status 0 when every module matches.
 """
 import argparse
 import json
@@ -19,7 +22,10 @@ import sys
 import time
 
 MODULES = ["test_dict", "test_list", "test_set", "test_json", "test_re", "test_weakref",
-           "test_gc", "test_threading", "test_asyncio", "test_pickle", "test_io"]
+           "test_gc", "test_threading", "test_asyncio", "test_pickle", "test_io",
+           # start subinterpreters (3.12: test__xxsubinterpreters; 3.13+: test__interpreters)
+           "test_sys", "test_capi", "test_interpreters", "test__interpreters",
+           "test__xxsubinterpreters"]
 
 CHILD = r'''
 import json, sys, time, unittest, warnings
@@ -50,6 +56,11 @@ out = {
     "still_tracing": _core.is_tracing() if traced else None,
     "traced_memory": _core.get_traced_memory()[0] if traced else None,
 }
+if traced:
+    sys.__stdout__.write("\nMEMHOUND-STOPPING\n")
+    sys.__stdout__.flush()
+    _core.stop()
+    out["stopped"] = not _core.is_tracing()
 sys.__stdout__.write("\nMEMHOUND-RESULT " + json.dumps(out) + "\n")
 sys.__stdout__.flush()
 import os
@@ -73,7 +84,17 @@ def run_module(name, mode, timeout, logdir):
             res["seconds"] = wall
             return res
     tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
-    return {"crash": f"exit status {proc.returncode}", "seconds": wall, "tail": tail}
+    where = " in memhound.stop()" if "MEMHOUND-STOPPING" in proc.stdout else ""
+    return {"crash": f"exit status {proc.returncode}{where}", "seconds": wall, "tail": tail}
+
+
+def available(name):
+    """True if this Python has test module (or package) `name`."""
+    import importlib.util
+    try:
+        return importlib.util.find_spec("test." + name) is not None
+    except ImportError:
+        return False
 
 
 def main():
@@ -92,6 +113,9 @@ def main():
     ok = True
     totals = [0, 0, 0, 0, 0.0, 0.0]
     for name in args.modules.split(","):
+        if not available(name):
+            print(f"{name:16} {'':>5} {'':>4} {'':>4} {'':>5} {'':>10} {'':>9}  not in this Python")
+            continue
         base = run_module(name, "untraced", args.timeout, logdir)
         traced = run_module(name, "traced", args.timeout, logdir)
         problems = []
@@ -112,6 +136,8 @@ def main():
                     problems.append(f"{key} only when traced: {only_t}; only untraced: {only_u}")
             if not traced["still_tracing"]:
                 problems.append("memhound was no longer tracing at the end")
+            if not traced.get("stopped"):
+                problems.append("memhound.stop() did not stop tracing")
         verdict = "same" if not problems else "DIFFERENT"
         ok = ok and not problems
         b = base if "crash" not in base else {"run": "-", "failures": [], "errors": [], "skipped": "-"}

@@ -303,6 +303,42 @@ mh_compat_stdlib_tracemalloc_tracing(void)
 }
 
 
+/* ---- Interpreters --------------------------------------------------------
+ * 3.11-3.15 keep the interpreter list in _PyRuntime.interpreters (head is
+ * the newest) and the thread's interpreter in the public tstate->interp.
+ * 3.11 has one GIL in _PyRuntime.ceval; 3.12+ point interp->ceval.gil at
+ * the interpreter's own GIL or, for a legacy subinterpreter, the main one. */
+
+PyInterpreterState *const *const mh_compat_interp_head = &_PyRuntime.interpreters.head;
+
+const void *
+mh_compat_interp_gil(PyInterpreterState *interp)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return interp->ceval.gil;
+#else
+    (void)interp;
+    return &_PyRuntime.ceval.gil;
+#endif
+}
+
+int
+mh_compat_interp_relation(PyThreadState *tstate, PyInterpreterState *traced,
+                          const void *traced_gil)
+{
+    if (tstate == NULL) {
+#if PY_VERSION_HEX >= 0x030C0000
+        return MH_INTERP_OWN_GIL;
+#else
+        return MH_INTERP_SHARES_GIL;
+#endif
+    }
+    PyInterpreterState *interp = tstate->interp;
+    if (interp == traced)
+        return MH_INTERP_TRACED;
+    return mh_compat_interp_gil(interp) == traced_gil ? MH_INTERP_SHARES_GIL : MH_INTERP_OWN_GIL;
+}
+
 /* ---- Heap-graph support (leak finder) ------------------------------------
  * Added by the leak engineer; see the matching section of compat.h.  Frame
  * layouts: 3.11-3.13 keep the fast locals in _PyInterpreterFrame.localsplus,

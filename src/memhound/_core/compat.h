@@ -92,6 +92,43 @@ mh_reftracer_fn mh_compat_get_reftracer(void **data);
 /* 1 if CPython's own tracemalloc is tracing. */
 int mh_compat_stdlib_tracemalloc_tracing(void);
 
+/* ---- Interpreters ---------------------------------------------------------
+ * The allocator hooks and the reference tracer are process-wide, but the
+ * tables they fill belong to one interpreter (the one that called start()):
+ * see "Interpreters" in tracer.c. */
+
+/* The newest interpreter (_PyRuntime.interpreters.head).  New interpreters
+ * are pushed at the head and the main interpreter is the oldest, so the
+ * newest one is the main interpreter exactly when no other exists: one load
+ * tells the hooks they need no per-thread check.  Read without the lock
+ * that guards the list: a thread of another interpreter cannot run before
+ * its interpreter is linked, so it never sees the main one at the head. */
+extern PyInterpreterState *const *const mh_compat_interp_head
+    __attribute__((visibility("hidden")));
+
+static inline PyInterpreterState *
+mh_compat_newest_interp(void)
+{
+    return *(PyInterpreterState *const volatile *)mh_compat_interp_head;
+}
+
+/* How the interpreter of a thread relates to the traced one. */
+#define MH_INTERP_TRACED 0      /* the traced interpreter itself */
+#define MH_INTERP_SHARES_GIL 1  /* another one, under the same GIL */
+#define MH_INTERP_OWN_GIL 2     /* another one with its own GIL (3.12+), or unknown */
+
+/* An identity of the GIL of `interp`, to compare in
+ * mh_compat_interp_relation() without reading `interp` again (it may be
+ * gone by then). */
+const void *mh_compat_interp_gil(PyInterpreterState *interp);
+
+/* Relation of the interpreter of `tstate` (the calling thread's state, GIL
+ * held, or NULL) to `traced`, whose GIL is `traced_gil`.  A NULL state is
+ * OWN_GIL on 3.12+ (nothing says which GIL the thread holds) and SHARES_GIL
+ * on 3.11 (one GIL). */
+int mh_compat_interp_relation(PyThreadState *tstate, PyInterpreterState *traced,
+                              const void *traced_gil);
+
 /* ---- Heap-graph support (leak finder, heap*.c) --------------------------
  * Read-only views of frames and instance attribute storage, so that the
  * heap graph can name edges without materialising __dict__ or frame

@@ -40,6 +40,25 @@
  *
  * fork().  The RAW lock is taken around fork so the child inherits
  * consistent tables; the child keeps tracing.
+ *
+ * Interpreters.  The hooks (and 3.13's reference tracer) are process-wide,
+ * but "the GIL" above is the GIL of the interpreter that called start()
+ * (`mh.interp`): 3.12+ interpreters with their own GIL run the hooks
+ * concurrently with it, and a traceback holding another interpreter's code
+ * objects would be released after that interpreter (and its obmalloc) is
+ * gone.  So only threads of the traced interpreter trace MEM/OBJ blocks,
+ * capture tracebacks or re-stamp reused blocks; MEM/OBJ allocations of other
+ * interpreters, and the RAW blocks pymalloc takes for them, are left out.
+ * A thread of another interpreter that shares the traced GIL (legacy
+ * subinterpreters; every one on 3.11) may still untrack a block it frees or
+ * reuses; one with its own GIL never touches the GIL tables (it cannot free
+ * a traced block: it has its own obmalloc).  RAW blocks, under their own
+ * lock, are traced from any thread, with the empty traceback outside the
+ * traced interpreter.  While the main interpreter is traced and is the only
+ * one, the check is one load and compare (mh_alone()); otherwise it reads
+ * the thread's state.  The module is single-phase, so start() runs in the
+ * main interpreter or a legacy subinterpreter; a legacy one must stop()
+ * before it is destroyed, as its code objects are in the tables.
  */
 #include <Python.h>
 #include <pthread.h>
@@ -84,6 +103,13 @@ static struct {
     int exporting;              /* GIL; take_snapshot() is reading the tables */
     int fail_deferred;          /* GIL; failure to report after the export */
     PyObject *stdlib_stop;      /* tracemalloc.stop while wrapped */
+    /* The interpreter that owns the GIL tables (the one that called
+     * start()), its GIL, and what mh_compat_newest_interp() returns when it
+     * is the only interpreter: itself if it is the main one, else a value
+     * no interpreter has (the fast path is for the main interpreter only). */
+    PyInterpreterState *interp;
+    const void *interp_gil;
+    PyInterpreterState *sole;
 } mh = {.nframe = 1, .raw_lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Set while this thread runs inside a hook or memhound's own code: nested
@@ -186,6 +212,40 @@ mh_capture(PyThreadState *tstate)
     return id;
 }
 
+/* ---------------------------------------------------------------- interpreters */
+
+#define MH_NOT_AN_INTERP ((PyInterpreterState *)(uintptr_t)1)
+
+/* 1 while the traced interpreter is the only one: then every thread in a
+ * hook belongs to it.  One load and a compare, predicted true. */
+MH_HOT int
+mh_alone(void)
+{
+    return __builtin_expect(mh_compat_newest_interp() == mh.sole, 1);
+}
+
+/* MH_INTERP_* of the calling thread in a MEM/OBJ hook (it holds its
+ * interpreter's GIL).  The thread state is fetched only when other
+ * interpreters exist. */
+MH_HOT int
+mh_gil_relation(void)
+{
+    if (mh_alone())
+        return MH_INTERP_TRACED;
+    return mh_compat_interp_relation(mh_compat_tstate(), mh.interp, mh.interp_gil);
+}
+
+/* 1 if the RAW hook's thread, whose state is `tstate` when it holds a GIL,
+ * may capture a traceback: only with the traced interpreter's GIL, and
+ * never one made of another interpreter's code objects. */
+MH_HOT int
+mh_raw_may_capture(PyThreadState *tstate)
+{
+    return tstate != NULL
+           && (mh_alone()
+               || mh_compat_interp_relation(tstate, mh.interp, mh.interp_gil) == MH_INTERP_TRACED);
+}
+
 MH_HOT void
 mh_track_gil(void *ptr, size_t size)
 {
@@ -253,11 +313,25 @@ mh_pass_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
     return mh_next_alloc(a, nelem, elsize, zero);
 }
 
+/* An allocation of another interpreter: untraced, and so are the RAW
+ * blocks pymalloc takes for it (a large object's memory would otherwise
+ * show up as an untracebacked RAW trace). */
+static __attribute__((noinline)) void *
+mh_foreign_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
+{
+    mh_tls_busy = 1;
+    void *ptr = mh_next_alloc(a, nelem, elsize, zero);
+    mh_tls_busy = 0;
+    return ptr;
+}
+
 MH_HOT void *
 mh_gil_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 {
     if (!MH_TRACING() || mh_tls_busy)
         return mh_pass_alloc(a, nelem, elsize, zero);
+    if (mh_gil_relation() != MH_INTERP_TRACED)
+        return mh_foreign_alloc(a, nelem, elsize, zero);
     mh_tls_busy = 1;
     void *ptr = mh_next_alloc(a, nelem, elsize, zero);
     if (ptr != NULL && MH_TRACING())
@@ -285,12 +359,16 @@ mh_gil_realloc(void *ctx, void *ptr, size_t size)
     if (!MH_TRACING())
         return a->realloc(a->ctx, ptr, size);
     int busy = mh_tls_busy;
+    int relation = mh_gil_relation();
     mh_tls_busy = 1;
     void *ptr2 = a->realloc(a->ctx, ptr, size);
-    if (ptr2 != NULL && MH_TRACING()) {
+    /* Another interpreter's block under the traced GIL may still be one
+     * the traced interpreter allocated; under its own GIL it never is,
+     * and the tables are not this thread's to touch. */
+    if (ptr2 != NULL && MH_TRACING() && relation != MH_INTERP_OWN_GIL) {
         if (ptr != NULL)
             mh_untrack_gil(ptr);
-        if (!busy)
+        if (!busy && relation == MH_INTERP_TRACED)
             mh_track_gil(ptr2, size);
     }
     mh_tls_busy = busy;
@@ -302,8 +380,10 @@ mh_gil_free(void *ctx, void *ptr)
 {
     PyMemAllocatorEx *a = ctx;
     a->free(a->ctx, ptr);
-    /* Even inside memhound's own code: a freed block must never stay traced. */
-    if (ptr != NULL && MH_TRACING())
+    /* Even inside memhound's own code: a freed block must never stay traced.
+     * A thread under another GIL cannot free a traced block (its
+     * interpreter has its own obmalloc) and must not touch the table. */
+    if (ptr != NULL && MH_TRACING() && mh_gil_relation() != MH_INTERP_OWN_GIL)
         mh_untrack_gil(ptr);
 }
 
@@ -318,7 +398,7 @@ mh_raw_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
     void *ptr = mh_next_alloc(a, nelem, elsize, zero);
     if (ptr != NULL && MH_TRACING()) {
         PyThreadState *tstate = mh_compat_gil_tstate();
-        uint32_t tb = tstate ? mh_capture(tstate) : MH_TB_EMPTY;
+        uint32_t tb = mh_raw_may_capture(tstate) ? mh_capture(tstate) : MH_TB_EMPTY;
         if (tb == MH_TB_ERROR) {
             mh_fail();
         } else {
@@ -354,7 +434,7 @@ mh_raw_realloc(void *ctx, void *ptr, size_t size)
     uint32_t tb = MH_TB_EMPTY;
     if (!busy) {
         PyThreadState *tstate = mh_compat_gil_tstate();
-        tb = tstate ? mh_capture(tstate) : MH_TB_EMPTY;
+        tb = mh_raw_may_capture(tstate) ? mh_capture(tstate) : MH_TB_EMPTY;
         if (tb == MH_TB_ERROR) {
             mh_fail();
             tb = MH_TB_EMPTY;
@@ -435,8 +515,15 @@ mh_reftrace(PyObject *op, int event, void *data)
 {
     (void)data;
     if (event == MH_REFTRACER_CREATE && MH_TRACING()) {
+        /* The tracer slot is process-wide: events of other interpreters
+         * arrive too. */
+        int relation = mh_gil_relation();
         uintptr_t block = (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op));
-        if (block == mh.last_block && !mh_tls_busy)
+        if (relation == MH_INTERP_SHARES_GIL)
+            mh_untrack_gil((void *)block);  /* the block is another interpreter's now */
+        else if (relation == MH_INTERP_OWN_GIL)
+            ;
+        else if (block == mh.last_block && !mh_tls_busy)
             mh.last_block = 0;      /* its allocation just captured the stack */
         else
             mh_reftrace_reuse(block);
@@ -688,6 +775,11 @@ mh_tracer_start(int nframe)
         mh_clear_tables();
     if (mh_compat_stdlib_tracemalloc_tracing() && mh_wrap_stdlib_stop() < 0)
         return -1;
+    /* Set before tracing is: the hooks read them once they see it. */
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    mh.interp = interp;
+    mh.interp_gil = mh_compat_interp_gil(interp);
+    mh.sole = interp == PyInterpreterState_Main() ? interp : MH_NOT_AN_INTERP;
     if (!mh.installed || (!mh_on_top() && !mh_still_chained()))
         mh_install();
     /* else still chained under another tool from an earlier session: that
