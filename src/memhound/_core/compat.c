@@ -603,11 +603,14 @@ mh_fl_after_dealloc(void (*drain)(PyInterpreterState *))
         mh_fl_after_dealloc(drain);                                 \
     }
 /* The same inside the trashcan that CPython's dealloc no longer enters
- * (its Py_TRASHCAN_BEGIN tests that tp_dealloc is itself). */
+ * (its Py_TRASHCAN_BEGIN tests that tp_dealloc is itself).  Like list and
+ * dict deallocs, untrack first: the trashcan links deferred objects
+ * through their GC header. */
 #define MH_FL_WRAPPER_TRASHCAN(name, drain)                         \
     static destructor name##_orig;                                  \
     static void name(PyObject *op)                                  \
     {                                                               \
+        PyObject_GC_UnTrack(op);                                    \
         Py_TRASHCAN_BEGIN(op, name)                                 \
         name##_orig(op);                                            \
         mh_fl_after_dealloc(drain);                                 \
