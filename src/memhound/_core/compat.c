@@ -447,8 +447,13 @@ mh_compat_visit_tracked(int (*fn)(PyObject *, void *), void *arg)
  *    does.  list and dict deallocs use the trashcan keyed on their own
  *    tp_dealloc, which no longer matches: the wrapper takes it over.
  * Every object is freed exactly as the matching _Py*_ClearFreeList()
- * frees it.  Dict KEYS free lists are left alone: keys are no objects, and
- * tracemalloc does not re-stamp them either, so both tools agree on them.
+ * frees it.  The dict KEYS free list cannot be closed (array, and keys are
+ * freed from inside dictobject.c, not through a type slot); keys are no
+ * objects and tracemalloc does not re-stamp them either.  It is drained
+ * with the dict list: after every dict dealloc (so that the info dicts of
+ * memhound's gc callback leave no keys block behind in the program's
+ * traces), at start and after a full collection.  Keys freed by a resize
+ * or dict.clear() stay reusable, as under tracemalloc.
  */
 #if PY_VERSION_HEX < 0x030D0000
 
@@ -540,6 +545,8 @@ mh_fl_drain_dict(PyInterpreterState *interp)
     struct _Py_dict_state *st = &interp->dict_state;
     while (st->numfree > 0)
         PyObject_GC_Del(st->free_list[--st->numfree]);
+    while (st->keys_numfree > 0)
+        PyObject_Free(st->keys_free_list[--st->keys_numfree]);
 #else
     (void)interp;
 #endif
