@@ -4,15 +4,18 @@ and TestFilters, run against memhound (`import memhound as tracemalloc`).
 Copied from CPython 3.12.1 (identical in 3.11 and 3.13); the only edit is the
 mock target of test_format_traceback: 'tracemalloc.linecache.getline' names
 the stdlib module, so it reads 'memhound.linecache.getline' here.
-TestSnapshotTracing holds the two snapshot tests of TestTracemallocEnabled
-(test_snapshot, test_snapshot_save_attr) with that class's setUp/tearDown:
-they run on live memhound snapshots and its own file format.
+TestSnapshotTracing holds three tests of TestTracemallocEnabled with that
+class's setUp/tearDown: the two snapshot tests (test_snapshot,
+test_snapshot_save_attr), which run on live memhound snapshots and its own
+file format, and test_new_reference (an object taken from the list free
+list; on 3.11/3.12 memhound keeps the free lists closed while it traces).
 """
 import contextlib
 import os
 import sys
 import unittest
 from unittest.mock import patch
+from test import support
 from test.support import os_helper
 
 import memhound as tracemalloc
@@ -662,6 +665,26 @@ class TestSnapshotTracing(unittest.TestCase):
         self.assertEqual(str(cm.exception),
                          "the tracemalloc module must be tracing memory "
                          "allocations to take a snapshot")
+
+    def test_new_reference(self):
+        tracemalloc.clear_traces()
+        # gc.collect() indirectly calls PyList_ClearFreeList()
+        support.gc_collect()
+
+        # Create a list and "destroy it": put it in the PyListObject free list
+        obj = []
+        obj = None
+
+        # Create a list which should reuse the previously created empty list
+        obj = []
+
+        nframe = tracemalloc.get_traceback_limit()
+        frames = get_frames(nframe, -3)
+        obj_traceback = tracemalloc.Traceback(frames, min(len(frames), nframe))
+
+        traceback = tracemalloc.get_object_traceback(obj)
+        self.assertIsNotNone(traceback)
+        self.assertEqual(traceback, obj_traceback)
 
     def test_snapshot_save_attr(self):
         # take a snapshot with a new attribute

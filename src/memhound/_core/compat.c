@@ -499,3 +499,326 @@ mh_compat_visit_tracked(int (*fn)(PyObject *, void *), void *arg)
     }
     return mh_visit_generation(&gcstate->permanent_generation, fn, arg);
 }
+
+
+/* ---- Free lists (3.11, 3.12) ----------------------------------------------
+ * An object taken from a free list reuses a block without an allocation.
+ * 3.13+ reports it through the reference tracer; 3.11 and 3.12 only tell
+ * CPython's own tracemalloc (_Py_NewReference).  So while memhound traces,
+ * the object free lists of the traced interpreter are kept empty: every
+ * object then gets a new allocation, traced at its real creation site.
+ *
+ * Two kinds of free list (Objects/ of 3.11 and 3.12):
+ *  - linked (tuple per size, float, MemoryError): the pop tests the head,
+ *    the push tests the count.  Closed = head NULL and count MH_FL_CLOSED,
+ *    so that the push never happens and the pop finds nothing; no code on
+ *    any path.  A full collection (clear_freelists) sets the counts back to
+ *    0: mh_compat_freelists_reclose() closes them again (gc callback).
+ *  - arrays (list, dict, async-generator asend and wrapped value, and the
+ *    context list, whose pop tests the count) and the one-slot slice cache:
+ *    their pop and push test the same thing, so they cannot be closed by
+ *    value.  The type's tp_dealloc is wrapped: after CPython's dealloc
+ *    pushed the object, the wrapper frees it as CPython's clear function
+ *    does.  list and dict deallocs use the trashcan keyed on their own
+ *    tp_dealloc, which no longer matches: the wrapper takes it over.
+ * Every object is freed exactly as the matching _Py*_ClearFreeList()
+ * frees it.  The dict KEYS free list cannot be closed (array, and keys are
+ * freed from inside dictobject.c, not through a type slot); keys are no
+ * objects and tracemalloc does not re-stamp them either.  It is drained
+ * with the dict list: after every dict dealloc (so that the info dicts of
+ * memhound's gc callback leave no keys block behind in the program's
+ * traces), at start and after a full collection.  Keys freed by a resize
+ * or dict.clear() stay reusable, as under tracemalloc.
+ */
+#if PY_VERSION_HEX < 0x030D0000
+
+#define MH_FL_CLOSED INT_MAX
+/* Objects preallocated by CPython at startup for raising MemoryError
+ * (MEMERRORS_SAVE in Objects/exceptions.c): restored when opening. */
+#define MH_MEMERRORS_SAVE 16
+
+/* The interpreter whose free lists are closed, or NULL. */
+static PyInterpreterState *mh_fl_interp;
+
+/* The caller's interpreter (GIL held); _PyInterpreterState_GET() reads a
+ * thread-local that 3.12 does not export. */
+static inline PyInterpreterState *
+mh_fl_current(void)
+{
+    PyThreadState *ts = mh_compat_tstate();
+    return ts != NULL ? ts->interp : NULL;
+}
+
+static void
+mh_fl_close_linked(PyInterpreterState *interp)
+{
+#if PyTuple_NFREELISTS > 0
+    for (int i = 0; i < PyTuple_NFREELISTS; i++) {
+        PyTupleObject *p = interp->tuple.free_list[i];
+        interp->tuple.free_list[i] = NULL;
+        interp->tuple.numfree[i] = MH_FL_CLOSED;
+        while (p != NULL) {
+            PyTupleObject *q = p;
+            p = (PyTupleObject *)p->ob_item[0];
+            PyObject_GC_Del(q);
+        }
+    }
+#endif
+#if PyFloat_MAXFREELIST > 0
+    PyFloatObject *f = interp->float_state.free_list;
+    interp->float_state.free_list = NULL;
+    interp->float_state.numfree = MH_FL_CLOSED;
+    while (f != NULL) {
+        PyFloatObject *next = (PyFloatObject *)Py_TYPE(f);
+        PyObject_Free(f);
+        f = next;
+    }
+#endif
+    PyBaseExceptionObject *e = interp->exc_state.memerrors_freelist;
+    interp->exc_state.memerrors_freelist = NULL;
+    interp->exc_state.memerrors_numfree = MH_FL_CLOSED;
+    while (e != NULL) {
+        PyObject *self = (PyObject *)e;
+        e = (PyBaseExceptionObject *)e->dict;
+        Py_TYPE(self)->tp_free(self);
+    }
+}
+
+static void
+mh_fl_open_linked(PyInterpreterState *interp)
+{
+#if PyTuple_NFREELISTS > 0
+    for (int i = 0; i < PyTuple_NFREELISTS; i++) {
+        if (interp->tuple.numfree[i] == MH_FL_CLOSED)
+            interp->tuple.numfree[i] = 0;
+    }
+#endif
+#if PyFloat_MAXFREELIST > 0
+    if (interp->float_state.numfree == MH_FL_CLOSED)
+        interp->float_state.numfree = 0;
+#endif
+    if (interp->exc_state.memerrors_numfree == MH_FL_CLOSED)
+        interp->exc_state.memerrors_numfree = 0;
+}
+
+static void
+mh_fl_drain_list(PyInterpreterState *interp)
+{
+#if PyList_MAXFREELIST > 0
+    struct _Py_list_state *st = &interp->list;
+    while (st->numfree > 0)
+        PyObject_GC_Del(st->free_list[--st->numfree]);
+#else
+    (void)interp;
+#endif
+}
+
+static void
+mh_fl_drain_dict(PyInterpreterState *interp)
+{
+#if PyDict_MAXFREELIST > 0
+    struct _Py_dict_state *st = &interp->dict_state;
+    while (st->numfree > 0)
+        PyObject_GC_Del(st->free_list[--st->numfree]);
+    while (st->keys_numfree > 0)
+        PyObject_Free(st->keys_free_list[--st->keys_numfree]);
+#else
+    (void)interp;
+#endif
+}
+
+static void
+mh_fl_drain_asyncgen(PyInterpreterState *interp)
+{
+#if _PyAsyncGen_MAXFREELIST > 0
+    struct _Py_async_gen_state *st = &interp->async_gen;
+    while (st->value_numfree > 0)
+        PyObject_GC_Del(st->value_freelist[--st->value_numfree]);
+    while (st->asend_numfree > 0)
+        PyObject_GC_Del(st->asend_freelist[--st->asend_numfree]);
+#else
+    (void)interp;
+#endif
+}
+
+static void
+mh_fl_drain_context(PyInterpreterState *interp)
+{
+#if PyContext_MAXFREELIST > 0
+    struct _Py_context_state *st = &interp->context;
+    while (st->numfree > 0) {
+        PyContext *ctx = st->freelist;
+        st->freelist = (PyContext *)ctx->ctx_weakreflist;
+        ctx->ctx_weakreflist = NULL;
+        PyObject_GC_Del(ctx);
+        st->numfree--;
+    }
+#else
+    (void)interp;
+#endif
+}
+
+static void
+mh_fl_drain_slice(PyInterpreterState *interp)
+{
+    PySliceObject *obj = interp->slice_cache;
+    if (obj != NULL) {
+        interp->slice_cache = NULL;
+        PyObject_GC_Del(obj);
+    }
+}
+
+static inline void
+mh_fl_after_dealloc(void (*drain)(PyInterpreterState *))
+{
+    PyInterpreterState *interp = mh_fl_current();
+    if (interp == mh_fl_interp)
+        drain(interp);
+}
+
+/* One wrapper per type: CPython's dealloc, then the drain. */
+#define MH_FL_WRAPPER(name, drain)                                  \
+    static destructor name##_orig;                                  \
+    static void name(PyObject *op)                                  \
+    {                                                               \
+        name##_orig(op);                                            \
+        mh_fl_after_dealloc(drain);                                 \
+    }
+/* The same inside the trashcan that CPython's dealloc no longer enters
+ * (its Py_TRASHCAN_BEGIN tests that tp_dealloc is itself).  Like list and
+ * dict deallocs, untrack first: the trashcan links deferred objects
+ * through their GC header. */
+#define MH_FL_WRAPPER_TRASHCAN(name, drain)                         \
+    static destructor name##_orig;                                  \
+    static void name(PyObject *op)                                  \
+    {                                                               \
+        PyObject_GC_UnTrack(op);                                    \
+        Py_TRASHCAN_BEGIN(op, name)                                 \
+        name##_orig(op);                                            \
+        mh_fl_after_dealloc(drain);                                 \
+        Py_TRASHCAN_END                                             \
+    }
+
+MH_FL_WRAPPER_TRASHCAN(mh_fl_list_dealloc, mh_fl_drain_list)
+MH_FL_WRAPPER_TRASHCAN(mh_fl_dict_dealloc, mh_fl_drain_dict)
+MH_FL_WRAPPER(mh_fl_asend_dealloc, mh_fl_drain_asyncgen)
+MH_FL_WRAPPER(mh_fl_wrapped_value_dealloc, mh_fl_drain_asyncgen)
+MH_FL_WRAPPER(mh_fl_context_dealloc, mh_fl_drain_context)
+MH_FL_WRAPPER(mh_fl_slice_dealloc, mh_fl_drain_slice)
+
+static const struct {
+    PyTypeObject *type;
+    destructor *orig;
+    destructor ours;
+} mh_fl_wrapped[] = {
+    {&PyList_Type, &mh_fl_list_dealloc_orig, mh_fl_list_dealloc},
+    {&PyDict_Type, &mh_fl_dict_dealloc_orig, mh_fl_dict_dealloc},
+    {&_PyAsyncGenASend_Type, &mh_fl_asend_dealloc_orig, mh_fl_asend_dealloc},
+    {&_PyAsyncGenWrappedValue_Type, &mh_fl_wrapped_value_dealloc_orig,
+     mh_fl_wrapped_value_dealloc},
+    {&PyContext_Type, &mh_fl_context_dealloc_orig, mh_fl_context_dealloc},
+    {&PySlice_Type, &mh_fl_slice_dealloc_orig, mh_fl_slice_dealloc},
+};
+#define MH_FL_NWRAPPED (sizeof(mh_fl_wrapped) / sizeof(mh_fl_wrapped[0]))
+
+/* Wrap while CPython's dealloc (or what was there first) is installed; a
+ * tool that replaced it after us stays in place (it chains to ours). */
+static void
+mh_fl_wrap_types(void)
+{
+    for (size_t i = 0; i < MH_FL_NWRAPPED; i++) {
+        PyTypeObject *tp = mh_fl_wrapped[i].type;
+        if (*mh_fl_wrapped[i].orig == NULL)
+            *mh_fl_wrapped[i].orig = tp->tp_dealloc;
+        if (tp->tp_dealloc == *mh_fl_wrapped[i].orig)
+            tp->tp_dealloc = mh_fl_wrapped[i].ours;
+    }
+}
+
+/* Only where ours is still on top; otherwise it stays reachable and is a
+ * pass-through (mh_fl_interp is NULL). */
+static void
+mh_fl_unwrap_types(void)
+{
+    for (size_t i = 0; i < MH_FL_NWRAPPED; i++) {
+        PyTypeObject *tp = mh_fl_wrapped[i].type;
+        if (tp->tp_dealloc == mh_fl_wrapped[i].ours)
+            tp->tp_dealloc = *mh_fl_wrapped[i].orig;
+    }
+}
+
+static void
+mh_fl_close(PyInterpreterState *interp)
+{
+    mh_fl_close_linked(interp);
+    mh_fl_drain_list(interp);
+    mh_fl_drain_dict(interp);
+    mh_fl_drain_asyncgen(interp);
+    mh_fl_drain_context(interp);
+    mh_fl_drain_slice(interp);
+}
+
+int mh_compat_freelists_supported(void) { return 1; }
+
+void
+mh_compat_freelists_close(void)
+{
+    PyInterpreterState *interp = mh_fl_current();
+    if (mh_fl_interp != NULL && mh_fl_interp != interp)
+        mh_compat_freelists_open();
+    mh_fl_interp = interp;
+    mh_fl_wrap_types();
+    mh_fl_close(interp);
+}
+
+void
+mh_compat_freelists_reclose(void)
+{
+    PyInterpreterState *interp = mh_fl_current();
+    if (interp == mh_fl_interp)
+        mh_fl_close(interp);
+}
+
+void
+mh_compat_freelists_open(void)
+{
+    PyInterpreterState *interp = mh_fl_interp;
+    if (interp == NULL)
+        return;
+    mh_fl_interp = NULL;
+    mh_fl_unwrap_types();
+    mh_fl_open_linked(interp);
+    /* CPython preallocates MemoryErrors at startup so that raising one
+     * needs no memory (3.11 allocates otherwise): put them back, as
+     * preallocate_memerrors() does. */
+    if (interp != mh_fl_current() || interp->exc_state.memerrors_numfree != 0)
+        return;
+    PyObject *errors[MH_MEMERRORS_SAVE];
+    int n = 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *exc = PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+#endif
+    for (; n < MH_MEMERRORS_SAVE; n++) {
+        errors[n] = PyObject_CallNoArgs(PyExc_MemoryError);
+        if (errors[n] == NULL)
+            break;
+    }
+    while (n > 0)
+        Py_DECREF(errors[--n]);
+    PyErr_Clear();
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyErr_Restore(type, value, tb);
+#endif
+}
+#else
+/* 3.13+: the reference tracer re-stamps reused blocks; nothing to close. */
+int mh_compat_freelists_supported(void) { return 0; }
+void mh_compat_freelists_close(void) {}
+void mh_compat_freelists_reclose(void) {}
+void mh_compat_freelists_open(void) {}
+#endif

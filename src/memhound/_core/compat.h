@@ -129,6 +129,23 @@ const void *mh_compat_interp_gil(PyInterpreterState *interp);
 int mh_compat_interp_relation(PyThreadState *tstate, PyInterpreterState *traced,
                               const void *traced_gil);
 
+/* ---- Free lists (3.11, 3.12) --------------------------------------------
+ * Where a free-list reuse is invisible to memhound (no reference tracer),
+ * memhound keeps the object free lists of the traced interpreter empty and
+ * closed while it traces, so that every object is a new, traced allocation
+ * at its creation site.  All four are no-ops on 3.13+.  GIL held. */
+
+/* 1 where the free lists are closed while tracing (3.11, 3.12). */
+int mh_compat_freelists_supported(void);
+/* Free what the free lists of the current interpreter hold, exactly as
+ * CPython's clear functions do, and close them. */
+void mh_compat_freelists_close(void);
+/* Close them again after a full collection re-opened them (CPython's
+ * clear_freelists() resets the counts); a no-op in another interpreter. */
+void mh_compat_freelists_reclose(void);
+/* Open them again (empty). */
+void mh_compat_freelists_open(void);
+
 /* ---- Heap-graph support (leak finder, heap*.c) --------------------------
  * Read-only views of frames and instance attribute storage, so that the
  * heap graph can name edges without materialising __dict__ or frame

@@ -24,8 +24,10 @@
  * block with the current traceback.  The event that immediately follows the
  * allocation of the same block is skipped: its stack was just captured.
  * 3.11 and 3.12 have no public hook for this (CPython's tracemalloc uses a
- * call private to libpython in _Py_NewReference), so there a reused block
- * keeps the traceback of its first allocation.
+ * call private to libpython in _Py_NewReference), so there memhound keeps
+ * the object free lists closed while it traces (compat.h): every object is
+ * then a new allocation, traced at its creation site.  A full collection
+ * re-opens them; a gc callback, first in gc.callbacks, closes them again.
  *
  * Living with other hooks.  Hooks form a stack.  stop() restores the saved
  * allocators only while memhound is on top; otherwise it stays installed as a
@@ -752,6 +754,98 @@ mh_unwrap_stdlib_stop(void)
     Py_CLEAR(mh.stdlib_stop);
 }
 
+/* ---------------------------------------------------------------- free lists (3.11, 3.12) */
+
+static PyObject *mh_gc_callback;   /* the function memhound puts in gc.callbacks */
+
+/* gc.callbacks entry: a full collection re-opened the free lists that
+ * memhound keeps closed (CPython's clear_freelists()); close them again.
+ * Every "stop" is cheap enough to handle: a few stores when nothing was
+ * re-opened. */
+static PyObject *
+mh_gc_callback_fn(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs >= 1 && PyUnicode_Check(args[0])
+        && PyUnicode_CompareWithASCIIString(args[0], "stop") == 0 && MH_TRACING())
+        mh_compat_freelists_reclose();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef mh_gc_callback_def = {
+    "_memhound_close_free_lists", (PyCFunction)(void (*)(void))mh_gc_callback_fn, METH_FASTCALL,
+    "memhound: close the free lists again after a full collection re-opened them."
+};
+
+/* gc.callbacks (new reference), or NULL with an exception. */
+static PyObject *
+mh_gc_callbacks(void)
+{
+    PyObject *gc = PyImport_ImportModule("gc");
+    if (gc == NULL)
+        return NULL;
+    PyObject *cbs = PyObject_GetAttrString(gc, "callbacks");
+    Py_DECREF(gc);
+    if (cbs != NULL && !PyList_Check(cbs)) {
+        PyErr_SetString(PyExc_TypeError, "memhound: gc.callbacks is not a list");
+        Py_CLEAR(cbs);
+    }
+    return cbs;
+}
+
+/* Remove every occurrence of our callback from gc.callbacks. */
+static void
+mh_gc_callback_remove(void)
+{
+    if (mh_gc_callback == NULL)
+        return;
+    mh_tracer_suspend();
+    PyObject *cbs = mh_gc_callbacks();
+    for (Py_ssize_t i = cbs ? PyList_GET_SIZE(cbs) : 0; i-- > 0;) {
+        if (i < PyList_GET_SIZE(cbs) && PyList_GET_ITEM(cbs, i) == mh_gc_callback
+            && PySequence_DelItem(cbs, i) < 0)
+            break;
+    }
+    Py_XDECREF(cbs);
+    PyErr_Clear();
+    mh_tracer_resume();
+}
+
+/* Close the free lists and keep them closed: first in gc.callbacks, so
+ * that no other callback runs between a full collection and the re-close.
+ * Memhound's own objects (suspended): never in the program's traces. */
+static int
+mh_freelists_close(void)
+{
+    if (!mh_compat_freelists_supported())
+        return 0;
+    mh_tracer_suspend();
+    int rc = -1;
+    PyObject *cbs = NULL;
+    if (mh_gc_callback == NULL)
+        mh_gc_callback = PyCFunction_New(&mh_gc_callback_def, NULL);
+    if (mh_gc_callback != NULL && (cbs = mh_gc_callbacks()) != NULL) {
+        int present = PySequence_Contains(cbs, mh_gc_callback);
+        if (present == 0)
+            present = PyList_Insert(cbs, 0, mh_gc_callback) == 0;
+        rc = present > 0 ? 0 : -1;
+    }
+    Py_XDECREF(cbs);
+    if (rc == 0)
+        mh_compat_freelists_close();
+    mh_tracer_resume();
+    return rc;
+}
+
+static void
+mh_freelists_open(void)
+{
+    if (!mh_compat_freelists_supported())
+        return;
+    mh_gc_callback_remove();
+    mh_compat_freelists_open();
+}
+
 /* ---------------------------------------------------------------- public */
 
 int
@@ -780,6 +874,8 @@ mh_tracer_start(int nframe)
     mh.interp = interp;
     mh.interp_gil = mh_compat_interp_gil(interp);
     mh.sole = interp == PyInterpreterState_Main() ? interp : MH_NOT_AN_INTERP;
+    if (mh_freelists_close() < 0)
+        return -1;
     if (!mh.installed || (!mh_on_top() && !mh_still_chained()))
         mh_install();
     /* else still chained under another tool from an earlier session: that
@@ -794,6 +890,7 @@ mh_stop_locked(void)
 {
     atomic_store(&mh.tracing, 0);
     mh_reftracer_uninstall();
+    mh_freelists_open();
     if (mh.installed && mh_on_top())
         mh_uninstall();
     mh_unwrap_stdlib_stop();
