@@ -16,20 +16,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, ".ci", "stdlib_tracemalloc.py")
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(memhound.__file__)))
 
-# KNOWN FAILURE, to remove once the engine fix lands: on 3.11/3.12 a list
-# taken from the list free list keeps the traceback of its first allocation
-# (the engine does not see the reuse), so test_new_reference fails there.
-# The runner reports it as an expected failure and fails if it passes.
-EXPECT_FAIL = (["TestTracemallocEnabled.test_new_reference"]
-               if sys.version_info < (3, 13) else [])
-
 
 def test_cpython_test_tracemalloc_passes(tmp_path):
     if importlib.util.find_spec("test.test_tracemalloc") is None:
         pytest.skip("this interpreter has no test.test_tracemalloc (CPython's test package)")
     args = [sys.executable, RUNNER]
-    for name in EXPECT_FAIL:
-        args += ["--expect-fail", name]
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("PYTHONTRACEMALLOC", None)
     proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -41,5 +32,4 @@ def test_cpython_test_tracemalloc_passes(tmp_path):
     for cls in ("TestTraceback", "TestTracemallocEnabled", "TestSnapshot", "TestFilters"):
         assert f"  {cls}: " in out, out
     assert ", 0 failed" in out, out
-    for name in EXPECT_FAIL:
-        assert f"EXPECTED FAILURE: {name}" in out, out
+    assert "EXPECTED FAILURE" not in out, out
