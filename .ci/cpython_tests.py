@@ -17,6 +17,7 @@ renamed between versions).  Exit status 0 when every module matches.
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -71,20 +72,25 @@ os._exit(0)     # some suites leave non-daemon threads behind
 def run_module(name, mode, timeout, logdir):
     log = os.path.join(logdir, f"{name}.{mode}.log")
     t0 = time.monotonic()
+    # Its own process group, so that a timeout also ends the processes the
+    # tests started (they would otherwise run on, unseen).
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-c", CHILD, name, mode, log],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", CHILD, name, mode, log],
-                              capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return {"crash": f"timeout after {timeout}s", "seconds": timeout}
     wall = round(time.monotonic() - t0, 1)
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("MEMHOUND-RESULT "):
             res = json.loads(line.split(" ", 1)[1])
             res["seconds"] = wall
             return res
-    tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
-    where = " in memhound.stop()" if "MEMHOUND-STOPPING" in proc.stdout else ""
+    tail = (stdout + stderr).strip().splitlines()[-15:]
+    where = " in memhound.stop()" if "MEMHOUND-STOPPING" in stdout else ""
     return {"crash": f"exit status {proc.returncode}{where}", "seconds": wall, "tail": tail}
 
 
@@ -103,6 +109,11 @@ def main():
     ap.add_argument("--timeout", type=int, default=900, help="seconds per module and mode")
     ap.add_argument("--logdir", default=None)
     args = ap.parse_args()
+    # A shell that runs us in the background without job control ignores
+    # SIGINT, and children inherit that: _thread.interrupt_main() then does
+    # nothing, and test_threading's gh-102056 test recurses forever.  The
+    # modules must run as under `python -m test`.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import tempfile
     logdir = args.logdir or tempfile.mkdtemp(prefix="memhound-cpython-tests-")
     import memhound  # noqa: F401  fail early if memhound is not importable
