@@ -688,6 +688,10 @@ def parse_args(argv):
                    help="cpu: process CPU time, robust to other load on a shared machine "
                         "(default); wall: elapsed time")
     p.add_argument("--verbose", "-v", action="store_true", help="show worker progress (per-op times)")
+    p.add_argument("--combine", metavar="FILE", nargs="+",
+                   help="measure nothing: merge these results files (later ones win per Python "
+                        "version) into --json and write the README table from them -- for runs "
+                        "made on other interpreters at the same time, e.g. 3.14/3.15 in a chroot")
     args = p.parse_args(argv)
     sections = []
     for item in args.only or []:
@@ -723,6 +727,8 @@ def main(argv=None):
     readme = None
     if not args.no_readme and (args.readme or not args.quick):
         readme = args.readme or os.path.join(ROOT, "README.md")
+    if args.combine:
+        return combine(args.combine, json_path, readme)
     pythons = list(args.python or [])
     if args.all_pythons:
         for v in ("3.11", "3.12", "3.13", "3.14", "3.15"):
@@ -787,6 +793,39 @@ def main(argv=None):
         write_readme(readme, text)
         log("table written to %s" % readme)
     return 0 if results["pythons"] else 1
+
+
+def combine(paths, json_path, readme):
+    """Merge results files made by separate runs into one (see --combine)."""
+    parts = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                part = json.load(f)
+        except (OSError, ValueError) as exc:
+            log("error: %s: %s" % (path, exc))
+            return 2
+        if not isinstance(part, dict) or part.get("schema") != SCHEMA:
+            log("error: %s: not a results file of this version (schema %r)"
+                % (path, part.get("schema") if isinstance(part, dict) else None))
+            return 2
+        parts.append(part)
+    results = dict(parts[0], pythons={}, durations={})
+    for part in parts:
+        results["pythons"].update(part["pythons"])
+        results["durations"].update(part["durations"])
+    results["command"] = "` + `".join(part["command"] for part in parts)
+    results["finished"] = max(part["finished"] for part in parts)
+    results["loadavg_at_end"] = max((p for p in parts if p.get("loadavg_at_end")),
+                                    key=lambda p: p["finished"], default={}).get("loadavg_at_end")
+    text = render(results)
+    with open(json_path, "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+        f.write("\n")
+    if readme:
+        write_readme(readme, text)
+        log("table written to %s" % readme)
+    return 0
 
 
 if __name__ == "__main__":

@@ -159,3 +159,42 @@ def test_overhead_pairs_stop_at_the_budget(monkeypatch):
     assert len(one["times"]) == len(one["pair_ratios"]) == 1
     untraced = worker.task_overhead(dict(task, mode="untraced", budget=0.0))
     assert set(untraced) == {"times"} and len(untraced["times"]) == 4
+
+
+def test_combine_merges_runs_of_other_interpreters(run, tmp_path):
+    # A run made elsewhere (3.14/3.15 in the CI chroot) is merged per Python
+    # version; the table then shows both and names both commands.
+    results, _, _ = run
+    here = next(iter(results["pythons"]))
+    other = dict(results, command="python benchmarks/run.py --python elsewhere",
+                 pythons={"3.99": results["pythons"][here]}, durations={"3.99": "0m01s"})
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(results))
+    b.write_text(json.dumps(other))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- bench:start -->\nstale\n<!-- bench:end -->\n")
+    out = tmp_path / "combined.json"
+    proc = subprocess.run([sys.executable, RUN, "--combine", str(a), str(b), "--json", str(out),
+                           "--readme", str(readme)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    combined = json.loads(out.read_text())
+    assert sorted(combined["pythons"]) == sorted({here, "3.99"})
+    table = readme.read_text()
+    assert "stale" not in table and "--python elsewhere" in table and results["command"] in table
+
+
+@pytest.mark.parametrize("content, message", [
+    (json.dumps({"schema": 0}), "bad.json: not a results file of this version (schema 0)"),
+    ("{not json", "bad.json: Expecting property name"),
+])
+def test_combine_refuses_a_file_that_is_not_a_results_file(tmp_path, content, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    proc = subprocess.run([sys.executable, RUN, "--combine", str(bad), "--json",
+                           str(tmp_path / "out.json"), "--no-readme"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert message in proc.stderr + proc.stdout
+    assert len((proc.stderr + proc.stdout).strip().splitlines()) == 1
+    assert not (tmp_path / "out.json").exists()
