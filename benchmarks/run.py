@@ -421,6 +421,9 @@ def _render_targets(targets, quick=False):
 
 
 def render_python(pyres, cfg, command):
+    # A combined results file (--combine) keeps the settings of the run that
+    # measured each section.
+    base_cfg = cfg
     lines = []
     v = pyres["versions"]
     mh = v["tools"].get("memhound", {})
@@ -435,6 +438,7 @@ def render_python(pyres, cfg, command):
     secs = pyres["sections"]
 
     if "overhead" in secs:
+        cfg = pyres.get("section_config", {}).get("overhead", base_cfg)
         o = secs["overhead"]
         pairs = cfg.get("overhead_pairs", 1)
         lines += ["**Tracing overhead** — traced time / untraced time (lower is better): %d fresh "
@@ -474,6 +478,7 @@ def render_python(pyres, cfg, command):
         lines.append("")
 
     if "snapshot" in secs:
+        cfg = pyres.get("section_config", {}).get("snapshot", base_cfg)
         s = secs["snapshot"]
         runs = s["runs"]
         lines += ["**Snapshot analytics** — %d `(int,)` tuples from %d allocation sites at call depth 0–6 "
@@ -534,6 +539,7 @@ def render_python(pyres, cfg, command):
         lines.append("")
 
     if "memory" in secs:
+        cfg = pyres.get("section_config", {}).get("memory", base_cfg)
         m = secs["memory"]
         t = m["tools"]
         blocks = m.get("blocks")
@@ -568,6 +574,7 @@ def render_python(pyres, cfg, command):
         lines.append("")
 
     if "leaks" in secs:
+        cfg = pyres.get("section_config", {}).get("leaks", base_cfg)
         lk = secs["leaks"]
         t = lk["tools"]
         heaps = [e.get("heap_gc_objects") for e in t.values() if e.get("heap_gc_objects")]
@@ -635,6 +642,10 @@ def render(results):
               "`--clock wall` measures elapsed time instead." if cfg.get("clock", "cpu") == "cpu" else
               "All times are elapsed (wall-clock) time."),
              ""]
+    if results.get("combined_from"):
+        lines += ["Combined (`--combine`) from separate runs, each section from the last run that "
+                  "measured it: %s." % "; ".join("`%s` finished %s UTC" % (c, f)
+                                                 for c, f in results["combined_from"]), ""]
     if cfg.get("quick"):
         lines += ["*Quick (smoke) run: small sizes, few repetitions — not the reference numbers.*", ""]
     for key in sorted(results["pythons"]):
@@ -810,11 +821,22 @@ def combine(paths, json_path, readme):
                 % (path, part.get("schema") if isinstance(part, dict) else None))
             return 2
         parts.append(part)
+    # Per Python version and section: a later file's section replaces an
+    # earlier one's and keeps the settings it was measured with.
     results = dict(parts[0], pythons={}, durations={})
     for part in parts:
-        results["pythons"].update(part["pythons"])
+        for key, pyres in part["pythons"].items():
+            mine = results["pythons"].setdefault(
+                key, {"sections": {}, "section_seconds": {}, "section_config": {}})
+            mine["versions"] = pyres["versions"]
+            for section, data in pyres["sections"].items():
+                mine["sections"][section] = data
+                mine["section_seconds"][section] = pyres.get("section_seconds", {}).get(section)
+                mine["section_config"][section] = (pyres.get("section_config", {}).get(section)
+                                                   or part["config"])
         results["durations"].update(part["durations"])
     results["command"] = "` + `".join(part["command"] for part in parts)
+    results["combined_from"] = [[part["command"], part["finished"]] for part in parts]
     results["finished"] = max(part["finished"] for part in parts)
     results["loadavg_at_end"] = max((p for p in parts if p.get("loadavg_at_end")),
                                     key=lambda p: p["finished"], default={}).get("loadavg_at_end")
