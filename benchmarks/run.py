@@ -628,24 +628,31 @@ def _fmt_load(la):
 def render(results):
     cfg = results["config"]
     m = results["machine"]
+    if results.get("combined_from"):
+        produced = ("Combined (`benchmarks/run.py --combine`) from separate runs, each section "
+                    "from the last run that measured it: %s. Machine: %s, %s cores, %s GiB, Linux %s; "
+                    "load average %s at the end of the last run." % (
+                        "; ".join("`%s` (finished %s UTC)" % (c, f)
+                                  for c, f in results["combined_from"]),
+                        m.get("cpu", "?"), m.get("cores"), m.get("memory_gib", "?"), m.get("kernel"),
+                        _fmt_load(results.get("loadavg_at_end"))))
+    else:
+        produced = (
+            "Produced by `%s` on %s UTC (run time per Python version: %s). Machine: %s, %s cores, "
+            "%s GiB, Linux %s; load average %s at the start, %s at the end." % (
+                results["command"], results["finished"],
+                ", ".join("%s %s" % (k, v) for k, v in sorted(results["durations"].items())),
+                m.get("cpu", "?"), m.get("cores"), m.get("memory_gib", "?"), m.get("kernel"),
+                _fmt_load(m.get("loadavg_at_start")), _fmt_load(results.get("loadavg_at_end"))))
     lines = ["## Benchmarks", "",
-             "Produced by `%s` on %s UTC (run time per Python version: %s). Machine: %s, %s cores, "
-             "%s GiB, Linux %s; load average %s at the start, %s at the end. Peers: `pip install .[bench]`. "
-             "Raw numbers and versions: `benchmarks/results.json`." % (
-                 results["command"], results["finished"],
-                 ", ".join("%s %s" % (k, v) for k, v in sorted(results["durations"].items())),
-                 m.get("cpu", "?"), m.get("cores"), m.get("memory_gib", "?"), m.get("kernel"),
-                 _fmt_load(m.get("loadavg_at_start")), _fmt_load(results.get("loadavg_at_end"))),
+             produced + " Peers: `pip install .[bench]`. Raw numbers and versions: "
+             "`benchmarks/results.json`.",
              "",
              ("All times are process CPU time (`time.process_time()`: every thread of the measured "
               "process), which load from other processes on this shared machine barely changes; "
               "`--clock wall` measures elapsed time instead." if cfg.get("clock", "cpu") == "cpu" else
               "All times are elapsed (wall-clock) time."),
              ""]
-    if results.get("combined_from"):
-        lines += ["Combined (`--combine`) from separate runs, each section from the last run that "
-                  "measured it: %s." % "; ".join("`%s` finished %s UTC" % (c, f)
-                                                 for c, f in results["combined_from"]), ""]
     if cfg.get("quick"):
         lines += ["*Quick (smoke) run: small sizes, few repetitions — not the reference numbers.*", ""]
     for key in sorted(results["pythons"]):
@@ -835,8 +842,10 @@ def combine(paths, json_path, readme):
                 mine["section_config"][section] = (pyres.get("section_config", {}).get(section)
                                                    or part["config"])
         results["durations"].update(part["durations"])
-    results["command"] = "` + `".join(part["command"] for part in parts)
-    results["combined_from"] = [[part["command"], part["finished"]] for part in parts]
+    results["combined_from"] = [run for part in parts
+                                for run in part.get("combined_from") or [[part["command"],
+                                                                          part["finished"]]]]
+    results["command"] = "` + `".join(command for command, _ in results["combined_from"])
     results["finished"] = max(part["finished"] for part in parts)
     results["loadavg_at_end"] = max((p for p in parts if p.get("loadavg_at_end")),
                                     key=lambda p: p["finished"], default={}).get("loadavg_at_end")
