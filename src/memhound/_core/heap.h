@@ -29,7 +29,6 @@ typedef struct {
 } mh_heap_set;
 
 void mh_heap_set_free(mh_heap_set *s);
-int mh_heap_set_has(const mh_heap_set *s, const void *p);
 
 /* Every object reachable from the GC-tracked objects and from the fast
  * locals of every thread's frames, including untracked str/int/tuple/...

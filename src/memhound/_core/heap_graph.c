@@ -41,25 +41,16 @@
 
 #include "compat.h"
 #include "heap.h"
+#include "index.h"
 #include "memory.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
+/* Hash of an object address for the census set and the node table. */
 static inline uint64_t
 mh_hash_ptr(const void *p)
 {
-    uint64_t x = (uint64_t)(uintptr_t)p;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return x;
-}
-
-/* Map a hash onto [0, cap) without a power-of-two capacity. */
-static inline size_t
-mh_reduce(uint64_t h, size_t cap)
-{
-    return (size_t)(((__uint128_t)h * cap) >> 64);
+    return mh_index_mix((uint64_t)(uintptr_t)p);
 }
 
 static inline int
@@ -103,7 +94,7 @@ mh_heap_set_free(mh_heap_set *s)
 static inline int
 mh_set_insert(mh_heap_set *s, uintptr_t key)
 {
-    size_t i = mh_reduce(mh_hash_ptr((void *)key), s->cap);
+    size_t i = mh_index_home(mh_hash_ptr((void *)key), s->cap);
     for (;;) {
         uintptr_t cur = s->slots[i];
         if (cur == key)
@@ -113,8 +104,7 @@ mh_set_insert(mh_heap_set *s, uintptr_t key)
             s->count++;
             return 1;
         }
-        if (++i == s->cap)
-            i = 0;
+        i = mh_index_next(i, s->cap);
     }
 }
 
@@ -150,20 +140,14 @@ mh_set_add(mh_heap_set *s, const void *p)
     return mh_set_insert(s, (uintptr_t)p);
 }
 
-int
-mh_heap_set_has(const mh_heap_set *s, const void *p)
+static inline int
+mh_set_has(const mh_heap_set *s, const void *p)
 {
     uintptr_t key = (uintptr_t)p;
-    size_t i = mh_reduce(mh_hash_ptr(p), s->cap);
-    for (;;) {
-        uintptr_t cur = s->slots[i];
-        if (cur == key)
-            return 1;
-        if (cur == 0)
-            return 0;
-        if (++i == s->cap)
-            i = 0;
-    }
+    size_t i = mh_index_home(mh_hash_ptr(p), s->cap);
+    while (s->slots[i] != key && s->slots[i] != 0)
+        i = mh_index_next(i, s->cap);
+    return s->slots[i] == key;
 }
 
 /* ---- enumerating the GC-tracked objects --------------------------------- */
@@ -249,7 +233,7 @@ mh_census_flush(mh_census *c)
     uint32_t n = c->nraw;
     for (uint32_t k = 0; k < n && !c->nomem; k++) {
         if (k + MH_AHEAD < n)
-            __builtin_prefetch(&s->slots[mh_reduce(mh_hash_ptr(c->raw[k + MH_AHEAD]), s->cap)]);
+            __builtin_prefetch(&s->slots[mh_index_home(mh_hash_ptr(c->raw[k + MH_AHEAD]), s->cap)]);
         PyObject *o = c->raw[k];
         int gc = mh_is_gc(o);
         s->nrefs += gc;
@@ -420,11 +404,9 @@ mh_table_alloc(mh_heap_graph *g, size_t cap)
 static inline void
 mh_table_put(mh_heap_slot *t, size_t cap, PyObject *key, uint32_t idx)
 {
-    size_t i = mh_reduce(mh_hash_ptr(key), cap);
-    while (t[i].key != NULL) {
-        if (++i == cap)
-            i = 0;
-    }
+    size_t i = mh_index_home(mh_hash_ptr(key), cap);
+    while (t[i].key != NULL)
+        i = mh_index_next(i, cap);
     t[i].key = key;
     t[i].idx = idx;
 }
@@ -433,15 +415,10 @@ static inline uint32_t
 mh_table_get(const mh_heap_graph *g, PyObject *key)
 {
     const mh_heap_slot *t = g->table;
-    size_t i = mh_reduce(mh_hash_ptr(key), g->tcap);
-    for (;;) {
-        if (t[i].key == key)
-            return t[i].idx;
-        if (t[i].key == NULL)
-            return UINT32_MAX;
-        if (++i == g->tcap)
-            i = 0;
-    }
+    size_t i = mh_index_home(mh_hash_ptr(key), g->tcap);
+    while (t[i].key != key && t[i].key != NULL)
+        i = mh_index_next(i, g->tcap);
+    return t[i].key == key ? t[i].idx : UINT32_MAX;
 }
 
 static int
@@ -527,9 +504,9 @@ mh_prefetch_slot(const mh_build *b, PyObject *o)
 {
     const mh_heap_graph *g = b->g;
     if (mh_is_gc(o))
-        __builtin_prefetch(&g->table[mh_reduce(mh_hash_ptr(o), g->tcap)]);
+        __builtin_prefetch(&g->table[mh_index_home(mh_hash_ptr(o), g->tcap)]);
     else
-        __builtin_prefetch(&b->census->slots[mh_reduce(mh_hash_ptr(o), b->census->cap)]);
+        __builtin_prefetch(&b->census->slots[mh_index_home(mh_hash_ptr(o), b->census->cap)]);
 }
 
 /* The node of `o`, creating it when `o` is a container or a survivor;
@@ -539,12 +516,12 @@ mh_node_of(mh_build *b, PyObject *o)
 {
     mh_heap_graph *g = b->g;
     int gc = mh_is_gc(o);
-    if ((!gc && mh_heap_set_has(b->census, o)) || o == g->self_obj)
+    if ((!gc && mh_set_has(b->census, o)) || o == g->self_obj)
         return UINT32_MAX;
     uint32_t idx = mh_table_get(g, o);
     if (idx != UINT32_MAX)
         return idx;
-    uint8_t flags = (gc && mh_heap_set_has(b->census, o)) ? 0 : MH_NODE_SURVIVOR;
+    uint8_t flags = (gc && mh_set_has(b->census, o)) ? 0 : MH_NODE_SURVIVOR;
     idx = mh_node_add(g, o, flags);
     if (idx == UINT32_MAX)
         b->nomem = 1;
@@ -645,12 +622,12 @@ mh_build_index(mh_build *b)
     for (uint32_t i = 0; i < n; i++) {
         if (i + MH_AHEAD < n) {
             uint64_t h = mh_hash_ptr(g->nodes[i + MH_AHEAD]);
-            __builtin_prefetch(&g->table[mh_reduce(h, g->tcap)]);
-            __builtin_prefetch(&cs->slots[mh_reduce(h, cs->cap)]);
+            __builtin_prefetch(&g->table[mh_index_home(h, g->tcap)]);
+            __builtin_prefetch(&cs->slots[mh_index_home(h, cs->cap)]);
         }
         PyObject *o = g->nodes[i];
         mh_table_put(g->table, g->tcap, o, i);
-        g->flags[i] = mh_heap_set_has(cs, o) ? 0 : MH_NODE_SURVIVOR;
+        g->flags[i] = mh_set_has(cs, o) ? 0 : MH_NODE_SURVIVOR;
         g->found[i] = 0;
     }
     g->tcount = n;
