@@ -111,10 +111,3 @@ mh_tb_clear(mh_tb_table *t, PyObject ***codes, size_t *ncodes)
     mh_mem_free(t->index, t->index_capacity * sizeof(uint32_t));
     memset(t, 0, sizeof(*t));
 }
-
-size_t
-mh_tb_memory(const mh_tb_table *t)
-{
-    return t->capacity * sizeof(mh_tb) + t->frames_capacity * sizeof(mh_rawframe)
-           + t->index_capacity * sizeof(uint32_t);
-}

@@ -63,10 +63,6 @@ mh_tb_frames(const mh_tb_table *t, const mh_tb *tb)
     return &t->frames[tb->offset];
 }
 
-/* Drop every traceback.  The code objects they held are appended to
- * `*codes` (an mh_mem array the caller must release with Py_DECREF on each
- * and mh_mem_free) so that the caller can release them once its own state
- * is consistent: a DECREF may free memory and re-enter the hooks. */
 /* Mixes the newest MH_TB_HASHED frames fully and only adds the code objects
  * of deeper ones: deep stacks that share their newest frames differ in depth
  * or code far more often than in their deep instruction offsets, and the
@@ -124,8 +120,10 @@ mh_tb_intern(mh_tb_table *t, const mh_rawframe *frames, int n, int total)
     return mh_tb_insert(t, frames, n, total, hash);
 }
 
+/* Drop every traceback.  The code objects they held are appended to
+ * `*codes` (an mh_mem array the caller must release with Py_DECREF on each
+ * and mh_mem_free) so that the caller can release them once its own state
+ * is consistent: a DECREF may free memory and re-enter the hooks. */
 void mh_tb_clear(mh_tb_table *t, PyObject ***codes, size_t *ncodes);
-
-size_t mh_tb_memory(const mh_tb_table *t);
 
 #endif
