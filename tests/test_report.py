@@ -77,7 +77,7 @@ def test_flame_tree_pruning_keeps_totals_and_ancestors():
 
 
 def test_launcher_frames_are_stripped():
-    cli_file = _aggregate._CLI_FILE
+    cli_file = _aggregate.LAUNCHER_FRAMES.files[0]
     raw = [(0, 100, (("prog.py", 3), ("<frozen runpy>", 88), (cli_file, 600), (cli_file, 200),
                      ("/usr/bin/memhound", 8)), 5)]
     from_run = {"memhound": {"kind": "exit", "argv": ["prog.py"]}}

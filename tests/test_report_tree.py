@@ -9,7 +9,7 @@ import memhound
 from memhound import _core
 from memhound.report import _aggregate, html
 
-RUNPY = tuple(_aggregate._RUNPY_FILES)
+LAUNCHER = _aggregate.LAUNCHER_FRAMES
 
 
 def snap(raw, limit=16, metadata=None):
@@ -59,8 +59,8 @@ def test_folding_small_groups():
 
 
 def test_launcher_frames_stripped():
-    cli = _aggregate._CLI_FILE
-    runpy = next(iter(_aggregate._RUNPY_FILES))
+    cli = LAUNCHER.files[0]
+    runpy = LAUNCHER.then_files[0]
     launcher = ((runpy, 5), (cli, 10), ("boot.py", 1))          # most recent first
     raw = [(0, 100, (("app.py", 3), ("app.py", 1)) + launcher, 5),
            (0, 50, (("app.py", 4),) + launcher, 4),
@@ -128,22 +128,24 @@ def test_html_report_uses_c_tree_and_matches_python(monkeypatch):
 
 def test_bad_arguments():
     data = snap([(0, 8, (("a.py", 1),), 1)]).traces._data
-    with pytest.raises(TypeError, match="launcher file must be str or None"):
-        data.flame_tree(1e-5, 3, RUNPY, 16)
+    with pytest.raises(TypeError, match="root_strip must be None or"):
+        data.flame_tree(1e-5, 3)
+    with pytest.raises(TypeError, match="root_strip files must be str"):
+        data.flame_tree(1e-5, ((3,), (), 16))
     with pytest.raises(TypeError):
-        data.flame_tree(1e-5, None, ["x"], 16)
+        data.flame_tree(1e-5, ((), ["x"], 16))
 
 
 def test_out_of_memory_then_recovers():
     rng = random.Random(3)
     data = snap(random_raw(rng, 300)).traces._data
-    expected = data.flame_tree(1e-5, None, RUNPY, 16)
+    expected = data.flame_tree(1e-5, None)
     failures = 0
     try:
         for extra in [1, 64, 512, 4096, 2 ** 14, 2 ** 16, 2 ** 18, 2 ** 20, 2 ** 22]:
             _core._set_memory_limit(_core.SnapshotData._mem_used() + extra)
             try:
-                result = data.flame_tree(1e-5, None, RUNPY, 16)
+                result = data.flame_tree(1e-5, None)
             except MemoryError:
                 failures += 1
                 continue
@@ -156,7 +158,7 @@ def test_out_of_memory_then_recovers():
         _core._set_memory_limit(0)
     assert failures > 0
     assert result == expected
-    assert data.flame_tree(1e-5, None, RUNPY, 16) == expected
+    assert data.flame_tree(1e-5, None) == expected
 
 
 def test_statistics_rows_are_not_gc_tracked():

@@ -23,8 +23,9 @@
  * sizes fit in 32 bits (else 12-16); CRC-32C runs in hardware where
  * available; load reads the trace columns straight into the snapshot.
  */
-#include "snapshot.h"
+#include "fileformat.h"
 #include "memory.h"
+#include "snapshot_tables.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -133,7 +134,7 @@ mh_crc_hw(uint32_t crc, const unsigned char *p, size_t len)
 }
 #endif
 
-uint32_t
+static uint32_t
 mh_fileformat_crc32(uint32_t crc, const void *data, size_t len)
 {
     if (!mh_crc.ready)
@@ -146,7 +147,6 @@ mh_fileformat_crc32(uint32_t crc, const void *data, size_t len)
     return ~mh_crc_soft(crc, data, len);
 }
 
-/* Test hook: SnapshotData._crc32c(data, software=False). */
 PyObject *
 mh_fileformat_py_crc32c(PyObject *cls, PyObject *args)
 {
@@ -294,7 +294,7 @@ mh_write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-PyObject *
+static PyObject *
 mh_fileformat_dump(mh_snapshot_object *s, PyObject *path, PyObject *metadata)
 {
     const mh_snapshot_tables *t = s->t;
@@ -723,7 +723,7 @@ mh_in_strings(mh_in *in, mh_snapshot_tables *t)
         }
         Py_hash_t h = PyObject_Hash(s);   /* cannot fail for str */
         t->strings[t->nstrings] = s;
-        t->string_hash[t->nstrings] = mh_snapshot_mix((uint64_t)h);
+        t->string_hash[t->nstrings] = mh_index_hash32((uint64_t)h);
         t->nstrings++;
         q += len;
     }
@@ -817,7 +817,7 @@ mh_in_check_traces(mh_in *in, mh_snapshot_object *s)
     return 0;
 }
 
-PyObject *
+static PyObject *
 mh_fileformat_load(PyObject *path)
 {
     mh_in in;
@@ -871,4 +871,28 @@ done:
     if (in.fd >= 0)
         close(in.fd);
     return result;
+}
+
+/* ---- the methods ------------------------------------------------------- */
+
+PyObject *
+mh_fileformat_py_dump(PyObject *snap, PyObject *args)
+{
+    mh_snapshot_object *s = (mh_snapshot_object *)snap;
+    PyObject *path, *metadata = Py_None;
+    int limit = s->traceback_limit, saved = s->traceback_limit;
+    if (!PyArg_ParseTuple(args, "O|Oi:dump", &path, &metadata, &limit))
+        return NULL;
+    /* Snapshot.traceback_limit is a plain attribute that may differ. */
+    s->traceback_limit = limit;
+    PyObject *r = mh_fileformat_dump(s, path, metadata);
+    s->traceback_limit = saved;
+    return r;
+}
+
+PyObject *
+mh_fileformat_py_load(PyObject *cls, PyObject *path)
+{
+    (void)cls;
+    return mh_fileformat_load(path);
 }

@@ -11,6 +11,7 @@ import heapq
 import os
 import runpy
 import sys
+from typing import NamedTuple
 
 from ._source import frame_function, metadata
 
@@ -98,12 +99,23 @@ def compare_rows(old, new, group_by="lineno", cumulative=False, limit=10):
             for s in stats]
 
 
-# Frames that belong to the `memhound run` launcher, not to the program: they
-# sit at the root (oldest end) of every traceback recorded under `run`:
-# whatever started memhound, then cli.py, then (for -m) runpy.
-_CLI_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cli.py")
-_RUNPY_FILES = {os.path.abspath(runpy.__file__), "<frozen runpy>"}
-_LAUNCHER_DEPTH = 16        # launcher frames are among the first 16 from the root
+class RootFrames(NamedTuple):
+    """Frames to leave out at the root (oldest end) of every traceback: up to
+    the last frame among the first ``depth`` whose file is in ``files``,
+    then the frames of ``then_files`` right after it."""
+    files: tuple
+    then_files: tuple
+    depth: int
+
+
+# The frames of the `memhound run` launcher, not of the program, at the root of
+# every traceback recorded under `run`: whatever started memhound, then the
+# module that runs the program, then (for -m) runpy.  The launcher's frames
+# are among the first 16.
+LAUNCHER_FRAMES = RootFrames(
+    files=(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cli.py"),),
+    then_files=(os.path.abspath(runpy.__file__), "<frozen runpy>"),
+    depth=16)
 
 
 def stacks(snapshot, strip_launcher=True):
@@ -118,10 +130,10 @@ def stacks(snapshot, strip_launcher=True):
     for frames, functions, size, count in _grouped(snapshot):
         if strip_launcher:
             start = 0
-            for i, f in enumerate(frames[:_LAUNCHER_DEPTH]):    # root first
-                if f[0] == _CLI_FILE:
+            for i, f in enumerate(frames[:LAUNCHER_FRAMES.depth]):    # root first
+                if f[0] in LAUNCHER_FRAMES.files:
                     start = i + 1
-            while start and start < len(frames) and frames[start][0] in _RUNPY_FILES:
+            while start and start < len(frames) and frames[start][0] in LAUNCHER_FRAMES.then_files:
                 start += 1
             if start:
                 frames = frames[start:]
@@ -212,9 +224,9 @@ def _tree_c(data, snapshot, strip_launcher):
     """The call tree built by memhound's engine (SnapshotData.flame_tree):
     same nodes, numbering and sites as _tree_python, no object per trace."""
     meta = metadata(snapshot).get("memhound")
-    cli = _CLI_FILE if strip_launcher and isinstance(meta, dict) and "argv" in meta else None
+    strip = LAUNCHER_FRAMES if strip_launcher and isinstance(meta, dict) and "argv" in meta else None
     frames, parent_of, frame_of, size_of, count_of, folded, site_frames, site_size, \
-        site_count = data.flame_tree(MIN_SHARE, cli, tuple(_RUNPY_FILES), _LAUNCHER_DEPTH)
+        site_count = data.flame_tree(MIN_SHARE, strip)
     sites = {f: [size, count] for f, size, count in zip(site_frames, site_size, site_count)}
     return frames, parent_of, frame_of, size_of, count_of, folded, sites
 
