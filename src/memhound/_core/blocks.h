@@ -8,15 +8,13 @@
  *   the probed table.  The allocator hands out neighbouring and recently
  *   freed addresses, so the blocks of a program's working set land in
  *   neighbouring, cache-warm slots, and a block freed before it is displaced
- *   never touches the probed table.  Measured (CPython 3.12, in-process
- *   alternation of untraced and start(1) runs, median of 21 pairs): the
- *   benchmark's small_objs 1.93x -> 1.52x; with 1,000,000 other traced blocks
- *   alive 3.4x -> 1.9x.  Cost: 1 MiB of address space per table, mapped on
- *   the first block; only pages that addresses map to take memory.
+ *   never touches the probed table.  Cost: 1 MiB of address space per
+ *   table, mapped on the first block; only pages that addresses map to take
+ *   memory.
  * - The probed table: open addressing with linear probing; the slot index is
  *   the high half of (mixed address x capacity), so the capacity need not be
  *   a power of two.  It grows by 1.5x when 3/4 full, so a block there costs
- *   21-32 bytes (tracemalloc: ~92); a table of more than 65536 slots shrinks
+ *   21-32 bytes; a table of more than 65536 slots shrinks
  *   to 1/4 full when under 1/16 full.  Deletion shifts the following run back
  *   instead of leaving tombstones, keeping probe runs short under churn.
  *

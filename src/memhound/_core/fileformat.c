@@ -66,8 +66,8 @@ static const char *const mh_sec_names[MH_SEC_COUNT] = {
 /* ---- CRC-32C (Castagnoli) ------------------------------------------------
  *
  * CRC-32C rather than zlib's CRC-32 because x86-64 (SSE4.2) and ARMv8 compute
- * it in hardware: about 8 GB/s, so checksumming a million-trace file costs
- * about a millisecond.  The software fallback is slicing-by-8. */
+ * it in hardware, a small fraction of the cost of writing the file.  The
+ * software fallback is slicing-by-8. */
 
 static struct {
     int ready, hw;

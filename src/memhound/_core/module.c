@@ -1,10 +1,11 @@
-/* module.c -- memhound._core: the Python face of the C engine.
+/* module.c -- memhound._core: the module and its tracing functions.
  *
- * Argument parsing and conversion of engine results into Python objects
- * happen here; the engine itself (tracer.h), the snapshot analysis
- * (snapshot.h) and the heap graph (heap.h) add their own types through their
- * *_module_init functions.  Names and error messages of the tracing
- * functions follow CPython's _tracemalloc so that memhound is a drop-in.
+ * Here: argument parsing of the tracemalloc-compatible functions, whose
+ * names and error messages follow CPython's _tracemalloc so that memhound
+ * is a drop-in, and module init.  Results are converted into Python objects
+ * where they are made: tracer.c (tracebacks, snapshots of the live blocks),
+ * snapshot*.c, flame.c and fileformat.c (SnapshotData), heap*.c (the heap
+ * census and graph); each adds its own types through its *_module_init.
  */
 #include <Python.h>
 

@@ -66,8 +66,8 @@ mh_tb_frames(const mh_tb_table *t, const mh_tb *tb)
 /* Mixes the newest MH_TB_HASHED frames fully and only adds the code objects
  * of deeper ones: deep stacks that share their newest frames differ in depth
  * or code far more often than in their deep instruction offsets, and the
- * full comparison on lookup settles the rest.  Halves the cost of 25-frame
- * tracebacks. */
+ * full comparison on lookup settles the rest.  Deep tracebacks cost far
+ * less to hash. */
 #define MH_TB_HASHED 6
 
 static inline uint32_t

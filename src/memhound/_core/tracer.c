@@ -1,66 +1,50 @@
-/* tracer.c -- the tracing engine: allocator hooks, state, start/stop.
+/* tracer.c -- the tracing engine: allocator hooks, start/stop, and the
+ * export of its tables into snapshots and tracebacks (the conversion into
+ * Python objects of what the engine records happens here).
  *
- * memhound installs hooks on the three PyMem domains with PyMem_SetAllocator
- * and chains every call to the allocator that was installed before it.  Each
- * successful allocation records (address -> size, traceback id) in a
- * live-block table (blocks.h); each free removes it.
+ * memhound installs hooks on the three PyMem domains and chains every call
+ * to the allocator installed before it.  Each successful allocation records
+ * (address -> size, traceback id) in a live-block table (blocks.h); each
+ * free removes it.  docs/architecture.md gives the reasons for what follows.
  *
- * Concurrency.  MEM and OBJ are only called with the GIL held, so their
- * table (`gil_blocks`), the traceback table and the capture buffer take no
- * lock at all.  RAW may be called without the GIL, from threads with no
- * Python state, so RAW blocks live in their own table under `raw_lock`, and
- * a RAW allocation gets a traceback only when the calling thread holds the
- * GIL.  Traced memory is two counters, one per table, so both stay exact;
- * the peak is a lock-free maximum over their sum.
+ * Threading.  MEM and OBJ run with the traced interpreter's GIL held: their
+ * table (`gil_blocks`), the traceback table, the capture buffer and every
+ * field of `mh` marked "GIL" take no lock.  RAW may run without the GIL and
+ * without a thread state: its table (`raw_blocks`) is guarded by
+ * `raw_lock`, and a RAW block gets a traceback only when its thread holds
+ * the GIL.  Traced memory is one atomic counter per table; the peak is a
+ * lock-free maximum over their sum.
  *
- * Cost per allocation: a thread-local reentrancy flag (so that pymalloc's
- * own PyMem_RawMalloc calls are not counted twice), a raw walk of the frame
- * chain (compat.h), a hash + memcmp to intern the traceback, and one table
- * insert.  Line numbers are resolved only when a snapshot or a traceback is
- * asked for.
+ * Invariants.
+ * - The program's allocation never fails because of memhound: when a table
+ *   cannot grow, recording stops at once and a pending call warns and stops
+ *   tracing at the next safe point.
+ * - memhound never traces itself: its memory comes from memory.h, and a
+ *   thread-local flag passes allocations nested in a hook through.
+ * - The next allocator is never called with `raw_lock` held: a hook below
+ *   memhound may wait for the GIL while the GIL's holder waits for the lock.
+ * - stop() unhooks only while memhound is on top of the hook stack;
+ *   otherwise it stays installed as a pass-through.
+ * - A block's traceback is the stack that created its object, even when the
+ *   object reuses a free-listed block: the reference tracer re-stamps it
+ *   where there is one, else the free lists stay closed (compat.h).
+ * - Only threads of the traced interpreter (`mh.interp`, the one that
+ *   called start()) trace MEM/OBJ blocks, capture tracebacks or re-stamp
+ *   blocks: a traceback holds code objects, which must not outlive their
+ *   interpreter, and another interpreter may run the hooks under a GIL of
+ *   its own.  A thread sharing the traced GIL may still untrack a block it
+ *   frees; RAW blocks are traced from any thread, with the empty traceback
+ *   outside the traced interpreter.  A legacy subinterpreter that started
+ *   tracing must stop() before it is destroyed.
+ * - fork(): the RAW lock is held across it, so the child inherits
+ *   consistent tables and keeps tracing.
  *
- * Free lists (3.13+).  An object taken from a free list reuses an old block
- * without an allocation; the reference tracer's CREATE event re-stamps that
- * block with the current traceback.  The event that immediately follows the
- * allocation of the same block is skipped: its stack was just captured.
- * 3.11 and 3.12 have no public hook for this (CPython's tracemalloc uses a
- * call private to libpython in _Py_NewReference), so there memhound keeps
- * the object free lists closed while it traces (compat.h): every object is
- * then a new allocation, traced at its creation site.  A full collection
- * re-opens them; a gc callback, first in gc.callbacks, closes them again.
- *
- * Living with other hooks.  Hooks form a stack.  stop() restores the saved
- * allocators only while memhound is on top; otherwise it stays installed as a
- * pass-through so that the tool above keeps a valid chain.  CPython's
- * tracemalloc restores its saved allocators unconditionally when stopped,
- * which would silently unhook a memhound started after it: memhound wraps
- * tracemalloc.stop() to re-install itself right after.
- *
- * Failures.  When memhound cannot grow its own tables it stops recording (it
- * never fails the program's allocation), and a pending call warns with a
- * RuntimeWarning and stops tracing cleanly at the next safe point.
- *
- * fork().  The RAW lock is taken around fork so the child inherits
- * consistent tables; the child keeps tracing.
- *
- * Interpreters.  The hooks (and 3.13's reference tracer) are process-wide,
- * but "the GIL" above is the GIL of the interpreter that called start()
- * (`mh.interp`): 3.12+ interpreters with their own GIL run the hooks
- * concurrently with it, and a traceback holding another interpreter's code
- * objects would be released after that interpreter (and its obmalloc) is
- * gone.  So only threads of the traced interpreter trace MEM/OBJ blocks,
- * capture tracebacks or re-stamp reused blocks; MEM/OBJ allocations of other
- * interpreters, and the RAW blocks pymalloc takes for them, are left out.
- * A thread of another interpreter that shares the traced GIL (legacy
- * subinterpreters; every one on 3.11) may still untrack a block it frees or
- * reuses; one with its own GIL never touches the GIL tables (it cannot free
- * a traced block: it has its own obmalloc).  RAW blocks, under their own
- * lock, are traced from any thread, with the empty traceback outside the
- * traced interpreter.  While the main interpreter is traced and is the only
- * one, the check is one load and compare (mh_alone()); otherwise it reads
- * the thread's state.  The module is single-phase, so start() runs in the
- * main interpreter or a legacy subinterpreter; a legacy one must stop()
- * before it is destroyed, as its code objects are in the tables.
+ * Costs.  Per traced allocation: the thread-local flag, the stack check or
+ * capture (compat.h), interning the traceback on a miss (tracebacks.h) and
+ * a store into the block table's front slot in the common case; nothing is
+ * allocated and no Python code runs.  The interpreter check is one load and
+ * compare while the main interpreter is the only one.  Line numbers are
+ * resolved only when a snapshot or a traceback is asked for.
  */
 #include <Python.h>
 #include <pthread.h>
@@ -184,9 +168,8 @@ mh_fail(void)
 /* ---------------------------------------------------------------- capture */
 
 /* The hot path of every traced allocation is one function per hook: the
- * helpers below are forced inline (callgrind, 3.12 small_objs: their calls
- * and register saves were 10 % of the instructions memhound adds; the
- * inline table front in blocks.h saved another 15 %). */
+ * helpers below are forced inline, which saves their calls and register
+ * saves. */
 #define MH_HOT static inline __attribute__((always_inline))
 
 /* Traceback id of the calling thread's stack; the GIL is held. */
