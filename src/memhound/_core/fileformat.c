@@ -294,38 +294,12 @@ mh_write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-static PyObject *
-mh_fileformat_dump(mh_snapshot_object *s, PyObject *path, PyObject *metadata)
+/* Traces: count, flags, then columns; the domain column is left out when
+ * every domain is 0 and sizes shrink to 32 bits when they fit -- the usual
+ * case, which halves the file.  `countbuf` (16 bytes) must outlive `sec`. */
+static int
+mh_out_traces(mh_out_section *sec, const mh_snapshot_object *s, unsigned char *countbuf)
 {
-    const mh_snapshot_tables *t = s->t;
-    mh_out_section sec[5];
-    unsigned char countbuf[16];
-    PyObject *fsname = NULL, *meta_bytes = NULL, **encoded = NULL;
-    PyObject *result = NULL;
-    int nsec = 4, fd = -1;
-    memset(sec, 0, sizeof(sec));
-
-    if (metadata != Py_None && !PyUnicode_Check(metadata)) {
-        PyErr_Format(PyExc_TypeError, "metadata must be a JSON str or None, not %.200s",
-                     Py_TYPE(metadata)->tp_name);
-        return NULL;
-    }
-    if (!PyUnicode_FSConverter(path, &fsname))
-        return NULL;
-    encoded = mh_mem_calloc(t->nstrings ? t->nstrings : 1, sizeof(PyObject *));
-    if (encoded == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    sec[0].id = MH_SEC_STRINGS;
-    sec[1].id = MH_SEC_FRAMES;
-    sec[2].id = MH_SEC_TRACEBACKS;
-    sec[3].id = MH_SEC_TRACES;
-    if (mh_out_strings(&sec[0], t, encoded) < 0 || mh_out_tables(&sec[1], &sec[2], t) < 0)
-        goto done;
-    /* Traces: count, flags, then columns; the domain column is left out
-     * when every domain is 0 and sizes shrink to 32 bits when they fit --
-     * the usual case, which halves the file. */
     uint32_t flags = 0;
     for (size_t i = 0; i < s->ntraces; i++) {
         flags |= (s->domain[i] != 0) ? MH_TRACES_DOMAINS : 0;
@@ -334,39 +308,34 @@ mh_fileformat_dump(mh_snapshot_object *s, PyObject *path, PyObject *metadata)
     mh_put64(countbuf, s->ntraces);
     mh_put32(countbuf + 8, flags);
     mh_put32(countbuf + 12, 0);
-    sec[3].piece[0] = countbuf;
-    sec[3].len[0] = 16;
+    sec->piece[0] = countbuf;
+    sec->len[0] = 16;
     if (flags & MH_TRACES_DOMAINS) {
-        sec[3].piece[1] = s->domain;
-        sec[3].len[1] = 4 * s->ntraces;
+        sec->piece[1] = s->domain;
+        sec->len[1] = 4 * s->ntraces;
     }
     if (flags & MH_TRACES_WIDE_SIZES) {
-        sec[3].piece[2] = s->size;
-        sec[3].len[2] = 8 * s->ntraces;
+        sec->piece[2] = s->size;
+        sec->len[2] = 8 * s->ntraces;
     }
     else {
-        uint32_t *narrow = (uint32_t *)mh_out_alloc(&sec[3], 4 * s->ntraces);
+        uint32_t *narrow = (uint32_t *)mh_out_alloc(sec, 4 * s->ntraces);
         if (narrow == NULL)
-            goto done;
+            return -1;
         for (size_t i = 0; i < s->ntraces; i++)
             narrow[i] = (uint32_t)s->size[i];
-        sec[3].piece[2] = narrow;
-        sec[3].len[2] = 4 * s->ntraces;
+        sec->piece[2] = narrow;
+        sec->len[2] = 4 * s->ntraces;
     }
-    sec[3].piece[3] = s->tb;
-    sec[3].len[3] = 4 * s->ntraces;
-    if (metadata != Py_None) {
-        meta_bytes = PyUnicode_AsEncodedString(metadata, "utf-8", "surrogatepass");
-        if (meta_bytes == NULL)
-            goto done;
-        sec[4].id = MH_SEC_METADATA;
-        sec[4].piece[0] = PyBytes_AS_STRING(meta_bytes);
-        sec[4].len[0] = (size_t)PyBytes_GET_SIZE(meta_bytes);
-        nsec = 5;
-    }
+    sec->piece[3] = s->tb;
+    sec->len[3] = 4 * s->ntraces;
+    return 0;
+}
 
-    unsigned char head[MH_FILE_HEADER_SIZE + 5 * MH_FILE_ENTRY_SIZE];
-    memset(head, 0, sizeof(head));
+/* The header and section table of `nsec` sections into `head`. */
+static void
+mh_out_header(unsigned char *head, const mh_out_section *sec, int nsec, int traceback_limit)
+{
     uint64_t offset = MH_FILE_HEADER_SIZE + (uint64_t)nsec * MH_FILE_ENTRY_SIZE;
     unsigned char *table = head + MH_FILE_HEADER_SIZE;
     for (int i = 0; i < nsec; i++) {
@@ -384,30 +353,80 @@ mh_fileformat_dump(mh_snapshot_object *s, PyObject *path, PyObject *metadata)
     head[11] = MH_FILE_BOM >> 8;
     mh_put32(head + 12, MH_FILE_HEADER_SIZE);
     mh_put32(head + 16, (uint32_t)nsec);
-    mh_put32(head + 20, (uint32_t)s->traceback_limit);
+    mh_put32(head + 20, (uint32_t)traceback_limit);
     mh_put32(head + 32, mh_fileformat_crc32(0, table, (size_t)nsec * MH_FILE_ENTRY_SIZE));
     mh_put32(head + 36, mh_fileformat_crc32(0, head, 36));
+}
 
-    fd = open(PyBytes_AS_STRING(fsname), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+/* Write header and sections to the file `fsname` (bytes); OSError names `path`. */
+static int
+mh_out_write(PyObject *path, PyObject *fsname, const unsigned char *head,
+             const mh_out_section *sec, int nsec)
+{
+    int fd = open(PyBytes_AS_STRING(fsname), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) {
         PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
-        goto done;
+        return -1;
     }
     int rc = mh_write_all(fd, head, MH_FILE_HEADER_SIZE + (size_t)nsec * MH_FILE_ENTRY_SIZE);
     for (int i = 0; i < nsec && rc == 0; i++)
         for (int k = 0; k < 4 && rc == 0; k++)
             if (sec[i].len[k])
                 rc = mh_write_all(fd, sec[i].piece[k], sec[i].len[k]);
+    if (close(fd) < 0)
+        rc = -1;
     if (rc < 0) {
         PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+mh_fileformat_dump(mh_snapshot_object *s, PyObject *path, PyObject *metadata)
+{
+    const mh_snapshot_tables *t = s->t;
+    mh_out_section sec[5];
+    unsigned char countbuf[16];
+    unsigned char head[MH_FILE_HEADER_SIZE + 5 * MH_FILE_ENTRY_SIZE];
+    PyObject *fsname = NULL, *meta_bytes = NULL, **encoded = NULL;
+    PyObject *result = NULL;
+    int nsec = 4;
+    memset(sec, 0, sizeof(sec));
+    memset(head, 0, sizeof(head));
+
+    if (metadata != Py_None && !PyUnicode_Check(metadata)) {
+        PyErr_Format(PyExc_TypeError, "metadata must be a JSON str or None, not %.200s",
+                     Py_TYPE(metadata)->tp_name);
+        return NULL;
+    }
+    if (!PyUnicode_FSConverter(path, &fsname))
+        return NULL;
+    encoded = mh_mem_calloc(t->nstrings ? t->nstrings : 1, sizeof(PyObject *));
+    if (encoded == NULL) {
+        PyErr_NoMemory();
         goto done;
     }
-    result = Py_NewRef(Py_None);
-done:
-    if (fd >= 0 && close(fd) < 0 && result != NULL) {
-        Py_CLEAR(result);
-        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+    sec[0].id = MH_SEC_STRINGS;
+    sec[1].id = MH_SEC_FRAMES;
+    sec[2].id = MH_SEC_TRACEBACKS;
+    sec[3].id = MH_SEC_TRACES;
+    if (mh_out_strings(&sec[0], t, encoded) < 0 || mh_out_tables(&sec[1], &sec[2], t) < 0
+        || mh_out_traces(&sec[3], s, countbuf) < 0)
+        goto done;
+    if (metadata != Py_None) {
+        meta_bytes = PyUnicode_AsEncodedString(metadata, "utf-8", "surrogatepass");
+        if (meta_bytes == NULL)
+            goto done;
+        sec[4].id = MH_SEC_METADATA;
+        sec[4].piece[0] = PyBytes_AS_STRING(meta_bytes);
+        sec[4].len[0] = (size_t)PyBytes_GET_SIZE(meta_bytes);
+        nsec = 5;
     }
+    mh_out_header(head, sec, nsec, s->traceback_limit);
+    if (mh_out_write(path, fsname, head, sec, nsec) == 0)
+        result = Py_NewRef(Py_None);
+done:
     for (int i = 0; i < 5; i++)
         mh_mem_free(sec[i].owned, sec[i].owned_size);
     if (encoded) {
