@@ -696,23 +696,35 @@ error:
 
 /* ---- exporting traces as tracemalloc raw tuples ------------------------ */
 
+int
+mh_snapshot_cache_init(PyObject ***cache, size_t n)
+{
+    if (*cache == NULL && (*cache = mh_mem_calloc(n ? n : 1, sizeof(PyObject *))) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *
+mh_snapshot_location(PyObject *filename, int32_t lineno)
+{
+    PyObject *number = PyLong_FromLong(lineno);
+    if (number == NULL)
+        return NULL;
+    PyObject *tuple = PyTuple_Pack(2, filename, number);
+    Py_DECREF(number);
+    return tuple;
+}
+
 static PyObject *
 mh_snapshot_frame_tuple(mh_snapshot_tables *t, uint32_t f)
 {
-    if (t->frame_tuple == NULL) {
-        t->frame_tuple = mh_mem_calloc(t->nframes ? t->nframes : 1, sizeof(PyObject *));
-        if (t->frame_tuple == NULL)
-            return PyErr_NoMemory();
-    }
+    if (mh_snapshot_cache_init(&t->frame_tuple, t->nframes) < 0)
+        return NULL;
     if (t->frame_tuple[f] == NULL) {
         const mh_snapshot_frame *fr = &t->frames[f];
-        PyObject *lineno = PyLong_FromLong(fr->lineno);
-        if (lineno == NULL)
-            return NULL;
-        t->frame_tuple[f] = PyTuple_Pack(2, t->strings[fr->filename], lineno);
-        Py_DECREF(lineno);
-        if (t->frame_tuple[f] == NULL)
-            return NULL;
+        t->frame_tuple[f] = mh_snapshot_location(t->strings[fr->filename], fr->lineno);
     }
     return t->frame_tuple[f];
 }
@@ -722,11 +734,8 @@ mh_snapshot_frame_tuple(mh_snapshot_tables *t, uint32_t f)
 static PyObject *
 mh_snapshot_tb_tuple(mh_snapshot_tables *t, uint32_t i)
 {
-    if (t->tb_tuple == NULL) {
-        t->tb_tuple = mh_mem_calloc(t->ntbs ? t->ntbs : 1, sizeof(PyObject *));
-        if (t->tb_tuple == NULL)
-            return PyErr_NoMemory();
-    }
+    if (mh_snapshot_cache_init(&t->tb_tuple, t->ntbs) < 0)
+        return NULL;
     if (t->tb_tuple[i] == NULL) {
         const mh_snapshot_tb *tb = &t->tbs[i];
         PyObject *tup = PyTuple_New(tb->nframe);

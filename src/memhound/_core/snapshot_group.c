@@ -372,17 +372,10 @@ mh_group_untrack(PyObject *tuple)
 static PyObject *
 mh_group_loc_tuple(mh_group *g, uint32_t l)
 {
-    if (g->ltuple == NULL) {
-        g->ltuple = mh_mem_calloc(g->nloc ? g->nloc : 1, sizeof(PyObject *));
-        if (g->ltuple == NULL)
-            return PyErr_NoMemory();
-    }
+    if (mh_snapshot_cache_init(&g->ltuple, g->nloc) < 0)
+        return NULL;
     if (g->ltuple[l] == NULL) {
-        PyObject *lineno = PyLong_FromLong(g->loc[l].lineno);
-        if (lineno == NULL)
-            return NULL;
-        g->ltuple[l] = PyTuple_Pack(2, g->ustr[g->loc[l].uid], lineno);
-        Py_DECREF(lineno);
+        g->ltuple[l] = mh_snapshot_location(g->ustr[g->loc[l].uid], g->loc[l].lineno);
         if (g->ltuple[l] != NULL)
             mh_group_untrack(g->ltuple[l]);
     }

@@ -98,6 +98,12 @@ int mh_snapshot_grow_traces(mh_snapshot_object *s, size_t need);
 /* A new, empty SnapshotData sharing the tables of `s` (filter_traces()). */
 mh_snapshot_object *mh_snapshot_new_sharing(mh_snapshot_object *s);
 
+/* A per-entry cache of Python objects, allocated on first use: 0, or -1
+ * with MemoryError set. */
+int mh_snapshot_cache_init(PyObject ***cache, size_t n);
+/* New reference to the tuple (filename, lineno), as tracemalloc's frames. */
+PyObject *mh_snapshot_location(PyObject *filename, int32_t lineno);
+
 static inline int
 mh_snapshot_str_eq(PyObject *a, PyObject *b)
 {
