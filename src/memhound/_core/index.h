@@ -4,9 +4,12 @@
  * tables' intern indexes, the raw-tuple cache (snapshot.c) and the grouping
  * keys (snapshot_group.c).  Policy shared by all of them:
  *
- * - One mixing function, murmur3's 64-bit finalizer.  Keys are addresses
- *   (aligned, clustered) or combinations of small integers; both need every
- *   input bit to reach the high bits that choose the slot.
+ * - One mixing function: the first round of murmur3's 64-bit finalizer.
+ *   Keys are addresses (aligned, clustered) or combinations of small
+ *   integers; the slot comes from the high bits of the hash, which the
+ *   multiply fills from every input bit, and the xor-shift before it folds
+ *   the high input bits down.  One multiply: the heap tables hash every
+ *   object of the heap, twice with the prefetch.
  * - The home slot is the high half of (hash x capacity): a capacity need not
  *   be a power of two, so a table can be sized to fit.
  * - Linear probing, and keys are never removed (these tables are built,
@@ -35,8 +38,6 @@ mh_index_mix(uint64_t x)
 {
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
     x ^= x >> 33;
     return x;
 }
