@@ -77,6 +77,23 @@ def test_launcher_frames_stripped():
     assert c == py and cli in {f[0] for f in c[0]}
 
 
+def test_root_strip_is_general():
+    # root first: top.py, boot.py, shim.py, shim.py, app.py
+    raw = [(0, 64, (("app.py", 1), ("shim.py", 2), ("shim.py", 3), ("boot.py", 4), ("top.py", 5)), 5)]
+    data = snap(raw).traces._data
+
+    def files(root_strip):
+        return [f[0] for f in data.flame_tree(1e-5, root_strip)[0]]
+
+    assert files(None) == ["top.py", "boot.py", "shim.py", "shim.py", "app.py"]
+    assert files((("boot.py",), ("shim.py",), 2)) == ["app.py"]
+    # the marker file must be among the first `depth` frames
+    assert files((("boot.py",), ("shim.py",), 1)) == files(None)
+    # then_files are skipped only right after the marker
+    assert files((("boot.py",), (), 16)) == ["shim.py", "shim.py", "app.py"]
+    assert files(((), ("top.py", "shim.py"), 16)) == files(None)
+
+
 def test_empty_traceback_is_unknown():
     raw = [(0, 64, (), 0), (0, 32, (("a.py", 1),), 1)]
     c, py = both(snap(raw))

@@ -19,7 +19,7 @@
 
 int mh_heap_module_init(PyObject *module);
 
-/* ---- address set: open addressing, linear probing, 8-byte slots ---------- */
+/* ---- address set: open addressing (index.h), 8-byte slots --------------- */
 typedef struct {
     uintptr_t *slots;
     size_t cap;
