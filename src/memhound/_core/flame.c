@@ -68,13 +68,24 @@ mh_flame_node_add(mh_flame_nodes *t, uint32_t parent, uint32_t fid, uint64_t siz
     return (int64_t)t->n++;
 }
 
-/* Scratch of one level split, all indexed by location or group. */
+/* Per location: its group in the node being split (valid while `stamp` is
+ * that node's), and its frame id in the tree (MH_NONE32 until it has one). */
 typedef struct {
-    uint32_t *stamp, *gidx, *fid_of;     /* per location */
-    uint32_t *gloc, *gn, *gnode;         /* per group of the current node */
-    size_t *goff;
-    uint64_t *gsize, *gcount;
-    uint32_t *floc;                      /* per tree frame: its location */
+    uint32_t stamp, group, frame;
+} mh_flame_locslot;
+
+/* Per group of the node being split: a child-to-be. */
+typedef struct {
+    uint32_t loc, n, node;      /* node: MH_NONE32 when folded */
+    size_t off;                 /* where its members go in the next level */
+    uint64_t size, count;
+} mh_flame_child;
+
+/* Scratch of the level splits. */
+typedef struct {
+    mh_flame_locslot *loc;      /* per location */
+    mh_flame_child *child;      /* per location: a node has at most one child each */
+    uint32_t *floc;             /* per tree frame: its location */
     size_t nloc, nframes;
 } mh_flame_split;
 
@@ -82,15 +93,8 @@ static void
 mh_flame_split_free(mh_flame_split *sp)
 {
     size_t n = sp->nloc ? sp->nloc : 1;
-    mh_mem_free(sp->stamp, n * sizeof(uint32_t));
-    mh_mem_free(sp->gidx, n * sizeof(uint32_t));
-    mh_mem_free(sp->fid_of, n * sizeof(uint32_t));
-    mh_mem_free(sp->gloc, n * sizeof(uint32_t));
-    mh_mem_free(sp->gn, n * sizeof(uint32_t));
-    mh_mem_free(sp->gnode, n * sizeof(uint32_t));
-    mh_mem_free(sp->goff, n * sizeof(size_t));
-    mh_mem_free(sp->gsize, n * sizeof(uint64_t));
-    mh_mem_free(sp->gcount, n * sizeof(uint64_t));
+    mh_mem_free(sp->loc, n * sizeof(mh_flame_locslot));
+    mh_mem_free(sp->child, n * sizeof(mh_flame_child));
     mh_mem_free(sp->floc, n * sizeof(uint32_t));
 }
 
@@ -99,22 +103,15 @@ mh_flame_split_init(mh_flame_split *sp, size_t nloc)
 {
     size_t n = nloc ? nloc : 1;
     sp->nloc = nloc;
-    sp->stamp = mh_mem_calloc(n, sizeof(uint32_t));
-    sp->gidx = mh_mem_malloc(n * sizeof(uint32_t));
-    sp->fid_of = mh_mem_malloc(n * sizeof(uint32_t));
-    sp->gloc = mh_mem_malloc(n * sizeof(uint32_t));
-    sp->gn = mh_mem_malloc(n * sizeof(uint32_t));
-    sp->gnode = mh_mem_malloc(n * sizeof(uint32_t));
-    sp->goff = mh_mem_malloc(n * sizeof(size_t));
-    sp->gsize = mh_mem_malloc(n * sizeof(uint64_t));
-    sp->gcount = mh_mem_malloc(n * sizeof(uint64_t));
+    sp->loc = mh_mem_malloc(n * sizeof(mh_flame_locslot));
+    sp->child = mh_mem_malloc(n * sizeof(mh_flame_child));
     sp->floc = mh_mem_malloc(n * sizeof(uint32_t));
-    if (!sp->stamp || !sp->gidx || !sp->fid_of || !sp->gloc || !sp->gn || !sp->gnode
-        || !sp->goff || !sp->gsize || !sp->gcount || !sp->floc) {
+    if (!sp->loc || !sp->child || !sp->floc) {
         PyErr_NoMemory();
         return -1;
     }
-    memset(sp->fid_of, 0xff, n * sizeof(uint32_t));
+    for (size_t i = 0; i < n; i++)
+        sp->loc[i] = (mh_flame_locslot){0, 0, MH_NONE32};
     return 0;
 }
 
@@ -122,61 +119,54 @@ mh_flame_split_init(mh_flame_split *sp, size_t nloc)
  * children's runs to *next (members placed in `out`). */
 static int
 mh_flame_split_run(mh_flame_split *sp, const mh_flame_members *m, mh_flame_nodes *t,
-                  const mh_flame_run *run, const uint32_t *in, uint32_t *out, size_t *nout,
-                  mh_flame_run *next, size_t *nnext, uint32_t depth, double threshold,
-                  uint64_t *folded)
+                   const mh_flame_run *run, const uint32_t *in, uint32_t *out, size_t *nout,
+                   mh_flame_run *next, size_t *nnext, uint32_t depth, double threshold,
+                   uint64_t *folded)
 {
-    size_t ngroup = 0;
+    size_t nchild = 0;
     uint32_t stamp = run->node + 1;
     for (size_t i = run->start; i < run->start + run->n; i++) {
         uint32_t mi = in[i];
         if (m->len[mi] <= depth)
             continue;
-        uint32_t loc = m->seq[mi][depth];
-        uint32_t gi;
-        if (sp->stamp[loc] != stamp) {
-            sp->stamp[loc] = stamp;
-            gi = sp->gidx[loc] = (uint32_t)ngroup++;
-            sp->gloc[gi] = loc;
-            sp->gn[gi] = 0;
-            sp->gsize[gi] = sp->gcount[gi] = 0;
+        mh_flame_locslot *ls = &sp->loc[m->seq[mi][depth]];
+        if (ls->stamp != stamp) {
+            ls->stamp = stamp;
+            ls->group = (uint32_t)nchild;
+            sp->child[nchild++] = (mh_flame_child){m->seq[mi][depth], 0, MH_NONE32, 0, 0, 0};
         }
-        else
-            gi = sp->gidx[loc];
-        sp->gn[gi]++;
-        sp->gsize[gi] += m->size[mi];
-        sp->gcount[gi] += m->count[mi];
+        mh_flame_child *c = &sp->child[ls->group];
+        c->n++;
+        c->size += m->size[mi];
+        c->count += m->count[mi];
     }
-    for (size_t gi = 0; gi < ngroup; gi++) {
-        if (sp->gsize[gi] == 0 || (double)sp->gsize[gi] < threshold) {
+    for (size_t ci = 0; ci < nchild; ci++) {
+        mh_flame_child *c = &sp->child[ci];
+        if (c->size == 0 || (double)c->size < threshold) {
             (*folded)++;
-            sp->gnode[gi] = MH_NONE32;
             continue;
         }
-        uint32_t loc = sp->gloc[gi];
-        if (sp->fid_of[loc] == MH_NONE32) {
-            sp->fid_of[loc] = (uint32_t)sp->nframes;
-            sp->floc[sp->nframes++] = loc;
+        mh_flame_locslot *ls = &sp->loc[c->loc];
+        if (ls->frame == MH_NONE32) {
+            ls->frame = (uint32_t)sp->nframes;
+            sp->floc[sp->nframes++] = c->loc;
         }
-        int64_t node = mh_flame_node_add(t, run->node, sp->fid_of[loc], sp->gsize[gi],
-                                        sp->gcount[gi]);
+        int64_t node = mh_flame_node_add(t, run->node, ls->frame, c->size, c->count);
         if (node < 0)
             return -1;
-        sp->gnode[gi] = (uint32_t)node;
-        sp->goff[gi] = *nout;
-        next[*nnext].node = (uint32_t)node;
-        next[*nnext].start = *nout;
-        next[*nnext].n = sp->gn[gi];
+        c->node = (uint32_t)node;
+        c->off = *nout;
+        next[*nnext] = (mh_flame_run){(uint32_t)node, *nout, c->n};
         (*nnext)++;
-        *nout += sp->gn[gi];
+        *nout += c->n;
     }
     for (size_t i = run->start; i < run->start + run->n; i++) {
         uint32_t mi = in[i];
         if (m->len[mi] <= depth)
             continue;
-        uint32_t gi = sp->gidx[m->seq[mi][depth]];
-        if (sp->gnode[gi] != MH_NONE32)
-            out[sp->goff[gi]++] = mi;
+        mh_flame_child *c = &sp->child[sp->loc[m->seq[mi][depth]].group];
+        if (c->node != MH_NONE32)
+            out[c->off++] = mi;
     }
     return 0;
 }
