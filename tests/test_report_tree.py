@@ -79,7 +79,8 @@ def test_launcher_frames_stripped():
 
 def test_root_strip_is_general():
     # root first: top.py, boot.py, shim.py, shim.py, app.py
-    raw = [(0, 64, (("app.py", 1), ("shim.py", 2), ("shim.py", 3), ("boot.py", 4), ("top.py", 5)), 5)]
+    tb = (("app.py", 1), ("shim.py", 2), ("shim.py", 3), ("boot.py", 4), ("top.py", 5))
+    raw = [(0, 64, tb, 5)]
     data = snap(raw).traces._data
 
     def files(root_strip):

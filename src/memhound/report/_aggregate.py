@@ -224,7 +224,8 @@ def _tree_c(data, snapshot, strip_launcher):
     """The call tree built by memhound's engine (SnapshotData.flame_tree):
     same nodes, numbering and sites as _tree_python, no object per trace."""
     meta = metadata(snapshot).get("memhound")
-    strip = LAUNCHER_FRAMES if strip_launcher and isinstance(meta, dict) and "argv" in meta else None
+    from_run = strip_launcher and isinstance(meta, dict) and "argv" in meta
+    strip = LAUNCHER_FRAMES if from_run else None
     frames, parent_of, frame_of, size_of, count_of, folded, site_frames, site_size, \
         site_count = data.flame_tree(MIN_SHARE, strip)
     sites = {f: [size, count] for f, size, count in zip(site_frames, site_size, site_count)}
