@@ -8,8 +8,9 @@ import pytest
 
 from memhound import cli_leaks
 
-EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "examples", "leaky_app.py")
+from conftest import ROOT
+
+EXAMPLE = os.path.join(ROOT, "examples", "leaky_app.py")
 
 
 def run_cli(*argv):

@@ -8,10 +8,9 @@ import textwrap
 
 import pytest
 
-import memhound
 from memhound.report import _source
 
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(memhound.__file__)))
+from conftest import SRC, child_env
 
 PROGRAM = textwrap.dedent("""\
     import sys
@@ -32,16 +31,9 @@ PROGRAM = textwrap.dedent("""\
 """)
 
 
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("NO_COLOR", None)
-    return env
-
-
 def _run(argv, cwd, stdin="hello"):
     return subprocess.run([sys.executable] + argv, cwd=cwd, input=stdin, capture_output=True,
-                          text=True, env=_env(), timeout=120)
+                          text=True, env=child_env(NO_COLOR=None), timeout=120)
 
 
 @pytest.fixture
@@ -172,7 +164,7 @@ def test_unwritable_outputs_and_closed_stderr(prog):
     try:
         proc = subprocess.run([sys.executable, "-m", "memhound", "run", "--html", "ok.html",
                                "--snapshot", "ok.snap", "prog.py"], cwd=prog, input="",
-                              stdout=subprocess.DEVNULL, stderr=write_end, env=_env(),
+                              stdout=subprocess.DEVNULL, stderr=write_end, env=child_env(NO_COLOR=None),
                               timeout=120, text=True)
     finally:
         os.close(write_end)

@@ -8,21 +8,13 @@ import pytest
 from memhound.report import _aggregate, _source, export, html
 from memhound.report._source import SnapshotError
 
+from conftest import SAMPLE_LEAK_REPORT
+
 MiB = 1024 * 1024
 RAW = ([(0, MiB, (("app.py", 12), ("app.py", 30)), 2)] * 2
        + [(0, MiB, (("app.py", 12), ("app.py", 31)), 2),
           (0, 3000, (("lib/util.py", 5), ("app.py", 30)), 2)]
        + [(0, 48, (("lib/util.py", 7),), 1)] * 2)
-
-LEAK = {"leaked": True, "warmup": 3, "runs": 5,
-        "deltas": {"blocks": [4, 4, 4, 4, 4], "objects": [2, 2, 2, 2, 2],
-                   "bytes": [212, 212, 208, 212, 212]},
-        "groups": [{"type": "app.Record", "count": 5, "count_per_run": 1, "bytes": 240,
-                    "created_at": [{"filename": "app.py", "lineno": 14, "function": "step"}],
-                    "path": [{"kind": "module", "label": "app"}, {"kind": "global", "label": "_seen"},
-                             {"kind": "index", "label": "[41]"}],
-                    "path_text": "module app -> global _seen (list) -> [41] -> app.Record",
-                    "cause": "global-collection", "hint": "drop entries from _seen when done"}]}
 
 
 def snapshot(raw=RAW, metadata=None):
@@ -132,7 +124,7 @@ def test_build_report_inputs_and_errors(tmp_path):
     snap_path = tmp_path / "a.snap"
     snapshot().dump(str(snap_path))
     leak_path = tmp_path / "leaks.json"
-    leak_path.write_text(json.dumps(LEAK))
+    leak_path.write_text(json.dumps(SAMPLE_LEAK_REPORT))
     report = html.build_report([str(snap_path), str(leak_path)])
     assert report["title"] == "a.snap"
     assert report["leaks"][0]["groups"][0]["cause"] == "global-collection"

@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-SETUP = pathlib.Path(__file__).resolve().parents[1] / "setup.py"
+from conftest import ROOT
+
+SETUP = pathlib.Path(ROOT) / "setup.py"
 
 # Runs setup.py as pip's build backend would, with sysconfig or the version
 # made to look like another interpreter's.
