@@ -2,7 +2,27 @@
 created and why.
 
 ``import memhound as tracemalloc`` works: the tracing API is a drop-in
-superset of the standard library's ``tracemalloc``, backed by a C engine.
+superset of the standard library's ``tracemalloc``, backed by a C engine
+(``memhound.tracing``).  The leak finder (``memhound.leaks``) runs a function
+repeatedly and reports what every run left alive, who holds it and where it
+was created:
+
+>>> import memhound
+>>> handled = []
+>>> def handle_request():
+...     handled.append(bytearray(64))
+>>> report = memhound.find_leaks(handle_request, warmup=1, runs=3)
+>>> report.leaked, report.groups[0].type, report.groups[0].count_per_run
+(True, 'bytearray', 1)
+
+What is using memory right now, by allocation site:
+
+>>> memhound.start()
+>>> blobs = [bytes(1000) for _ in range(100)]
+>>> top = memhound.take_snapshot().statistics("lineno")[0]
+>>> memhound.stop()
+>>> top.count >= 100, top.traceback[0].lineno
+(True, 1)
 """
 from .tracing import *  # noqa: F401,F403
 from .tracing import __all__ as _tracing_all

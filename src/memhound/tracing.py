@@ -17,6 +17,24 @@ pickle (docs/snapshot-format.md).
 >>> snap = tracemalloc.Snapshot([(0, 32, (("a.py", 3),), 1)], 1)
 >>> snap.statistics("lineno")
 [<Statistic traceback=<Traceback (<Frame filename='a.py' lineno=3>,)> size=32 count=1>]
+
+The tracing functions are the C engine's own (``memhound._core``), with
+tracemalloc's signatures:
+
+>>> tracemalloc.start(10)
+>>> tracemalloc.is_tracing(), tracemalloc.get_traceback_limit()
+(True, 10)
+>>> tracemalloc.reset_peak()
+>>> data = bytearray(100_000)
+>>> current, peak = tracemalloc.get_traced_memory()
+>>> current >= 100_000, peak >= current, tracemalloc.get_tracemalloc_memory() > 0
+(True, True, True)
+>>> tracemalloc.clear_traces()
+>>> tracemalloc.get_object_traceback(data) is None
+True
+>>> tracemalloc.stop()
+>>> tracemalloc.is_tracing(), tracemalloc.get_traced_memory()
+(False, (0, 0))
 """
 from collections.abc import Iterable, Sequence
 from functools import total_ordering
@@ -498,7 +516,11 @@ def _normalize_filename(filename):
 
 class BaseFilter:
     """Base of Filter and DomainFilter: ``inclusive`` keeps (True) or drops
-    (False) the traces the filter matches."""
+    (False) the traces the filter matches.
+
+    >>> [isinstance(f, BaseFilter) for f in (Filter(True, "a.py"), DomainFilter(False, 0))]
+    [True, True]
+    """
 
     def __init__(self, inclusive):
         self.inclusive = inclusive
