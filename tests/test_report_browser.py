@@ -14,7 +14,8 @@ import tempfile
 
 import pytest
 
-from memhound.report import _source, html
+import memhound
+from memhound.report import html
 
 MiB = 1024 * 1024
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))
@@ -73,7 +74,7 @@ def _console_errors(stderr):
 
 @pytest.fixture
 def report_file(tmp_path):
-    snap = _source.tracing_api().Snapshot(tuple(RAW), 16)
+    snap = memhound.Snapshot(tuple(RAW), 16)
     snap.metadata = {"memhound": {"kind": "exit", "time": 4.0, "timeline": TIMELINE}}
     report = html.report_from_snapshots([("app.snap", snap)], title="browser test",
                                         leaks=[("leaks.json", LEAK)])
