@@ -171,6 +171,11 @@ def test_format_size():
     (["run", "--frames", "x", "x.py"],
      "memhound: error: argument --frames: expected a positive integer, got 'x' "
      "(see 'memhound run --help')\n"),
+    (["run", "--frames", "70000", "x.py"],
+     "memhound: error: argument --frames: frames must be <= 65535, got 70000 "
+     "(see 'memhound run --help')\n"),
+    (["leaks", "app.py:f", "--bogus"],
+     "memhound: error: unrecognized arguments: --bogus (see 'memhound leaks --help')\n"),
 ])
 def test_bad_input_one_line(capsys, tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)

@@ -89,9 +89,15 @@ class LeakGroup:
 
     Example::
 
+        >>> import memhound
+        >>> class Registry:
+        ...     entries = []
+        >>> report = memhound.find_leaks(lambda: Registry.entries.append(bytearray(8)))
         >>> g = report.groups[0]
-        >>> g.cause, g.path_text
-        ('global-collection', 'module app -> global _seen (list) -> [4] -> app.Rec')
+        >>> g.type, g.cause, g.count_per_run
+        ('bytearray', 'class-collection', 1)
+        >>> g.path_text                                      # doctest: +ELLIPSIS
+        'class ...Registry -> class attribute entries (list) -> [...] -> bytearray'
     """
 
     __slots__ = ("type", "count", "count_per_run", "bytes", "created_at", "path",
@@ -102,8 +108,13 @@ class LeakGroup:
 
         Example::
 
-            >>> report.groups[0].to_dict()["cause"]
-            'global-collection'
+            >>> import memhound
+            >>> class Registry:
+            ...     entries = []
+            >>> report = memhound.find_leaks(lambda: Registry.entries.append(bytearray(8)))
+            >>> sorted(report.groups[0].to_dict())            # doctest: +NORMALIZE_WHITESPACE
+            ['bytes', 'cause', 'count', 'count_per_run', 'created_at', 'external_refs',
+             'held_by_survivor', 'hint', 'path', 'path_text', 'type']
         """
         return {
             "type": self.type, "count": self.count, "count_per_run": self.count_per_run,
@@ -130,9 +141,17 @@ class LeakReport:
 
     Example::
 
-        >>> report = memhound.find_leaks(handle)
-        >>> print(report)          # doctest: +SKIP
-        LEAK: every measured run left objects behind ...
+        >>> import memhound
+        >>> class Registry:
+        ...     entries = []
+        >>> report = memhound.find_leaks(lambda: Registry.entries.append(bytearray(8)), runs=3)
+        >>> bool(report), report.runs, len(report.deltas["blocks"])
+        (True, 3, 3)
+        >>> print(report)                                   # doctest: +ELLIPSIS
+        LEAK: every measured run left memory behind (3 warm-up, 3 measured runs)
+        ...
+        #1 bytearray: 3 object(s), 1 per run, ... bytes  [class-collection]
+        ...
     """
 
     def __init__(self, leaked, warmup, runs, deltas, groups, stats=None):
@@ -148,7 +167,10 @@ class LeakReport:
 
         Example::
 
-            >>> import json; json.dumps(report.to_dict())  # doctest: +SKIP
+            >>> import json
+            >>> report = find_leaks(lambda: None)
+            >>> json.loads(json.dumps(report.to_dict()))["leaked"]
+            False
         """
         return {"leaked": self.leaked, "warmup": self.warmup, "runs": self.runs,
                 "deltas": {k: list(v) for k, v in self.deltas.items()},
@@ -444,10 +466,11 @@ def find_leaks(func, *args, warmup=3, runs=5, frames=LEAK_FRAMES, **kwargs):
 
     Example::
 
-        >>> _seen = []
-        >>> report = find_leaks(lambda: _seen.append(bytearray(10)))
+        >>> class Cache:
+        ...     seen = []
+        >>> report = find_leaks(lambda: Cache.seen.append(bytearray(10)))
         >>> report.leaked, report.groups[0].type, report.groups[0].cause
-        (True, 'bytearray', 'global-collection')
+        (True, 'bytearray', 'class-collection')
     """
     if not callable(func):
         raise TypeError("func must be callable, not %s" % type(func).__name__)
@@ -502,11 +525,12 @@ class survivors:
 
     Example::
 
-        >>> _cache = {}
+        >>> class Cache:
+        ...     by_key = {}
         >>> with survivors() as s:
-        ...     _cache["k"] = object.__new__(type("Rec", (), {}))
-        >>> s.report().groups[0].path_text    # doctest: +SKIP
-        "module __main__ -> global _cache (dict) -> ['k'] -> Rec"
+        ...     Cache.by_key["k"] = bytearray(8)
+        >>> s.report().groups[0].path_text                   # doctest: +ELLIPSIS
+        "class ...Cache -> class attribute by_key (dict) -> ['k'] -> bytearray"
     """
 
     def __init__(self, frames=LEAK_FRAMES):

@@ -571,6 +571,13 @@ class _Manager:
 
 
 def pytest_addoption(parser):
+    """pytest hook: memhound's command-line options.
+
+    Example::
+
+        $ pytest --memhound --memhound-frames 16 --memhound-top-tests 10
+        $ pytest --memhound-leaks --memhound-runs 3
+    """
     group = parser.getgroup("memhound", "memhound memory checks")
     group.addoption("--memhound", action="store_true", default=False,
                     help="trace every test and print the tests with the highest "
@@ -591,6 +598,14 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    """pytest hook: register the markers, check the options, and activate the
+    checks when ``--memhound`` or ``--memhound-leaks`` asks for them.
+
+    Example::
+
+        $ pytest --memhound-frames 0
+        ERROR: --memhound-frames must be >= 1, got 0
+    """
     for line in _MARKERS:
         config.addinivalue_line("markers", line)
     for name, minimum in (("memhound_warmup", 0), ("memhound_runs", 1),
@@ -611,6 +626,15 @@ _OUR_MARKERS = ("no_leaks", "limit_memory")      # allow_leaks alone asks for no
 
 
 def pytest_collection_modifyitems(config, items):
+    """pytest hook: activate the checks when a collected test carries a
+    ``no_leaks`` or ``limit_memory`` marker (no option needed).
+
+    Example::
+
+        @pytest.mark.limit_memory("24 MB")
+        def test_load():
+            load_everything()
+    """
     if config.pluginmanager.has_plugin("memhound-manager"):
         return
     for item in items:
