@@ -10,7 +10,6 @@ Example::
 
     $ memhound leaks examples/leaky_app.py:handle_request --runs 5 --json out.json --html out.html
 """
-import argparse
 import importlib
 import importlib.util
 import json
@@ -38,6 +37,7 @@ def add_arguments(parser):
 
     Example::
 
+        >>> import argparse
         >>> p = add_arguments(argparse.ArgumentParser())
         >>> p.parse_args(["app.py:main", "--runs", "3"]).runs
         3
@@ -123,6 +123,7 @@ def run(args):
 
     Example::
 
+        >>> import argparse
         >>> p = add_arguments(argparse.ArgumentParser())
         >>> run(p.parse_args(["gc:collect", "--runs", "2"]))       # doctest: +ELLIPSIS
         no leak (3 warm-up, 2 measured runs)
