@@ -290,13 +290,13 @@ class _Tracker:
     def _snapshot_if_higher(self):
         if self.snapshots_taken >= self.max_snapshots or not _mh.is_tracing():
             return
-        current = _mh.get_traced_memory()[0]
-        if current > self.snapshot_level:
-            self.snapshots_taken += 1
-            self.snapshot = None      # release the previous one first
-            with pause_tracing():
+        with pause_tracing():
+            current = _mh.get_traced_memory()[0]
+            if current > self.snapshot_level:
+                self.snapshots_taken += 1
+                self.snapshot = None      # release the previous one first
                 self.snapshot = _mh.take_snapshot()
-            self.snapshot_level = current
+                self.snapshot_level = current
 
     def finish(self) -> _Measurement:
         """Stop measuring; return the peak and the biggest sites."""

@@ -10,8 +10,9 @@ what they return.  ``Snapshot.traces`` is a lazy sequence over those arrays.
 
 Extras over tracemalloc: ``Frame.function`` (None when unknown),
 ``Snapshot.from_tracemalloc()``, ``Snapshot.metadata`` (a JSON-able dict
-saved by ``dump()``), and a documented binary file format instead of
-pickle (docs/snapshot-format.md).
+saved by ``dump()``), a documented binary file format instead of pickle
+(docs/snapshot-format.md), ``pause_tracing()`` (leave a block of code
+untraced), and ``check_frames()`` with the frame counts each tool uses.
 
 >>> import memhound as tracemalloc
 >>> snap = tracemalloc.Snapshot([(0, 32, (("a.py", 3),), 1)], 1)
