@@ -1,4 +1,5 @@
 """`memhound run` runs a program exactly like the interpreter does."""
+import json
 import os
 import re
 import signal
@@ -57,7 +58,8 @@ def test_script_like_python(prog, mode):
     # biggest site: the list of bytearrays on line 2 (function shown when known)
     assert re.search(r"prog\.py:2( in <(module|listcomp)>)?$", report.splitlines()[2])
     assert "memhound: at the peak: " in report
-    assert "cli.py" not in plain.stderr and "cli.py" not in under.stderr[:len(plain.stderr)]
+    for launcher in ("cli.py", "runner.py"):
+        assert launcher not in plain.stderr and launcher not in under.stderr[:len(plain.stderr)]
 
 
 def test_expected_exit_statuses(prog):
@@ -112,6 +114,12 @@ def test_snapshot_html_and_interval_files(prog):
     assert not [s for s in snap.statistics("lineno") if s.traceback[0].filename.startswith(own)]
     html = (prog / "out.html").read_text()
     assert "memhound run prog.py" in html and "prog.py" in html
+    # the flame graph starts at the program: the launcher's frames are stripped
+    data = json.loads(re.search(r'<script id="mh-data" type="application/json">(.*?)</script>',
+                                html, re.S).group(1).replace("<\\/", "</"))
+    files = {frame[0] for frame in data["flame"]["frames"]}
+    assert str(prog / "prog.py") in files
+    assert not {f for f in files if f.startswith(own) or "runpy" in f}, files
     res = _run(["-m", "memhound", "top", "out.snap", "--limit", "1"], prog)
     assert re.search(re.escape(f"{prog / 'prog.py'}:2") + "( in <(module|listcomp)>)?$", res.stdout.splitlines()[2])
 

@@ -14,7 +14,8 @@ import tempfile
 
 import pytest
 
-from memhound.report import _source, html
+import memhound
+from memhound.report import html
 
 from conftest import SAMPLE_LEAK_REPORT
 
@@ -67,7 +68,7 @@ def _console_errors(stderr):
 
 @pytest.fixture
 def report_file(tmp_path):
-    snap = _source.tracing_api().Snapshot(tuple(RAW), 16)
+    snap = memhound.Snapshot(tuple(RAW), 16)
     snap.metadata = {"memhound": {"kind": "exit", "time": 4.0, "timeline": TIMELINE}}
     report = html.report_from_snapshots([("app.snap", snap)], title="browser test",
                                         leaks=[("leaks.json", SAMPLE_LEAK_REPORT)])

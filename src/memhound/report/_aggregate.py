@@ -8,10 +8,9 @@ from the smallest nodes up; what is cut is accounted for in its parent, so
 every percentage stays exact.
 """
 import heapq
-import os
-import runpy
 import sys
 
+from ..runner import LAUNCHER_FILES
 from ._source import frame_function, metadata
 
 GROUP_BY = ("lineno", "filename", "traceback")
@@ -100,9 +99,9 @@ def compare_rows(old, new, group_by="lineno", cumulative=False, limit=10):
 
 # Frames that belong to the `memhound run` launcher, not to the program: they
 # sit at the root (oldest end) of every traceback recorded under `run`:
-# whatever started memhound, then cli.py, then (for -m) runpy.
-_CLI_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cli.py")
-_RUNPY_FILES = {os.path.abspath(runpy.__file__), "<frozen runpy>"}
+# whatever started memhound, then memhound's runner, then (for -m) runpy.
+_CLI_FILE = LAUNCHER_FILES[0]
+_RUNPY_FILES = set(LAUNCHER_FILES[1:])
 _LAUNCHER_DEPTH = 16        # launcher frames are among the first 16 from the root
 
 
@@ -112,7 +111,7 @@ def stacks(snapshot, strip_launcher=True):
     ``functions`` the matching function names, or None when unknown (stdlib
     snapshots).  With ``strip_launcher`` and a snapshot written by
     ``memhound run`` (its metadata says so), the frames of the launcher
-    itself (cli.py, runpy) are left out."""
+    itself (runner.py, runpy) are left out."""
     meta = metadata(snapshot).get("memhound")
     strip_launcher = strip_launcher and isinstance(meta, dict) and "argv" in meta
     for frames, functions, size, count in _grouped(snapshot):
