@@ -12,17 +12,14 @@ import pytest
 
 import memhound
 
-PENDING_DOCSTRING_FIXES = pytest.mark.xfail(
-    reason="examples that need doctest-safe setup; rewritten on the branch that owns this module "
-           "(issue 22): delete this mark when they pass", strict=False)
-
 PUBLIC_MODULES = [
     "memhound",
     "memhound.tracing",
-    pytest.param("memhound.leaks", marks=PENDING_DOCSTRING_FIXES),
+    "memhound.leaks",
     "memhound.pytest_plugin",
     "memhound.cli",
-    pytest.param("memhound.cli_leaks", marks=PENDING_DOCSTRING_FIXES),
+    "memhound.cli_leaks",
+    "memhound.runner",
     "memhound.report",
     "memhound.report.html",
     "memhound.report.terminal",
