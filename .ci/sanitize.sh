@@ -40,6 +40,6 @@ export PYTHONPATH="$work/src/src"
 # pymalloc stays on: the leak finder's verdict counts pymalloc blocks, and
 # memhound's own memory (libc/mmap) is what ASan must watch.
 if [ $# -eq 0 ]; then
-    set -- -n 2 tests --ignore=tests/test_report_browser.py --ignore=tests/test_benchmarks_smoke.py
+    set -- -n 2 tests --ignore=tests/report/test_report_browser.py --ignore=tests/tooling/test_benchmarks_smoke.py
 fi
 python -m pytest -q -p no:cacheprovider "$@"

@@ -54,8 +54,9 @@ def _import_memhound():
     if os.path.isdir(src_pkg) and SRC not in sys.path:
         sys.path.insert(0, SRC)
     try:
-        return _import_memhound_once()
-    except Exception as exc:  # ImportError, or a half-built tree (AttributeError)
+        import memhound
+        return memhound
+    except ImportError as exc:
         first = exc
     # Source tree without a built extension for this Python: try an installed one.
     for name in [m for m in sys.modules if m == "memhound" or m.startswith("memhound.")]:
@@ -63,21 +64,12 @@ def _import_memhound():
     if SRC in sys.path:
         sys.path.remove(SRC)
     try:
-        return _import_memhound_once()
-    except Exception:
+        import memhound
+        return memhound
+    except ImportError:
         missing = isinstance(first, ModuleNotFoundError) and first.name == "memhound"
         raise Unavailable("not installed" if missing else "unavailable",
                           "memhound import failed: %s: %s" % (type(first).__name__, first))
-
-
-def _import_memhound_once():
-    import memhound
-    from memhound import _core
-    if getattr(_core, "__file__", None) is None:  # namespace package: source dir, no extension
-        for name in [m for m in sys.modules if m == "memhound" or m.startswith("memhound.")]:
-            del sys.modules[name]
-        raise ImportError("memhound._core extension is not built for this Python")
-    return memhound
 
 
 _memhound_cache = []
@@ -91,8 +83,6 @@ def memhound_tracer():
     try:
         mh.start(1)
         mh.stop()
-    except NotImplementedError as exc:
-        raise Unavailable("unavailable", "memhound engine not implemented yet (%s)" % exc)
     except Exception as exc:
         raise Unavailable("unavailable", "memhound.start failed: %r" % (exc,))
     _memhound_cache.append(mh)
@@ -193,15 +183,13 @@ def task_probe(task):
            "tools": {}}
     try:
         mh = _import_memhound()
-        info = {"version": getattr(mh, "__version__", None),
+        info = {"version": mh.__version__,
                 "path": os.path.dirname(mh.__file__)}
         try:
             memhound_tracer()
             info["status"] = "ok"
         except Unavailable as exc:
             info.update(status=exc.status, reason=exc.reason)
-        info["api"] = {name: hasattr(mh, name) for name in
-                       ("take_snapshot", "Snapshot", "Filter", "find_leaks", "survivors")}
         out["tools"]["memhound"] = info
     except Unavailable as exc:
         out["tools"]["memhound"] = {"status": exc.status, "reason": exc.reason}
@@ -476,93 +464,58 @@ def _leak_memhound(task, leakapp, res):
     runs = int(task["runs"])
     per_call = int(task["per_call"])
     frames = int(task.get("frames", 16))
-    if hasattr(mh, "survivors"):
-        # Single pass: the runs happen inside the block; memhound's analysis
-        # (graph, survivors, paths, tracebacks, causes) runs when the block
-        # exits.  Timestamps and RSS go into preallocated arrays so that the
-        # benchmark itself leaves no survivor behind.
-        import array
-        marks = array.array("d", [0.0, 0.0, 0.0, 0.0])
-        rss = array.array("q", [0, 0, 0])
-        gc.collect()
+    # Single pass: the runs happen inside the block; memhound's analysis
+    # (graph, survivors, paths, tracebacks, causes) runs when the block
+    # exits.  Timestamps and RSS go into preallocated arrays so that the
+    # benchmark itself leaves no survivor behind.
+    import array
+    marks = array.array("d", [0.0, 0.0, 0.0, 0.0])
+    rss = array.array("q", [0, 0, 0])
+    gc.collect()
+    trim_heap()
+    rss[1] = rss_bytes()
+    reset_peak_rss()
+    marks[0] = _now()
+    with mh.survivors(frames=frames) as s:
+        marks[1] = _now()
+        for _ in range(runs):
+            leakapp.step(per_call)
+        rss[2] = peak_rss_bytes()  # peak of the census + runs phase
         trim_heap()
-        rss[1] = rss_bytes()
+        rss[0] = rss_bytes()
         reset_peak_rss()
-        try:
-            marks[0] = _now()
-            with mh.survivors(frames=frames) as s:
-                marks[1] = _now()
-                for _ in range(runs):
-                    leakapp.step(per_call)
-                rss[2] = peak_rss_bytes()  # peak of the census + runs phase
-                trim_heap()
-                rss[0] = rss_bytes()
-                reset_peak_rss()
-                marks[2] = _now()
-            marks[3] = _now()
-        except NotImplementedError as exc:
-            raise Unavailable("unavailable", "memhound.survivors not implemented yet (%s)" % exc)
-        res["census_s"] = marks[1] - marks[0]
-        res["runs_s"] = marks[2] - marks[1]
-        res["analysis_s"] = marks[3] - marks[2]
-        peak = peak_rss_bytes()
-        res["temp_bytes_analysis"] = max(0, peak - rss[0])
-        # Everything memhound needed beyond the heap: census taken before the
-        # runs (kept until the analysis) plus the analysis itself.
-        res["temp_bytes"] = max(0, max(peak, rss[2]) - rss[1])
-        report = s.report()
-        stats = getattr(report, "stats", None) or {}
-        res["self_reported"] = {k: v for k, v in stats.items() if isinstance(v, (int, float))}
-        res["api"] = "memhound.survivors(frames=%d), analysis on exit" % frames
-        _check_memhound_report(report, leakapp, res)
-        return
-    if hasattr(mh, "find_leaks"):
-        trim_heap()
-        t0 = _now()
-        rss0 = rss_bytes()
-        reset_peak_rss()
-        try:
-            report = mh.find_leaks(leakapp.step, per_call, warmup=1, runs=runs, frames=frames)
-        except NotImplementedError as exc:
-            raise Unavailable("unavailable", "memhound.find_leaks not implemented yet (%s)" % exc)
-        res["total_s"] = _now() - t0
-        res["temp_bytes"] = max(0, peak_rss_bytes() - rss0)
-        timing = getattr(report, "timings", None) or {}
-        if "analysis" in timing:
-            res["analysis_s"] = timing["analysis"]
-        res["api"] = "memhound.find_leaks(step, warmup=1, runs=%d, frames=%d)" % (runs, frames)
-        _check_memhound_report(report, leakapp, res)
-        return
-    raise Unavailable("unavailable", "memhound has neither survivors() nor find_leaks() yet")
-
-
-def _report_dict(report):
-    if hasattr(report, "to_dict"):
-        return report.to_dict()
-    if isinstance(report, dict):
-        return report
-    return {"groups": getattr(report, "groups", [])}
+        marks[2] = _now()
+    marks[3] = _now()
+    res["census_s"] = marks[1] - marks[0]
+    res["runs_s"] = marks[2] - marks[1]
+    res["analysis_s"] = marks[3] - marks[2]
+    peak = peak_rss_bytes()
+    res["temp_bytes_analysis"] = max(0, peak - rss[0])
+    # Everything memhound needed beyond the heap: census taken before the
+    # runs (kept until the analysis) plus the analysis itself.
+    res["temp_bytes"] = max(0, max(peak, rss[2]) - rss[1])
+    report = s.report()
+    res["self_reported"] = {k: v for k, v in report.stats.items() if isinstance(v, (int, float))}
+    res["api"] = "memhound.survivors(frames=%d), analysis on exit" % frames
+    _check_memhound_report(report, leakapp, res)
 
 
 def _check_memhound_report(report, leakapp, res):
-    d = _report_dict(report)
-    groups = d.get("groups", [])
+    groups = report.to_dict()["groups"]
     found = []
     for tname, holder, cause in leakapp.GROUPS:
         hit = None
         for g in groups:
-            g = g if isinstance(g, dict) else getattr(g, "__dict__", {})
-            gtype = str(g.get("type", ""))
-            if gtype == tname or gtype.endswith("." + tname):
+            if g["type"] == tname or g["type"].endswith("." + tname):
                 hit = g
-                if holder in str(g.get("path_text", "")):
+                if holder in g["path_text"]:
                     break
         found.append({"type": tname, "holder": holder, "group": hit is not None,
-                      "path_names_holder": bool(hit) and holder in str(hit.get("path_text", "")),
-                      "created_at": bool(hit) and bool(hit.get("created_at")),
-                      "cause": hit.get("cause") if hit else None,
+                      "path_names_holder": bool(hit) and holder in hit["path_text"],
+                      "created_at": bool(hit) and bool(hit["created_at"]),
+                      "cause": hit["cause"] if hit else None,
                       "expected_cause": cause,
-                      "count": hit.get("count") if hit else None})
+                      "count": hit["count"] if hit else None})
     res["groups_reported"] = len(groups)
     res["answers"] = found
     res["found"] = sum(1 for f in found if f["path_names_holder"])

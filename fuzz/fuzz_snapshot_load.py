@@ -125,7 +125,7 @@ def mutate(rng, data, seeds):
 
 
 # The reader's own CRC-32C (checked against an independent Python reference in
-# tests/test_snapshot_file.py); it also makes the fix-up fast.
+# tests/snapshot/test_snapshot_file.py); it also makes the fix-up fast.
 crc32c = memhound._core.SnapshotData._crc32c
 
 

@@ -4,24 +4,31 @@ report what leaks.
 TARGET is ``path/to/file.py:function`` or ``package.module:function``
 (``function`` may be dotted: ``module:Class.method``).  Exit status: 0 no
 leak, 1 leak found, 2 usage or target error (one clear line on stderr).
+``memhound.cli`` builds the parser (with ``add_arguments``) and calls ``run``.
 
 Example::
 
-    $ memhound leaks examples/leaky_app.py:handle_request --runs 5 --json out.json
+    $ memhound leaks examples/leaky_app.py:handle_request --runs 5 --json out.json --html out.html
 """
-import argparse
 import importlib
 import importlib.util
 import json
 import os
 import sys
 
+from . import tracing
 from .leaks import find_leaks
+from .report import html
+from .report.terminal import print_error
 
 EXIT_OK, EXIT_LEAK, EXIT_ERROR = 0, 1, 2
 
 
-class TargetError(Exception):
+class CommandError(Exception):
+    """The command cannot run: its message is printed as one line, exit status 2."""
+
+
+class TargetError(CommandError):
     """The target cannot be loaded or called."""
 
 
@@ -30,7 +37,8 @@ def add_arguments(parser):
 
     Example::
 
-        >>> p = argparse.ArgumentParser(); add_arguments(p)
+        >>> import argparse
+        >>> p = add_arguments(argparse.ArgumentParser())
         >>> p.parse_args(["app.py:main", "--runs", "3"]).runs
         3
     """
@@ -40,10 +48,12 @@ def add_arguments(parser):
                         help="calls ignored before measuring (default 3)")
     parser.add_argument("--runs", type=int, default=5, metavar="N",
                         help="measured calls; a leak must grow in every one (default 5)")
-    parser.add_argument("--frames", type=int, default=16, metavar="N",
-                        help="frames kept per creation traceback (default 16)")
+    parser.add_argument("--frames", type=int, default=tracing.LEAK_FRAMES, metavar="N",
+                        help=f"frames kept per creation traceback (default {tracing.LEAK_FRAMES})")
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="also write the report as JSON to FILE ('-' for stdout)")
+    parser.add_argument("--html", metavar="FILE", default=None,
+                        help="also write the report as a self-contained HTML file")
     return parser
 
 
@@ -108,52 +118,54 @@ def load_target(target):
     return obj
 
 
-def _error(message):
-    print("memhound leaks: error: %s" % message, file=sys.stderr)
-    return EXIT_ERROR
-
-
 def run(args):
     """Run the ``leaks`` command; returns the exit status.
 
     Example::
 
+        >>> import argparse
         >>> p = add_arguments(argparse.ArgumentParser())
-        >>> run(p.parse_args(["examples/leaky_app.py:handle_request"]))  # doctest: +SKIP
-        1
+        >>> run(p.parse_args(["gc:collect", "--runs", "2"]))       # doctest: +ELLIPSIS
+        no leak (3 warm-up, 2 measured runs)
+        ...
+        0
     """
-    for name, low in (("warmup", 0), ("runs", 1), ("frames", 1)):
-        if getattr(args, name) < low:
-            return _error("--%s must be >= %d, got %d" % (name, low, getattr(args, name)))
     try:
-        func = load_target(args.target)
-    except TargetError as exc:
-        return _error(str(exc))
+        return _run(args)
+    except CommandError as exc:
+        print_error(str(exc), command="leaks")
+        return EXIT_ERROR
+
+
+def _run(args):
+    for name, low in (("warmup", 0), ("runs", 1)):
+        if getattr(args, name) < low:
+            raise CommandError("--%s must be >= %d, got %d" % (name, low, getattr(args, name)))
+    try:
+        tracing.check_frames(args.frames, "--frames")
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    func = load_target(args.target)
     try:
         report = find_leaks(func, warmup=args.warmup, runs=args.runs, frames=args.frames)
     except SystemExit as exc:
-        return _error("%s called sys.exit(%s)" % (args.target, exc.code))
+        raise CommandError("%s called sys.exit(%s)" % (args.target, exc.code)) from None
     except Exception as exc:
-        return _error("%s raised %s: %s" % (args.target, type(exc).__name__, exc))
+        raise CommandError("%s raised %s: %s" % (args.target, type(exc).__name__, exc)) from None
     print(report)
-    if args.json:
-        text = json.dumps(report.to_dict(), indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            try:
+    try:
+        if args.json:
+            text = json.dumps(report.to_dict(), indent=2)
+            if args.json == "-":
+                print(text)
+            else:
                 with open(args.json, "w", encoding="utf-8") as f:
                     f.write(text + "\n")
-            except OSError as exc:
-                return _error("cannot write %s: %s" % (args.json, exc.strerror or exc))
+        if args.html:
+            page = html.report_from_snapshots([], title="memhound leaks " + args.target,
+                                              leaks=[(args.target, report.to_dict())])
+            html.write_html(page, args.html)
+            print("memhound: wrote %s" % args.html, file=sys.stderr)
+    except OSError as exc:
+        raise CommandError("cannot write %s: %s" % (exc.filename, exc.strerror or exc)) from None
     return EXIT_LEAK if report.leaked else EXIT_OK
-
-
-def main(argv=None):
-    """Stand-alone entry point (``python -m memhound.cli_leaks TARGET``)."""
-    parser = add_arguments(argparse.ArgumentParser(prog="memhound leaks"))
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

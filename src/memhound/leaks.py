@@ -34,11 +34,14 @@ import time
 import warnings
 
 from . import _core
+from .tracing import LEAK_FRAMES, check_frames, pause_tracing
 
 __all__ = ["find_leaks", "survivors", "LeakReport", "LeakGroup"]
 
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
+# The causes: code -> fix hint.  _cause() picks the code from the kinds of
+# the path's steps (the vocabulary of _core.ROOT_KINDS / EDGE_KINDS).
 HINTS = {
     "global-collection": "a module-level container grows on every call: remove entries when "
                          "done, bound it (deque(maxlen=...), lru_cache(maxsize=...)) or hold "
@@ -63,10 +66,12 @@ HINTS = {
     "unknown": "no well-known holder was recognised: follow the path to see who keeps it",
 }
 
-_ROOT_TEXT = {"module": "module {}", "class": "class {}", "thread": "thread {}", "external": "{}"}
-_STEP_TEXT = {"global": "global {}", "class_attr": "class attribute {}", "attr": "attribute {}",
-              "closure": "closure variable {}", "lru_cache": "lru_cache of {}",
-              "dict_key": "dict key", "elided": "... {} ..."}
+# Edges that are the cause wherever they are on the path (nearest to the
+# survivor first), and edges whose owner holds a growing collection.
+_HOLDER_CAUSES = {"lru_cache": "lru-cache", "traceback": "exception-traceback",
+                  "closure": "closure"}
+_OWNER_CAUSES = {"global": "global-collection", "class_attr": "class-collection",
+                 "attr": "instance-collection"}
 
 _GEN_TYPES = ("generator", "coroutine", "async_generator")
 _CENSUS_CPU = array.array("d", [0.0])   # no float object: it would be a survivor
@@ -84,9 +89,15 @@ class LeakGroup:
 
     Example::
 
+        >>> import memhound
+        >>> class Registry:
+        ...     entries = []
+        >>> report = memhound.find_leaks(lambda: Registry.entries.append(bytearray(8)))
         >>> g = report.groups[0]
-        >>> g.cause, g.path_text
-        ('global-collection', 'module app -> global _seen (list) -> [4] -> app.Rec')
+        >>> g.type, g.cause, g.count_per_run
+        ('bytearray', 'class-collection', 1)
+        >>> g.path_text                                      # doctest: +ELLIPSIS
+        'class ...Registry -> class attribute entries (list) -> [...] -> bytearray'
     """
 
     __slots__ = ("type", "count", "count_per_run", "bytes", "created_at", "path",
@@ -97,8 +108,13 @@ class LeakGroup:
 
         Example::
 
-            >>> report.groups[0].to_dict()["cause"]
-            'global-collection'
+            >>> import memhound
+            >>> class Registry:
+            ...     entries = []
+            >>> report = memhound.find_leaks(lambda: Registry.entries.append(bytearray(8)))
+            >>> sorted(report.groups[0].to_dict())            # doctest: +NORMALIZE_WHITESPACE
+            ['bytes', 'cause', 'count', 'count_per_run', 'created_at', 'external_refs',
+             'held_by_survivor', 'hint', 'path', 'path_text', 'type']
         """
         return {
             "type": self.type, "count": self.count, "count_per_run": self.count_per_run,
@@ -125,9 +141,17 @@ class LeakReport:
 
     Example::
 
-        >>> report = memhound.find_leaks(handle)
-        >>> print(report)          # doctest: +SKIP
-        LEAK: every measured run left objects behind ...
+        >>> import memhound
+        >>> class Registry:
+        ...     entries = []
+        >>> report = memhound.find_leaks(lambda: Registry.entries.append(bytearray(8)), runs=3)
+        >>> bool(report), report.runs, len(report.deltas["blocks"])
+        (True, 3, 3)
+        >>> print(report)                                   # doctest: +ELLIPSIS
+        LEAK: every measured run left memory behind (3 warm-up, 3 measured runs)
+        ...
+        #1 bytearray: 3 object(s), 1 per run, ... bytes  [class-collection]
+        ...
     """
 
     def __init__(self, leaked, warmup, runs, deltas, groups, stats=None):
@@ -143,7 +167,10 @@ class LeakReport:
 
         Example::
 
-            >>> import json; json.dumps(report.to_dict())  # doctest: +SKIP
+            >>> import json
+            >>> report = find_leaks(lambda: None)
+            >>> json.loads(json.dumps(report.to_dict()))["leaked"]
+            False
         """
         return {"leaked": self.leaked, "warmup": self.warmup, "runs": self.runs,
                 "deltas": {k: list(v) for k, v in self.deltas.items()},
@@ -180,13 +207,11 @@ class LeakReport:
         return "\n".join(lines)
 
 
-def _check_int(name, value, low, high=None):
+def _check_int(name, value, low):
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("%s must be an int, not %s" % (name, type(value).__name__))
-    if value < low or (high is not None and value > high):
-        if high is None:
-            raise ValueError("%s must be >= %d, got %d" % (name, low, value))
-        raise ValueError("%s must be in range [%d; %d], got %d" % (name, low, high, value))
+    if value < low:
+        raise ValueError("%s must be >= %d, got %d" % (name, low, value))
 
 
 def _clear_caches():
@@ -235,12 +260,9 @@ class _Tracing:
         self.frames = frames
 
     def __enter__(self):
-        try:
-            if not _core.is_tracing():
-                _core.start(self.frames)
-                self.started = True
-        except NotImplementedError:
-            pass
+        if not _core.is_tracing():
+            _core.start(self.frames)
+            self.started = True
         return self
 
     def __exit__(self, *exc):
@@ -250,19 +272,13 @@ class _Tracing:
 
 
 def _traced_bytes():
-    try:
-        if _core.is_tracing():
-            return _core.get_traced_memory()[0]
-    except NotImplementedError:
-        pass
+    if _core.is_tracing():
+        return _core.get_traced_memory()[0]
     return 0
 
 
 def _creation(obj, frames):
-    try:
-        tb = _core._object_creation(obj)
-    except NotImplementedError:
-        return ()
+    tb = _core._object_creation(obj)
     if not tb:
         return ()
     # Most recent first: keep the frames above memhound's own (the caller's
@@ -311,12 +327,8 @@ def _cause(path):
     for i in range(len(steps) - 1, -1, -1):
         kind = steps[i][0]
         holder_type = steps[i - 1][2] if i > 0 else path[0][2]
-        if kind == "lru_cache":
-            return "lru-cache"
-        if kind == "traceback":
-            return "exception-traceback"
-        if kind == "closure":
-            return "closure"
+        if kind in _HOLDER_CAUSES:
+            return _HOLDER_CAUSES[kind]
         if kind == "local" and (i > 0 or root_kind != "thread"):
             if holder_type in _GEN_TYPES:
                 return "generator"
@@ -328,14 +340,12 @@ def _cause(path):
     first = next((i for i, s in enumerate(steps) if s[3]), len(steps))
     for i in range(min(first, len(steps) - 1), -1, -1):
         kind = steps[i][0]
-        if kind == "global":
-            return "global-collection"
-        if kind == "class_attr":
-            return "class-collection"
         if kind == "attr":
             holder_type = steps[i - 1][2] if i > 0 else path[0][2]
             if holder_type not in ("function", "method", "cell", "type", "module"):
-                return "instance-collection"
+                return _OWNER_CAUSES[kind]
+        elif kind in _OWNER_CAUSES:
+            return _OWNER_CAUSES[kind]
     if root_kind == "class" and steps:
         return "class-collection"
     return "unknown"
@@ -349,9 +359,9 @@ def _path_text(path, survivor_type):
     if kind == "thread":
         parts.append("thread " + _thread_name(label))
     else:
-        parts.append(_ROOT_TEXT.get(kind, "{}").format(label))
+        parts.append(_core.ROOT_KINDS[kind].format(label))
     for i, (kind, label, tname, _surv) in enumerate(path[1:], 1):
-        text = _STEP_TEXT.get(kind, "{}").format(label)
+        text = _core.EDGE_KINDS[kind].format(label)
         if i < len(path) - 1 and tname:
             text += " (%s)" % tname
         parts.append(text)
@@ -367,46 +377,51 @@ def _analyse(census, runs, frames):
     census_bytes = census.nbytes
     graph = _core.heap_graph(census, _OWN_DIR)
     census.close()
-    try:
-        found = graph.survivors()
-        stats = graph.stats()
-        groups = {}
-        order = []
-        creation = _core._object_creation
-        for obj, idx, anchor, extra in found:
-            try:
-                tb = creation(obj)
-            except NotImplementedError:
-                tb = None
-            key = (type(obj), tb[0] if tb else None, anchor)
-            entry = groups.get(key)
-            if entry is None:
-                entry = groups[key] = [obj, idx, _creation(obj, frames), 0, 0, extra]
-                order.append(key)
-            entry[3] += 1
-            entry[4] += _shallow_size(obj)
-        result = []
-        for key in order:
-            rep, idx, created, count, nbytes, extra = groups[key]
-            raw = graph.path(idx)
-            path = [(k, _thread_name(lab) if k == "thread" else lab, t, s) for k, lab, t, s in raw]
-            g = LeakGroup()
-            g.type = _type_name(type(rep))
-            g.count = count
-            per = count / runs
-            g.count_per_run = int(per) if per == int(per) else round(per, 2)
-            g.bytes = nbytes
-            g.created_at = list(created)
-            g.path = [(k, lab, t) for k, lab, t, _s in path]
-            g.path_text = _path_text(raw, g.type)
-            g.cause = _cause(path)
-            g.external_refs = max(extra, 0)
-            g.hint = HINTS[g.cause]
-            g.held_by_survivor = any(s for _k, _l, _t, s in path[:-1])
-            result.append(g)
-        del found
-    finally:
-        graph.close()
+    # Untraced from here: the groups are memhound's own objects.  Not before
+    # the graph: the with statement's objects would be survivors.
+    with pause_tracing():
+        try:
+            return _groups(graph, runs, frames, census_bytes, t0, c0)
+        finally:
+            graph.close()
+
+
+def _groups(graph, runs, frames, census_bytes, t0, c0):
+    """The survivor groups of a heap graph, most important first, and stats."""
+    found = graph.survivors()
+    stats = graph.stats()
+    groups = {}
+    order = []
+    creation = _core._object_creation
+    for obj, idx, anchor, extra in found:
+        tb = creation(obj)
+        key = (type(obj), tb[0] if tb else None, anchor)
+        entry = groups.get(key)
+        if entry is None:
+            entry = groups[key] = [obj, idx, _creation(obj, frames), 0, 0, extra]
+            order.append(key)
+        entry[3] += 1
+        entry[4] += _shallow_size(obj)
+    result = []
+    for key in order:
+        rep, idx, created, count, nbytes, extra = groups[key]
+        raw = graph.path(idx)
+        path = [(k, _thread_name(lab) if k == "thread" else lab, t, s) for k, lab, t, s in raw]
+        g = LeakGroup()
+        g.type = _type_name(type(rep))
+        g.count = count
+        per = count / runs
+        g.count_per_run = int(per) if per == int(per) else round(per, 2)
+        g.bytes = nbytes
+        g.created_at = list(created)
+        g.path = [(k, lab, t) for k, lab, t, _s in path]
+        g.path_text = _path_text(raw, g.type)
+        g.cause = _cause(path)
+        g.external_refs = max(extra, 0)
+        g.hint = HINTS[g.cause]
+        g.held_by_survivor = any(s for _k, _l, _t, s in path[:-1])
+        result.append(g)
+    del found
     result.sort(key=lambda g: (g.held_by_survivor, -g.count))
     stats["census_bytes"] = census_bytes
     stats["t_census_cpu"] = _CENSUS_CPU[0]
@@ -439,7 +454,7 @@ def _analyse_or_warn(census, runs, frames):
         return [], {}
 
 
-def find_leaks(func, *args, warmup=3, runs=5, frames=16, **kwargs):
+def find_leaks(func, *args, warmup=3, runs=5, frames=LEAK_FRAMES, **kwargs):
     """Run ``func(*args, **kwargs)`` repeatedly and report what leaks.
 
     ``warmup`` calls are ignored, then ``runs`` calls are measured; the
@@ -451,16 +466,17 @@ def find_leaks(func, *args, warmup=3, runs=5, frames=16, **kwargs):
 
     Example::
 
-        >>> _seen = []
-        >>> report = find_leaks(lambda: _seen.append(bytearray(10)))
+        >>> class Cache:
+        ...     seen = []
+        >>> report = find_leaks(lambda: Cache.seen.append(bytearray(10)))
         >>> report.leaked, report.groups[0].type, report.groups[0].cause
-        (True, 'bytearray', 'global-collection')
+        (True, 'bytearray', 'class-collection')
     """
     if not callable(func):
         raise TypeError("func must be callable, not %s" % type(func).__name__)
     _check_int("warmup", warmup, 0)
     _check_int("runs", runs, 1)
-    _check_int("frames", frames, 1, getattr(_core, "MAX_NFRAME", 65535))
+    check_frames(frames)
     blocks = array.array("q", bytes(8 * (runs + 1)))
     objects = array.array("q", bytes(8 * (runs + 1)))
     nbytes = array.array("q", bytes(8 * (runs + 1)))
@@ -509,15 +525,16 @@ class survivors:
 
     Example::
 
-        >>> _cache = {}
+        >>> class Cache:
+        ...     by_key = {}
         >>> with survivors() as s:
-        ...     _cache["k"] = object.__new__(type("Rec", (), {}))
-        >>> s.report().groups[0].path_text    # doctest: +SKIP
-        "module __main__ -> global _cache (dict) -> ['k'] -> Rec"
+        ...     Cache.by_key["k"] = bytearray(8)
+        >>> s.report().groups[0].path_text                   # doctest: +ELLIPSIS
+        "class ...Cache -> class attribute by_key (dict) -> ['k'] -> bytearray"
     """
 
-    def __init__(self, frames=16):
-        _check_int("frames", frames, 1, getattr(_core, "MAX_NFRAME", 65535))
+    def __init__(self, frames=LEAK_FRAMES):
+        check_frames(frames)
         self.frames = frames
         self._report = None
         self._census = None

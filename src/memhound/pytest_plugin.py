@@ -46,11 +46,13 @@ from dataclasses import dataclass, field
 import pytest
 
 import memhound as _mh
+from memhound.report.terminal import format_size
+from memhound.tracing import LEAK_FRAMES, PEAK_FRAMES, check_frames, pause_tracing
 
 __all__ = ["parse_size", "format_size"]
 
 _MARKERS = (
-    "no_leaks(warmup=3, runs=5, frames=16): run the test body warmup+runs times "
+    f"no_leaks(warmup=3, runs=5, frames={LEAK_FRAMES}): run the test body warmup+runs times "
     "(fixtures set up once) and fail if memhound.find_leaks finds a leak.",
     "allow_leaks: exempt the test from --memhound-leaks and no_leaks.",
     "limit_memory(limit): fail the test if the peak memory traced while its body "
@@ -96,15 +98,6 @@ def parse_size(value) -> int:
     return size
 
 
-def format_size(size: float) -> str:
-    """Format a byte count with a binary unit, e.g. ``format_size(1536) == '1.5 KiB'``."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(size) < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
 # ---------------------------------------------------------------------------
 # Marker arguments
 
@@ -118,7 +111,7 @@ def _int_arg(marker, name, value, minimum):
     return value
 
 
-def _no_leaks_signature(warmup=3, runs=5, frames=16):
+def _no_leaks_signature(warmup=3, runs=5, frames=LEAK_FRAMES):
     return warmup, runs, frames
 
 
@@ -138,15 +131,26 @@ def _bind(marker, signature):
 
 
 def leak_options(marker):
-    """(warmup, runs, frames) of a ``no_leaks`` marker, validated."""
+    """(warmup, runs, frames) of a ``no_leaks`` marker, validated.
+
+    >>> leak_options(pytest.mark.no_leaks(runs=2).mark)
+    (3, 2, 16)
+    """
     args = _bind(marker, _no_leaks_signature)
+    try:
+        frames = check_frames(args["frames"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"@pytest.mark.no_leaks: {exc}") from None
     return (_int_arg("no_leaks", "warmup", args["warmup"], 0),
-            _int_arg("no_leaks", "runs", args["runs"], 1),
-            _int_arg("no_leaks", "frames", args["frames"], 1))
+            _int_arg("no_leaks", "runs", args["runs"], 1), frames)
 
 
 def memory_limit(marker):
-    """The byte limit of a ``limit_memory`` marker, validated."""
+    """The byte limit of a ``limit_memory`` marker, validated.
+
+    >>> memory_limit(pytest.mark.limit_memory("24 MB").mark)
+    25165824
+    """
     limit = _bind(marker, _limit_memory_signature)["limit"]
     try:
         return parse_size(limit)
@@ -177,19 +181,6 @@ class _Measurement:
 
 _PLAN = pytest.StashKey[_Plan]()
 _RESULT = pytest.StashKey[_Measurement]()
-
-
-def _quiet(func, *args):
-    """Run memhound's own bookkeeping with tracing of this thread suspended."""
-    suspend = getattr(_mh, "suspend", None) or getattr(_mh._core, "suspend", None)
-    resume = getattr(_mh, "resume", None) or getattr(_mh._core, "resume", None)
-    if suspend is None or not _mh.is_tracing():
-        return func(*args)
-    suspend()
-    try:
-        return func(*args)
-    finally:
-        resume()
 
 
 class _ReturnHook:
@@ -275,8 +266,7 @@ class _Tracker:
         self.max_snapshots = 1 if repeated else sys.maxsize
         self.top = top
         self.rootdir = rootdir
-        self.hook = _ReturnHook(code, lambda: _quiet(self._snapshot_if_higher),
-                                may_grab=not repeated)
+        self.hook = _ReturnHook(code, self._snapshot_if_higher, may_grab=not repeated)
         self.snapshot = None
         self.snapshot_level = -1
         self.snapshots_taken = 0
@@ -287,25 +277,26 @@ class _Tracker:
 
     def begin(self):
         """Start tracing (unless already on), note the level, reset the peak."""
-        self.can_snapshot = hasattr(_mh, "take_snapshot")
         self.owner = not _mh.is_tracing()
         if self.owner:
             _mh.start(self.nframe)
-        elif self.can_snapshot:
-            self.before = _quiet(_mh.take_snapshot)
+        else:
+            with pause_tracing():
+                self.before = _mh.take_snapshot()
         self.base = _mh.get_traced_memory()[0]
-        self.hooked = self.can_snapshot and self.hook.install()
+        self.hooked = self.hook.install()
         _mh.reset_peak()
 
     def _snapshot_if_higher(self):
         if self.snapshots_taken >= self.max_snapshots or not _mh.is_tracing():
             return
-        current = _mh.get_traced_memory()[0]
-        if current > self.snapshot_level:
-            self.snapshots_taken += 1
-            self.snapshot = None      # release the previous one first
-            self.snapshot = _mh.take_snapshot()
-            self.snapshot_level = current
+        with pause_tracing():
+            current = _mh.get_traced_memory()[0]
+            if current > self.snapshot_level:
+                self.snapshots_taken += 1
+                self.snapshot = None      # release the previous one first
+                self.snapshot = _mh.take_snapshot()
+                self.snapshot_level = current
 
     def finish(self) -> _Measurement:
         """Stop measuring; return the peak and the biggest sites."""
@@ -316,16 +307,14 @@ class _Tracker:
             return _Measurement(note="memhound tracing was stopped by the test")
         current, peak = _mh.get_traced_memory()
         result = _Measurement(peak=max(peak - self.base, 0))
-        if not self.can_snapshot:
-            result.note = "this memhound build cannot take snapshots: no sites"
-            return result
-        if self.snapshot is None:
-            self.snapshot_level = current
-            self.snapshot = _quiet(_mh.take_snapshot)
-            result.note = ("alive after the test function returned "
-                           "(its locals already released)")
-        result.at_return = max(self.snapshot_level - self.base, 0)
-        result.sites = _quiet(self._sites)
+        with pause_tracing():
+            if self.snapshot is None:
+                self.snapshot_level = current
+                self.snapshot = _mh.take_snapshot()
+                result.note = ("alive after the test function returned "
+                               "(its locals already released)")
+            result.at_return = max(self.snapshot_level - self.base, 0)
+            result.sites = self._sites()
         return result
 
     def close(self):
@@ -340,8 +329,7 @@ class _Tracker:
     def _sites(self):
         snapshot = self.snapshot
         own = os.path.dirname(os.path.abspath(_mh.__file__))
-        if hasattr(snapshot, "filter_traces") and hasattr(_mh, "Filter"):
-            snapshot = snapshot.filter_traces([_mh.Filter(False, os.path.join(own, "*"))])
+        snapshot = snapshot.filter_traces([_mh.Filter(False, os.path.join(own, "*"))])
         if self.before is not None:
             stats = [(s.size_diff, s.count_diff, s.traceback)
                      for s in snapshot.compare_to(self.before, "traceback")]
@@ -446,13 +434,8 @@ def _instrument(item, original, plan, config):
                                        top, rootdir, True)
                 tracker.begin()
             if plan.leaks is not None:
-                find_leaks = getattr(_mh, "find_leaks", None)
-                if find_leaks is None:
-                    raise MemhoundFailure(
-                        "memhound: this memhound build has no find_leaks(); "
-                        "no_leaks / --memhound-leaks cannot run", pytrace=False)
                 warmup, runs, frames = plan.leaks
-                report = find_leaks(body, warmup=warmup, runs=runs, frames=frames)
+                report = _mh.find_leaks(body, warmup=warmup, runs=runs, frames=frames)
             else:
                 body()
             if tracker is not None:
@@ -504,7 +487,7 @@ def _make_plan(item, config) -> _Plan:
                 plan.leaks = leak_options(marker)
             elif config.getoption("memhound_leaks"):
                 plan.leaks = (config.getoption("memhound_warmup"),
-                              config.getoption("memhound_runs"), 16)
+                              config.getoption("memhound_runs"), LEAK_FRAMES)
         marker = item.get_closest_marker("limit_memory")
         if marker is not None:
             plan.limit = memory_limit(marker)
@@ -588,6 +571,13 @@ class _Manager:
 
 
 def pytest_addoption(parser):
+    """pytest hook: memhound's command-line options.
+
+    Example::
+
+        $ pytest --memhound --memhound-frames 16 --memhound-top-tests 10
+        $ pytest --memhound-leaks --memhound-runs 3
+    """
     group = parser.getgroup("memhound", "memhound memory checks")
     group.addoption("--memhound", action="store_true", default=False,
                     help="trace every test and print the tests with the highest "
@@ -599,8 +589,8 @@ def pytest_addoption(parser):
                     help="warm-up runs for --memhound-leaks (default 3)")
     group.addoption("--memhound-runs", type=int, default=5, metavar="N",
                     help="measured runs for --memhound-leaks (default 5)")
-    group.addoption("--memhound-frames", type=int, default=8, metavar="N",
-                    help="frames stored per allocation when measuring peaks (default 8)")
+    group.addoption("--memhound-frames", type=int, default=PEAK_FRAMES, metavar="N",
+                    help=f"frames stored per allocation when measuring peaks (default {PEAK_FRAMES})")
     group.addoption("--memhound-top-tests", type=int, default=5, metavar="N",
                     help="tests shown in the --memhound summary (0 = all; default 5)")
     group.addoption("--memhound-top-sites", type=int, default=3, metavar="N",
@@ -608,15 +598,26 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    """pytest hook: register the markers, check the options, and activate the
+    checks when ``--memhound`` or ``--memhound-leaks`` asks for them.
+
+    Example::
+
+        $ pytest --memhound-frames 0
+        ERROR: --memhound-frames must be >= 1, got 0
+    """
     for line in _MARKERS:
         config.addinivalue_line("markers", line)
     for name, minimum in (("memhound_warmup", 0), ("memhound_runs", 1),
-                          ("memhound_frames", 1), ("memhound_top_tests", 0),
-                          ("memhound_top_sites", 1)):
+                          ("memhound_top_tests", 0), ("memhound_top_sites", 1)):
         value = config.getoption(name)
         if value < minimum:
             option = "--" + name.replace("_", "-")
             raise pytest.UsageError(f"{option} must be >= {minimum}, got {value}")
+    try:
+        check_frames(config.getoption("memhound_frames"), "--memhound-frames")
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
     if config.getoption("memhound") or config.getoption("memhound_leaks"):
         config.pluginmanager.register(_Manager(config), "memhound-manager")
 
@@ -625,6 +626,15 @@ _OUR_MARKERS = ("no_leaks", "limit_memory")      # allow_leaks alone asks for no
 
 
 def pytest_collection_modifyitems(config, items):
+    """pytest hook: activate the checks when a collected test carries a
+    ``no_leaks`` or ``limit_memory`` marker (no option needed).
+
+    Example::
+
+        @pytest.mark.limit_memory("24 MB")
+        def test_load():
+            load_everything()
+    """
     if config.pluginmanager.has_plugin("memhound-manager"):
         return
     for item in items:

@@ -10,13 +10,32 @@ what they return.  ``Snapshot.traces`` is a lazy sequence over those arrays.
 
 Extras over tracemalloc: ``Frame.function`` (None when unknown),
 ``Snapshot.from_tracemalloc()``, ``Snapshot.metadata`` (a JSON-able dict
-saved by ``dump()``), and a documented binary file format instead of
-pickle (docs/snapshot-format.md).
+saved by ``dump()``), a documented binary file format instead of pickle
+(docs/snapshot-format.md), ``pause_tracing()`` (leave a block of code
+untraced), and ``check_frames()`` with the frame counts each tool uses.
 
 >>> import memhound as tracemalloc
 >>> snap = tracemalloc.Snapshot([(0, 32, (("a.py", 3),), 1)], 1)
 >>> snap.statistics("lineno")
 [<Statistic traceback=<Traceback (<Frame filename='a.py' lineno=3>,)> size=32 count=1>]
+
+The tracing functions are the C engine's own (``memhound._core``), with
+tracemalloc's signatures:
+
+>>> tracemalloc.start(10)
+>>> tracemalloc.is_tracing(), tracemalloc.get_traceback_limit()
+(True, 10)
+>>> tracemalloc.reset_peak()
+>>> data = bytearray(100_000)
+>>> current, peak = tracemalloc.get_traced_memory()
+>>> current >= 100_000, peak >= current, tracemalloc.get_tracemalloc_memory() > 0
+(True, True, True)
+>>> tracemalloc.clear_traces()
+>>> tracemalloc.get_object_traceback(data) is None
+True
+>>> tracemalloc.stop()
+>>> tracemalloc.is_tracing(), tracemalloc.get_traced_memory()
+(False, (0, 0))
 """
 from collections.abc import Iterable, Sequence
 from functools import total_ordering
@@ -43,14 +62,26 @@ get_traced_memory = _core.get_traced_memory
 reset_peak = _core.reset_peak
 get_traceback_limit = _core.get_traceback_limit
 get_tracemalloc_memory = _core.get_tracemalloc_memory
+MAX_NFRAME = _core.MAX_NFRAME
 _get_object_traceback = _core._get_object_traceback
 
 _SnapshotData = _core.SnapshotData
 _KEY_TYPES = ('lineno', 'filename', 'traceback')   # index = C grouping mode
 
 
-class _Quiet:
-    """Suspend memhound's tracing of this thread around its own work."""
+class pause_tracing:
+    """Context manager: the current thread's allocations are not traced
+    inside the block (memhound's own bookkeeping uses it; blocks nest).
+
+    >>> import memhound
+    >>> memhound.start()
+    >>> with memhound.pause_tracing():
+    ...     untraced = bytearray(1000)
+    >>> traced = bytearray(1000)
+    >>> memhound.get_object_traceback(untraced) is None, memhound.get_object_traceback(traced) is None
+    (True, False)
+    >>> memhound.stop()
+    """
     __slots__ = ()
 
     def __enter__(self):
@@ -61,7 +92,33 @@ class _Quiet:
         return False
 
 
-_quiet = _Quiet()
+_paused = pause_tracing()
+
+# Frames stored per traceback, by purpose (start() itself defaults to 1, as
+# tracemalloc does).
+LEAK_FRAMES = 16        # leak finder: the creation site and the callers that explain it
+RUN_FRAMES = 16         # memhound run: full enough call paths for the flame graph
+PEAK_FRAMES = 8         # pytest --memhound: every test traced; only the sites' lines are shown
+
+
+def check_frames(value, name="frames"):
+    """Return ``value`` if it is a valid number of frames per traceback (an
+    int from 1 to ``MAX_NFRAME``); else raise TypeError or ValueError whose
+    message starts with ``name``.
+
+    >>> check_frames(16)
+    16
+    >>> check_frames(0, "--frames")
+    Traceback (most recent call last):
+    ValueError: --frames must be >= 1, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("%s must be an int, not %s" % (name, type(value).__name__))
+    if value < 1:
+        raise ValueError("%s must be >= 1, got %d" % (name, value))
+    if value > MAX_NFRAME:
+        raise ValueError("%s must be <= %d, got %d" % (name, MAX_NFRAME, value))
+    return value
 
 
 def _format_size(size, sign):
@@ -378,7 +435,7 @@ def get_object_traceback(obj):
     """
     frames = _get_object_traceback(obj)
     if frames is not None:
-        with _quiet:
+        with _paused:
             return Traceback(frames)
     else:
         return None
@@ -439,14 +496,14 @@ class _Traces(Sequence):
         Sequence.__init__(self)
         if not isinstance(traces, _SnapshotData):
             # tracemalloc's raw format: [(domain, size, frames, total_nframe), ...]
-            with _quiet:
+            with _paused:
                 traces = _SnapshotData(traces, 0)
         self._data = traces
 
     @property
     def _traces(self):
         # tracemalloc code reads the raw list; built on demand.
-        with _quiet:
+        with _paused:
             return self._data.to_raw()
 
     def _trace(self, index):
@@ -457,14 +514,14 @@ class _Traces(Sequence):
         return len(self._data)
 
     def __getitem__(self, index):
-        with _quiet:
+        with _paused:
             if isinstance(index, slice):
                 return tuple(self._trace(i) for i in range(*index.indices(len(self._data))))
             return self._trace(index)
 
     def __iter__(self):
         for i in range(len(self._data)):
-            with _quiet:
+            with _paused:
                 trace = self._trace(i)
             yield trace
 
@@ -498,7 +555,11 @@ def _normalize_filename(filename):
 
 class BaseFilter:
     """Base of Filter and DomainFilter: ``inclusive`` keeps (True) or drops
-    (False) the traces the filter matches."""
+    (False) the traces the filter matches.
+
+    >>> [isinstance(f, BaseFilter) for f in (Filter(True, "a.py"), DomainFilter(False, 0))]
+    [True, True]
+    """
 
     def __init__(self, inclusive):
         self.inclusive = inclusive
@@ -615,7 +676,7 @@ def _snapshot_data(snapshot):
     traces = getattr(getattr(snapshot, 'traces', None), '_traces', None)
     if traces is None:
         raise TypeError("expected a Snapshot, not %s" % type(snapshot).__name__)
-    with _quiet:
+    with _paused:
         return _SnapshotData(traces, 0)
 
 
@@ -670,7 +731,7 @@ class Snapshot:
         >>> snap = Snapshot([(0, 8, (("a.py", 1),), 1)], 1)
         >>> snap.dump("/tmp/example.mhsnap")
         """
-        with _quiet:
+        with _paused:
             text = self._metadata_json()
             limit = self.traceback_limit if type(self.traceback_limit) is int else 0
             self.traces._data.dump(filename, text, limit)
@@ -685,7 +746,7 @@ class Snapshot:
         >>> Snapshot.load("/tmp/example.mhsnap").traces[0].size
         8
         """
-        with _quiet:
+        with _paused:
             data, text = _SnapshotData.load(filename)
             snapshot = cls(data, data.traceback_limit)
             if text is not None:
@@ -735,7 +796,7 @@ class Snapshot:
             raise TypeError("filters must be a list of filters, not %s"
                             % type(filters).__name__)
         data = self.traces._data
-        with _quiet:
+        with _paused:
             if filters:
                 filters = list(filters)
                 specs = [_filter_spec(f) for f in filters]
@@ -775,7 +836,7 @@ class Snapshot:
         """
         mode = self._check_key(key_type, cumulative)
         new_tb = Traceback._new
-        with _quiet:
+        with _paused:
             rows = self.traces._data.statistics(mode, bool(cumulative))
             return [Statistic(new_tb(frames, functions), size, count)
                     for frames, functions, size, count in rows]
@@ -793,7 +854,7 @@ class Snapshot:
         """
         mode = self._check_key(key_type, cumulative)
         new_tb = Traceback._new
-        with _quiet:
+        with _paused:
             old = _snapshot_data(old_snapshot)
             rows = self.traces._data.compare_to(old, mode, bool(cumulative))
             return [StatisticDiff(new_tb(frames, functions), size, size_diff, count, count_diff)
@@ -821,7 +882,7 @@ def _get_traces():
         if not _core.is_tracing():
             return []
         raise
-    with _quiet:
+    with _paused:
         return data.to_raw()
 
 
@@ -858,9 +919,9 @@ def take_snapshot():
     get_traces = _compat_global('_get_traces')
     if get_traces is _originals['_get_traces']:
         data = _core.take_snapshot()
-        with _quiet:
+        with _paused:
             return Snapshot(data, data.traceback_limit)
     traces = get_traces()
     traceback_limit = _compat_global('get_traceback_limit')()
-    with _quiet:
+    with _paused:
         return Snapshot(traces, traceback_limit)

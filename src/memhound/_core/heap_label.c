@@ -19,7 +19,12 @@
 
 #include "compat.h"
 #include "heap.h"
+#include "heap_kinds.h"
 #include "memory.h"
+
+#define MH_KIND_NAME(id, name, text) name,
+static const char *const mh_root_kind_names[] = {MH_ROOT_KINDS(MH_KIND_NAME)};
+static const char *const mh_edge_kind_names[] = {MH_EDGE_KINDS(MH_KIND_NAME)};
 
 #define MH_LABEL_MAX 60
 
@@ -161,7 +166,7 @@ mh_lru_label(PyObject *wrapper)
 }
 
 typedef struct {
-    const char *kind;
+    mh_edge_kind kind;
     PyObject *label;   /* new reference */
     int consumed;      /* edges folded into this step */
 } mh_step;
@@ -181,14 +186,14 @@ mh_label_edge(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
     /* Module globals, class attributes, instance __dict__ entries. */
     if (c != NULL && PyDict_Check(b)) {
         PyObject *owner_dict = NULL;
-        const char *kind = "attr";
+        mh_edge_kind kind = MH_EDGE_ATTR;
         if (PyModule_Check(a)) {
             owner_dict = PyModule_GetDict(a);
-            kind = "global";
+            kind = MH_EDGE_GLOBAL;
         }
         else if (PyType_Check(a)) {
             owner_dict = ((PyTypeObject *)a)->tp_dict;
-            kind = "class_attr";
+            kind = MH_EDGE_CLASS_ATTR;
         }
         else {
             owner_dict = mh_compat_existing_dict(a);
@@ -204,7 +209,7 @@ mh_label_edge(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
         }
     }
     if (mh_is_lru(a)) {
-        s->kind = "lru_cache";
+        s->kind = MH_EDGE_LRU_CACHE;
         s->label = mh_lru_label(a);
         return s->label ? 0 : -1;
     }
@@ -218,7 +223,7 @@ mh_label_edge(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
                 if (names == NULL)
                     return -1;
                 if (PyTuple_Check(names) && i < PyTuple_GET_SIZE(names)) {
-                    s->kind = "closure";
+                    s->kind = MH_EDGE_CLOSURE;
                     s->label = Py_NewRef(PyTuple_GET_ITEM(names, i));
                     s->consumed = 2;
                 }
@@ -234,7 +239,7 @@ mh_label_edge(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
         PyObject *name = mh_local_name(&f, b, &idx);
         if (name != NULL) {
             PyObject *fn = ((PyCodeObject *)f.code)->co_qualname;
-            s->kind = "local";
+            s->kind = MH_EDGE_LOCAL;
             s->label = PyUnicode_FromFormat("%U() local %U", fn, name);
             return s->label ? 0 : -1;
         }
@@ -242,7 +247,7 @@ mh_label_edge(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
     if (PyTraceBack_Check(a)) {
         PyTracebackObject *tb = (PyTracebackObject *)a;
         if ((PyObject *)tb->tb_next == b || (PyObject *)tb->tb_frame == b) {
-            s->kind = "traceback";
+            s->kind = MH_EDGE_TRACEBACK;
             s->label = PyUnicode_FromString((PyObject *)tb->tb_next == b ? "tb_next" : "tb_frame");
             return s->label ? 0 : -1;
         }
@@ -254,18 +259,18 @@ mh_label_edge(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
                       : b == e->cause ? "__cause__"
                       : b == e->args ? "args" : NULL;
         if (n != NULL) {
-            s->kind = b == e->traceback ? "traceback" : "attr";
+            s->kind = b == e->traceback ? MH_EDGE_TRACEBACK : MH_EDGE_ATTR;
             s->label = PyUnicode_FromString(n);
             return s->label ? 0 : -1;
         }
     }
     if (PyMethod_Check(a)) {
-        s->kind = "attr";
+        s->kind = MH_EDGE_ATTR;
         s->label = PyUnicode_FromString(PyMethod_GET_SELF(a) == b ? "__self__" : "__func__");
         return s->label ? 0 : -1;
     }
     if (PyCell_Check(a)) {
-        s->kind = "attr";
+        s->kind = MH_EDGE_ATTR;
         s->label = PyUnicode_FromString("cell_contents");
         return s->label ? 0 : -1;
     }
@@ -275,13 +280,13 @@ mh_label_edge(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
             PyObject *text = mh_key_text(key);
             if (text == NULL)
                 return -1;
-            s->kind = "key";
+            s->kind = MH_EDGE_KEY;
             s->label = PyUnicode_FromFormat("[%U]", text);
             Py_DECREF(text);
             return s->label ? 0 : -1;
         }
         if (mh_dict_has_key(a, b)) {
-            s->kind = "dict_key";
+            s->kind = MH_EDGE_DICT_KEY;
             s->label = PyUnicode_FromString("key");
             return s->label ? 0 : -1;
         }
@@ -292,37 +297,37 @@ mh_label_edge(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
                                            : ((PyTupleObject *)a)->ob_item;
         for (Py_ssize_t i = 0; i < n; i++) {
             if (items[i] == b) {
-                s->kind = "index";
+                s->kind = MH_EDGE_INDEX;
                 s->label = PyUnicode_FromFormat("[%zd]", i);
                 return s->label ? 0 : -1;
             }
         }
     }
     if (PyAnySet_Check(a) || strcmp(Py_TYPE(a)->tp_name, "collections.deque") == 0) {
-        s->kind = "member";
+        s->kind = MH_EDGE_MEMBER;
         s->label = PyUnicode_FromString(PyAnySet_Check(a) ? "set member" : "deque member");
         return s->label ? 0 : -1;
     }
     PyObject *name = mh_compat_inline_attr_name(a, b);
     if (name != NULL) {
-        s->kind = "attr";
+        s->kind = MH_EDGE_ATTR;
         s->label = mh_name_text(name);
         return s->label ? 0 : -1;
     }
     name = mh_member_name(a, b);
     if (name != NULL) {
-        s->kind = "attr";
+        s->kind = MH_EDGE_ATTR;
         s->label = name;
         return 0;
     }
     if (PyErr_Occurred())
         return -1;
     if ((PyObject *)Py_TYPE(a) == b) {
-        s->kind = "attr";
+        s->kind = MH_EDGE_ATTR;
         s->label = PyUnicode_FromString("__class__");
         return s->label ? 0 : -1;
     }
-    s->kind = "ref";
+    s->kind = MH_EDGE_REF;
     s->label = PyUnicode_FromString("referent");
     return s->label ? 0 : -1;
 }
@@ -356,20 +361,21 @@ mh_root_step(const mh_heap_graph *g, uint32_t root, PyObject *list)
             PyErr_Clear();
             label = PyUnicode_FromString("?");
         }
-        r = label ? mh_append_step(g, list, "module", label, root) : -1;
+        r = label ? mh_append_step(g, list, mh_root_kind_names[MH_ROOT_MODULE], label, root) : -1;
     }
     else if (p == MH_PARENT_CLASS) {
         label = mh_heap_type_name((PyTypeObject *)o);
-        r = label ? mh_append_step(g, list, "class", label, root) : -1;
+        r = label ? mh_append_step(g, list, mh_root_kind_names[MH_ROOT_CLASS], label, root) : -1;
     }
     else if (p == MH_PARENT_EXTERNAL) {
         label = PyUnicode_FromString("held outside Python");
-        r = label ? mh_append_step(g, list, "external", label, root) : -1;
+        r = label ? mh_append_step(g, list, mh_root_kind_names[MH_ROOT_EXTERNAL], label, root) : -1;
     }
     else {
         const mh_heap_stackref *ref = &g->stack[p - MH_PARENT_SPECIAL];
         PyCodeObject *code = (PyCodeObject *)ref->code;
-        PyObject *t = Py_BuildValue("(skOO)", "thread", ref->thread_id, Py_None, Py_False);
+        PyObject *t = Py_BuildValue("(skOO)", mh_root_kind_names[MH_ROOT_THREAD], ref->thread_id,
+                                    Py_None, Py_False);
         if (t == NULL || PyList_Append(list, t) < 0) {
             Py_XDECREF(t);
             return -1;
@@ -378,7 +384,7 @@ mh_root_step(const mh_heap_graph *g, uint32_t root, PyObject *list)
         PyObject *name = PyTuple_GET_ITEM(code->co_localsplusnames, ref->local);
         label = PyUnicode_FromFormat("%U() local %U (%U:%d)", code->co_qualname, name,
                                      code->co_filename, ref->line);
-        r = label ? mh_append_step(g, list, "local", label, root) : -1;
+        r = label ? mh_append_step(g, list, mh_edge_kind_names[MH_EDGE_LOCAL], label, root) : -1;
     }
     Py_XDECREF(label);
     return r;
@@ -416,7 +422,7 @@ mh_heap_path(const mh_heap_graph *g, uint32_t i)
     for (size_t j = n - 1; j > 0;) {
         if (!elided && n - 1 > MH_PATH_MAX && n - 1 - j >= half && j > half) {
             /* A very long chain (a linked list): keep both ends. */
-            PyObject *t = Py_BuildValue("(sNsO)", "elided",
+            PyObject *t = Py_BuildValue("(sNsO)", mh_edge_kind_names[MH_EDGE_ELIDED],
                                         PyUnicode_FromFormat("%zu more steps", j - half),
                                         "", Py_False);
             if (t == NULL || PyList_Append(list, t) < 0) {
@@ -439,9 +445,9 @@ mh_heap_path(const mh_heap_graph *g, uint32_t i)
         j -= (size_t)s.consumed;
         /* A closure or frame cell is storage, not a step: show its content. */
         if (j > 0 && PyCell_Check(g->nodes[chain[j]])
-            && (strcmp(s.kind, "closure") == 0 || strcmp(s.kind, "local") == 0))
+            && (s.kind == MH_EDGE_CLOSURE || s.kind == MH_EDGE_LOCAL))
             j--;
-        int r = mh_append_step(g, list, s.kind, s.label, chain[j]);
+        int r = mh_append_step(g, list, mh_edge_kind_names[s.kind], s.label, chain[j]);
         Py_DECREF(s.label);
         if (r < 0)
             goto error;

@@ -2,7 +2,8 @@
  *
  * Here: argument parsing of the tracemalloc-compatible functions, whose
  * names and error messages follow CPython's _tracemalloc so that memhound
- * is a drop-in, and module init.  Results are converted into Python objects
+ * is a drop-in, and module init with its constants (the heap kinds of
+ * heap_kinds.h among them).  Results are converted into Python objects
  * where they are made: tracer.c (tracebacks, snapshots of the live blocks),
  * snapshot*.c, flame.c and fileformat.c (SnapshotData), heap*.c (the heap
  * census and graph); each adds its own types through its *_module_init.
@@ -11,6 +12,7 @@
 
 #include "compat.h"
 #include "heap.h"
+#include "heap_kinds.h"
 #include "memory.h"
 #include "snapshot.h"
 #include "tracer.h"
@@ -175,6 +177,35 @@ static PyMethodDef mh_methods[] = {
     {NULL, NULL, 0, NULL}
 };
 
+#define MH_KIND_ENTRY(id, name, text) {name, text},
+static const char *const mh_root_kinds[][2] = {MH_ROOT_KINDS(MH_KIND_ENTRY)};
+static const char *const mh_edge_kinds[][2] = {MH_EDGE_KINDS(MH_KIND_ENTRY)};
+
+/* module.`attr` = a read-only {name: text} mapping of heap_kinds.h's table. */
+static int
+mh_add_kinds(PyObject *m, const char *attr, const char *const (*kinds)[2], size_t n)
+{
+    PyObject *dict = PyDict_New();
+    if (dict == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *text = PyUnicode_FromString(kinds[i][1]);
+        if (text == NULL || PyDict_SetItemString(dict, kinds[i][0], text) < 0) {
+            Py_XDECREF(text);
+            Py_DECREF(dict);
+            return -1;
+        }
+        Py_DECREF(text);
+    }
+    PyObject *proxy = PyDictProxy_New(dict);
+    Py_DECREF(dict);
+    if (proxy == NULL)
+        return -1;
+    int r = PyModule_AddObjectRef(m, attr, proxy);
+    Py_DECREF(proxy);
+    return r;
+}
+
 static struct PyModuleDef mh_module = {
     PyModuleDef_HEAD_INIT, "memhound._core", "memhound's C engine.", -1, mh_methods,
     NULL, NULL, NULL, NULL
@@ -188,6 +219,8 @@ PyInit__core(void)
         return NULL;
     if (PyModule_AddIntConstant(m, "MAX_NFRAME", MH_MAX_NFRAME) < 0
         || PyModule_AddIntConstant(m, "HAS_REFTRACER", mh_compat_has_reftracer()) < 0
+        || mh_add_kinds(m, "ROOT_KINDS", mh_root_kinds, sizeof mh_root_kinds / sizeof *mh_root_kinds) < 0
+        || mh_add_kinds(m, "EDGE_KINDS", mh_edge_kinds, sizeof mh_edge_kinds / sizeof *mh_edge_kinds) < 0
         || mh_tracer_module_init(m) < 0
         || mh_snapshot_module_init(m) < 0
         || mh_heap_module_init(m) < 0) {

@@ -8,11 +8,10 @@ from the smallest nodes up; what is cut is accounted for in its parent, so
 every percentage stays exact.
 """
 import heapq
-import os
-import runpy
 import sys
 from typing import NamedTuple
 
+from ..runner import LAUNCHER_FILES
 from ._source import frame_function, metadata
 
 GROUP_BY = ("lineno", "filename", "traceback")
@@ -109,13 +108,10 @@ class RootFrames(NamedTuple):
 
 
 # The frames of the `memhound run` launcher, not of the program, at the root of
-# every traceback recorded under `run`: whatever started memhound, then the
-# module that runs the program, then (for -m) runpy.  The launcher's frames
-# are among the first 16.
-LAUNCHER_FRAMES = RootFrames(
-    files=(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cli.py"),),
-    then_files=(os.path.abspath(runpy.__file__), "<frozen runpy>"),
-    depth=16)
+# every traceback recorded under `run`: whatever started memhound, then
+# memhound's runner, then (for -m) runpy.  The launcher's frames are among the
+# first 16.
+LAUNCHER_FRAMES = RootFrames(files=LAUNCHER_FILES[:1], then_files=LAUNCHER_FILES[1:], depth=16)
 
 
 def stacks(snapshot, strip_launcher=True):
@@ -124,7 +120,7 @@ def stacks(snapshot, strip_launcher=True):
     ``functions`` the matching function names, or None when unknown (stdlib
     snapshots).  With ``strip_launcher`` and a snapshot written by
     ``memhound run`` (its metadata says so), the frames of the launcher
-    itself (cli.py, runpy) are left out."""
+    itself (runner.py, runpy) are left out."""
     meta = metadata(snapshot).get("memhound")
     strip_launcher = strip_launcher and isinstance(meta, dict) and "argv" in meta
     for frames, functions, size, count in _grouped(snapshot):

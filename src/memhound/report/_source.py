@@ -1,58 +1,25 @@
-"""Where the CLI and the reports get their snapshots from.
-
-memhound's own tracing API (``memhound.tracing``) is a drop-in superset of the
-stdlib ``tracemalloc`` module.  While parts of it are still missing (during
-development, or a build without the C engine) the CLI falls back to the stdlib
-module, which has the same API; everything here only uses that common API plus
-two optional extras: ``Frame.function`` and ``Snapshot.metadata``.
+"""Where the CLI and the reports get their snapshots from: memhound's own
+snapshot files and stdlib ``tracemalloc`` dumps (converted on load).
 """
 import os
 import pickle
+import tracemalloc
 
-_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .. import tracing
 
 
 class SnapshotError(Exception):
     """A snapshot file that cannot be read; the message names file and cause."""
 
 
-def tracing_api(need_engine=False):
-    """Return the module that provides the tracemalloc API.
-
-    >>> api = tracing_api()
-    >>> hasattr(api, "Snapshot")
-    True
-
-    ``need_engine=True`` also requires a working ``start()`` (for ``run``).
-    """
-    try:
-        from .. import tracing
-    except ImportError:  # no C extension built
-        tracing = None
-    if tracing is not None and hasattr(tracing, "Snapshot") and hasattr(tracing, "take_snapshot"):
-        if not need_engine or _engine_works(tracing):
-            return tracing
-    import tracemalloc
-    return tracemalloc
-
-
-def _engine_works(tracing):
-    if tracing.is_tracing():
-        return True
-    try:
-        tracing.start(1)
-    except NotImplementedError:
-        return False
-    tracing.stop()
-    return True
-
-
 def load_snapshot(path):
     """Load a snapshot file written by memhound (or by stdlib ``tracemalloc``).
 
-    >>> snap = load_snapshot("app.snapshot")        # doctest: +SKIP
-    >>> snap.statistics("lineno")[0].size           # doctest: +SKIP
-    1048576
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "app.snap")
+    >>> tracing.Snapshot([(0, 4096, (("app.py", 3),), 1)], 1).dump(path)
+    >>> load_snapshot(path).statistics("lineno")[0].size
+    4096
 
     Raises SnapshotError with a one-line message for a missing, foreign or
     corrupted file.  Stdlib ``tracemalloc`` dumps are pickles: they are read
@@ -70,20 +37,15 @@ def load_snapshot(path):
         raise SnapshotError(f"{path}: {exc.strerror or exc}") from None
     if not head:
         raise SnapshotError(f"{path}: empty file, not a snapshot")
-    api = tracing_api()
-    import tracemalloc
     if head[:1] == b"\x80":            # pickle protocol 2+: a stdlib dump
         snap = _load_stdlib(path)
-        if api is not tracemalloc and hasattr(api.Snapshot, "from_tracemalloc"):
-            meta = getattr(snap, "metadata", None)
-            snap = api.Snapshot.from_tracemalloc(snap)
-            if isinstance(meta, dict):
-                snap.metadata = meta
+        meta = getattr(snap, "metadata", None)
+        snap = tracing.Snapshot.from_tracemalloc(snap)
+        if isinstance(meta, dict):
+            snap.metadata = meta
         return snap
-    if api is tracemalloc:
-        raise SnapshotError(f"{path}: not a snapshot file")
     try:
-        snap = api.Snapshot.load(path)
+        snap = tracing.Snapshot.load(path)
     except OSError as exc:
         raise SnapshotError(f"{path}: {exc.strerror or exc}") from None
     except Exception as exc:            # foreign or corrupted: the loader says why
@@ -107,7 +69,6 @@ class _TracemallocUnpickler(pickle.Unpickler):
 
 
 def _load_stdlib(path):
-    import tracemalloc
     try:
         with open(path, "rb") as fp:
             snap = _TracemallocUnpickler(fp).load()

@@ -12,7 +12,11 @@ from ._aggregate import frame_key, stacks
 
 
 def frame_name(frame):
-    """``function (file:line)``, or ``file:line`` when the function is unknown."""
+    """``function (file:line)``, or ``file:line`` when the function is unknown.
+
+    >>> frame_name(("app.py", 12, "load")), frame_name(("app.py", 12, None))
+    ('load (app.py:12)', 'app.py:12')
+    """
     filename, lineno, function = frame
     where = f"{filename}:{lineno}"
     return f"{function} ({where})" if function else where
@@ -21,8 +25,12 @@ def frame_name(frame):
 def collapsed(snapshot):
     """Collapsed stacks text, biggest stacks first.
 
-    >>> print(collapsed(snapshot), end="")              # doctest: +SKIP
+    >>> import memhound
+    >>> snapshot = memhound.Snapshot([(0, 1048576, (("app.py", 12, "load"), ("app.py", 30, "main")), 2),
+    ...                               (0, 64, (("app.py", 5),), 1)], 16)
+    >>> print(collapsed(snapshot), end="")
     main (app.py:30);load (app.py:12) 1048576
+    app.py:5 64
     """
     lines = []
     for frames, functions, size, _count in stacks(snapshot):
@@ -35,9 +43,13 @@ def collapsed(snapshot):
 def speedscope(snapshot, name="memhound"):
     """speedscope JSON text (one sampled profile, unit bytes).
 
-    >>> data = json.loads(speedscope(snapshot))          # doctest: +SKIP
-    >>> data["profiles"][0]["unit"]                       # doctest: +SKIP
-    'bytes'
+    >>> import memhound
+    >>> snapshot = memhound.Snapshot([(0, 1048576, (("app.py", 12, "load"), ("app.py", 30, "main")), 2)], 16)
+    >>> data = json.loads(speedscope(snapshot))
+    >>> data["profiles"][0]["unit"], data["profiles"][0]["weights"]
+    ('bytes', [1048576])
+    >>> [frame["name"] for frame in data["shared"]["frames"]]
+    ['main', 'load']
     """
     frame_ids = {}
     shared = []

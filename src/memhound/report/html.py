@@ -29,8 +29,13 @@ def build_report(files, title=None):
     """Build the report data from snapshot files (in time order) and leak
     report JSON files (``memhound leaks --json``).
 
-    >>> report = build_report(["app.snap"])               # doctest: +SKIP
-    >>> write_html(report, "report.html")                  # doctest: +SKIP
+    >>> import memhound, os, tempfile
+    >>> snap = memhound.Snapshot([(0, 4096, (("app.py", 12, "load"),), 1)], 1)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     snap.dump(os.path.join(tmp, "app.snap"))
+    ...     report = build_report([os.path.join(tmp, "app.snap")], title="app")
+    >>> report["title"], report["sites"]
+    ('app', [['app.py', 12, 'load', 4096, 1]])
     """
     snapshots = []
     leaks = []
@@ -147,7 +152,13 @@ def render(report):
 def write_html(report, path):
     """Write the report as one HTML file.
 
-    >>> write_html(build_report(["app.snap"]), "report.html")     # doctest: +SKIP
+    >>> import memhound, os, tempfile
+    >>> snap = memhound.Snapshot([(0, 4096, (("app.py", 12),), 1)], 1)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_html(report_from_snapshots([("app.snap", snap)]), os.path.join(tmp, "report.html"))
+    ...     with open(os.path.join(tmp, "report.html"), encoding="utf-8") as f:
+    ...         f.read().startswith("<!DOCTYPE html>")
+    True
     """
     text = render(report)
     with open(path, "w", encoding="utf-8") as fp:

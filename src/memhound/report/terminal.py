@@ -1,15 +1,18 @@
-"""Terminal tables for ``memhound top``, ``compare`` and ``run``.
+"""Terminal output of the command line: tables for ``memhound top``,
+``compare`` and ``run``, human sizes, one-line errors.
 
 Plain text with aligned columns and human sizes; ANSI colour only when the
 stream is a terminal and ``NO_COLOR`` is not set (https://no-color.org).
 """
 import os
+import sys
 
 _UNITS = ("KiB", "MiB", "GiB", "TiB")
 
 
 def format_size(n, sign=False):
-    """Human size with binary units: B, KiB, MiB, GiB.
+    """Human size with binary units: B, KiB, MiB, GiB, TiB (the one size
+    format of memhound's tables, reports and pytest messages).
 
     >>> format_size(512), format_size(1536), format_size(-3 * 2**20, sign=True)
     ('512 B', '1.5 KiB', '-3.0 MiB')
@@ -24,6 +27,19 @@ def format_size(n, sign=False):
         value /= 1024
         if round(value, 1) < 1024 or unit == _UNITS[-1]:
             return f"{prefix}{value:.1f} {unit}"
+
+
+def print_error(message, command=None):
+    """Print a command-line error as one line on stderr.
+
+    >>> import contextlib, io
+    >>> with contextlib.redirect_stderr(io.StringIO()) as err:
+    ...     print_error("app.snap: no such file", command="top")
+    >>> err.getvalue()
+    'memhound top: error: app.snap: no such file\\n'
+    """
+    prog = f"memhound {command}" if command else "memhound"
+    print(f"{prog}: error: {message}", file=sys.stderr)
 
 
 def format_count(n, sign=False):
@@ -79,6 +95,23 @@ def format_frame(frame):
     filename, lineno, function = frame
     text = f"{filename}:{lineno}" if lineno else filename
     return f"{text} in {function}" if function else text
+
+
+def print_table(rows, *, title, diff=False, total=None, stream=None):
+    """Print a bold title and ``format_table(rows)`` to ``stream`` (stdout),
+    coloured when it is a terminal.
+
+    >>> from memhound.report._aggregate import SiteRow
+    >>> print_table([SiteRow(512, 1, [("app.py", 3, None)])], title="top 1", total=1024)
+    top 1
+    #   Size  Share  Count  Average  Location
+    1  512 B  50.0%      1    512 B  app.py:3
+    """
+    stream = stream or sys.stdout
+    colour = use_colour(stream)
+    text = format_table(rows, diff=diff, colour=colour, total_size=total)
+    print(f"\x1b[1m{title}\x1b[0m" if colour else title, file=stream)
+    print(text, file=stream)
 
 
 def format_table(rows, *, diff=False, colour=False, total_size=None):

@@ -188,3 +188,71 @@ def test_frozen_objects_are_in_the_graph():
     g = s.report().groups[0]
     assert g.type == MOD + ".Node"
     assert g.path_text.startswith("module %s -> global _frozen_holder (list) -> [" % MOD)
+
+
+def test_every_path_kind_is_in_the_shared_vocabulary():
+    """The kinds C emits come from heap_kinds.h, exported once; leaks.py's
+    texts and cause tables use only that vocabulary."""
+    import functools
+    from memhound import leaks
+
+    assert set(_core.ROOT_KINDS) == {"module", "class", "thread", "external"}
+    assert all("{}" in text or kind == "dict_key" for kind, text in _core.EDGE_KINDS.items())
+    with pytest.raises(TypeError):
+        _core.EDGE_KINDS["new"] = "{}"                  # read-only
+    assert set(leaks._HOLDER_CAUSES) | set(leaks._OWNER_CAUSES) <= set(_core.EDGE_KINDS)
+    assert set(leaks._HOLDER_CAUSES.values()) | set(leaks._OWNER_CAUSES.values()) <= set(leaks.HINTS)
+
+    class Holder:
+        items = []
+
+    holder = Holder()
+    holder.seen = set()
+    store = {"by_key": {}, "list": [], "set": set()}
+
+    @functools.lru_cache(maxsize=None)
+    def cached(n):
+        return [n]
+
+    def closure_factory():
+        kept = []
+
+        def inner():
+            kept.append(object.__new__(Node))
+        return inner
+
+    grow = closure_factory()
+
+    def generator():
+        local = [Node(None)]
+        yield local
+
+    gen = generator()
+    next(gen)
+
+    def step():
+        _KEPT.append(Node(None))
+        Holder.items.append(Node(None))
+        holder.seen.add(Node(None))
+        store["by_key"][len(store["by_key"])] = Node(None)
+        store["list"].append(Node(None))
+        cached(len(store["list"]))
+        grow()
+    step()
+    with memhound.survivors() as s:
+        step()
+        step()
+    kinds = set()
+    for group in s.report().groups:
+        assert group.cause in leaks.HINTS
+        assert "{}" not in group.path_text
+        root, *steps = group.path
+        assert root[0] in _core.ROOT_KINDS
+        kinds |= {step[0] for step in steps}
+    assert kinds <= set(_core.EDGE_KINDS)
+    assert {"global", "class_attr", "attr", "lru_cache", "closure", "key", "index"} <= kinds
+    del gen
+    _KEPT.clear()
+
+
+_KEPT = []

@@ -10,20 +10,16 @@ import sys
 
 import pytest
 
-import memhound
+from conftest import ROOT, child_env
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, ".ci", "stdlib_tracemalloc.py")
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(memhound.__file__)))
 
 
 def test_cpython_test_tracemalloc_passes(tmp_path):
     if importlib.util.find_spec("test.test_tracemalloc") is None:
         pytest.skip("this interpreter has no test.test_tracemalloc (CPython's test package)")
     args = [sys.executable, RUNNER]
-    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("PYTHONTRACEMALLOC", None)
-    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
+    proc = subprocess.run(args, cwd=tmp_path, env=child_env(PYTHONTRACEMALLOC=None), capture_output=True, text=True,
                           timeout=600, stdin=subprocess.DEVNULL)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out

@@ -8,27 +8,13 @@ in a child interpreter.
 """
 import gc
 import os
-import subprocess
 import sys
-import textwrap
 
 import pytest
 
-import memhound
 from memhound import _core
 
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(memhound.__file__)))
-
-
-def run_child(code, timeout=120):
-    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    try:
-        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
-                              capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"child hung after {timeout}s:\n{exc.stdout}\n{exc.stderr}")
-    assert proc.returncode == 0, f"child failed with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-    return proc
+from conftest import ROOT, run_child
 
 
 @pytest.fixture
@@ -153,7 +139,7 @@ def test_deep_recursion_and_a_long_chain(tracing):
 
 # ---------------------------------------------------------------- snapshot files
 
-FUZZ = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fuzz")
+FUZZ = os.path.join(ROOT, "fuzz")
 
 
 def test_fuzz_snapshot_reader_briefly():

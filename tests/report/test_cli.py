@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
+import memhound
 from memhound import cli
-from memhound.report import _source, terminal
+from memhound.report import terminal
 
 MiB = 1024 * 1024
 
@@ -21,8 +22,7 @@ NEW = OLD[:3] + [(0, 3000, (("lib/util.py", 5), ("app.py", 30)), 2)] * 5 + [
 
 
 def make_snapshot(tmp_path, name, raw, limit=16, metadata=None):
-    api = _source.tracing_api()
-    snap = api.Snapshot(tuple(raw), limit)
+    snap = memhound.Snapshot(tuple(raw), limit)
     if metadata is not None:
         snap.metadata = metadata
     path = tmp_path / name
@@ -171,6 +171,11 @@ def test_format_size():
     (["run", "--frames", "x", "x.py"],
      "memhound: error: argument --frames: expected a positive integer, got 'x' "
      "(see 'memhound run --help')\n"),
+    (["run", "--frames", "70000", "x.py"],
+     "memhound: error: argument --frames: frames must be <= 65535, got 70000 "
+     "(see 'memhound run --help')\n"),
+    (["leaks", "app.py:f", "--bogus"],
+     "memhound: error: unrecognized arguments: --bogus (see 'memhound leaks --help')\n"),
 ])
 def test_bad_input_one_line(capsys, tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -199,70 +204,6 @@ def test_corrupted_snapshot(capsys, tmp_path, old):
     assert err.startswith(f"memhound: error: memhound snapshot file {str(bad)!r}: ")
     assert "truncated" in err
     assert err.count("\n") == 1
-
-
-def test_leaks_without_leak_finder(capsys, monkeypatch):
-    import importlib.util
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "memhound.cli_leaks" else real(name, *a))
-    status, out, err = run(capsys, "leaks", "app.py:main")
-    assert status == 2
-    assert err == "memhound: error: the leak finder (memhound.cli_leaks) is not available in this build\n"
-
-
-def test_leaks_dispatches_to_cli_leaks(capsys, monkeypatch):
-    calls = []
-    fake = type(sys)("memhound.cli_leaks")
-    fake.add_arguments = lambda parser: parser.add_argument("target")
-    fake.run = lambda args: calls.append(args.target) or 1
-    monkeypatch.setitem(sys.modules, "memhound.cli_leaks", fake)
-    import memhound
-    monkeypatch.setattr(memhound, "cli_leaks", fake, raising=False)
-    import importlib.util
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: object() if name == "memhound.cli_leaks" else real(name, *a))
-    assert cli.main(["leaks", "pkg.mod:fn"]) == 1
-    assert calls == ["pkg.mod:fn"]
-
-
-def test_leaks_html(capsys, monkeypatch, tmp_path):
-    import json
-    report = {"leaked": True, "warmup": 3, "runs": 5, "deltas": {"blocks": [1] * 5},
-              "groups": [{"type": "app.Record", "count": 5, "count_per_run": 1, "bytes": 240,
-                          "created_at": [], "path": [{"kind": "module", "label": "app"}],
-                          "path_text": "module app -> app.Record", "cause": "global-collection",
-                          "hint": "h"}]}
-    fake = type(sys)("memhound.cli_leaks")
-
-    def add_arguments(parser):
-        parser.add_argument("target")
-        parser.add_argument("--json")
-
-    def run_leaks(args):
-        print("text report")
-        with open(args.json, "w") as fp:
-            json.dump(report, fp)
-        return 1
-    fake.add_arguments, fake.run = add_arguments, run_leaks
-    monkeypatch.setitem(sys.modules, "memhound.cli_leaks", fake)
-    import memhound
-    monkeypatch.setattr(memhound, "cli_leaks", fake, raising=False)
-    import importlib.util
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: object() if name == "memhound.cli_leaks" else real(name, *a))
-    out_html = tmp_path / "leaks.html"
-    status, out, err = run(capsys, "leaks", "app.py:main", "--html", str(out_html))
-    assert status == 1
-    assert out == "text report\n"
-    assert err == f"memhound: wrote {out_html}\n"
-    page = out_html.read_text()
-    assert "memhound leaks app.py:main" in page and "global-collection" in page
-    # --json - still prints the JSON
-    status, out, err = run(capsys, "leaks", "app.py:main", "--json", "-", "--html", str(out_html))
-    assert json.loads(out[len("text report\n"):]) == report
 
 
 @pytest.mark.parametrize("command", ["run", "top", "compare", "html", "export"])

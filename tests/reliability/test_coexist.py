@@ -8,16 +8,10 @@ scenario runs in a child interpreter with a timeout: a crash or a deadlock
 fails the test instead of killing or hanging the suite.
 """
 import itertools
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
-import memhound
-
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(memhound.__file__)))
+from conftest import run_child
 
 PRELUDE = r'''
 import ctypes, gc, itertools, os, sys, threading, time, tracemalloc
@@ -127,17 +121,6 @@ def cpython_crashes(seq):
             and pos["+tm"] < pos["+hook"] < pos["-tm"] < pos["-hook"])
 
 
-def run_child(code, timeout=120):
-    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    try:
-        proc = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
-                              capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"child hung (deadlock?) after {timeout}s:\n{exc.stdout}\n{exc.stderr}")
-    assert proc.returncode == 0, f"child failed with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
 def interleavings(tools):
     """Every order of starting and stopping `tools`, each started before stopped."""
     steps = [s + t for t in tools for s in "+-"]
@@ -149,14 +132,16 @@ def interleavings(tools):
 def test_tracemalloc_and_memhound_in_every_order():
     seqs = list(interleavings(["tm", "mh"]))
     assert len(seqs) == 6
-    out = run_child("tools = Tools()\nfor seq in %r:\n    tools.run(seq)\nprint(len(%r))" % (seqs, seqs))
+    out = run_child("tools = Tools()\nfor seq in %r:\n    tools.run(seq)\nprint(len(%r))" % (seqs, seqs),
+                    prelude=PRELUDE).stdout
     assert out.strip() == "6"
 
 
 def test_memhound_and_a_third_hook_in_every_order():
     pytest.importorskip("_testcapi")
     seqs = list(interleavings(["hook", "mh"]))
-    out = run_child("tools = Tools()\nfor seq in %r:\n    tools.run(seq)\nprint(len(%r))" % (seqs, seqs))
+    out = run_child("tools = Tools()\nfor seq in %r:\n    tools.run(seq)\nprint(len(%r))" % (seqs, seqs),
+                    prelude=PRELUDE).stdout
     assert out.strip() == "6"
 
 
@@ -168,7 +153,7 @@ def test_three_tools_in_every_order():
     seqs = [seq for seq in seqs if not cpython_crashes(seq)]
     assert len(seqs) == 75
     for seq in seqs:    # one process each: a crash names its order
-        run_child("Tools().run(%r)" % (seq,), timeout=30)
+        run_child("Tools().run(%r)" % (seq,), prelude=PRELUDE, timeout=30)
 
 
 def test_restart_after_a_hook_below_memhound_was_removed():
@@ -187,7 +172,7 @@ def test_restart_after_a_hook_below_memhound_was_removed():
         y = bytes(1001)
         assert _core._get_object_traceback(y) is not None, "memhound never traces again"
         _core.stop()
-    ''')
+    ''', prelude=PRELUDE)
 
 
 def test_raw_realloc_without_gil_above_tracemalloc():
@@ -223,4 +208,4 @@ def test_raw_realloc_without_gil_above_tracemalloc():
                 t.join()
             for tool in reversed(order):
                 tracemalloc.stop() if tool == "tm" else _core.stop()
-    ''', timeout=60)
+    ''', prelude=PRELUDE, timeout=60)

@@ -7,16 +7,9 @@ tracer nor leave their code objects in its tracebacks -- stop() used to
 release those after the interpreter was gone and crash.  Each scenario runs
 in a child process so that a crash fails the test with its output shown.
 """
-import os
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
-import memhound
-
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(memhound.__file__)))
+from conftest import run_child
 
 PRELUDE = r'''
 import gc, sys, threading, time
@@ -86,23 +79,19 @@ def count_at(snap, lineno):
 '''
 
 
-def run_child(tmp_path, body, timeout=300):
-    script = tmp_path / "scenario.py"
-    script.write_text(PRELUDE + textwrap.dedent(body))
-    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-X", "faulthandler", str(script)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
-    if "NO-INTERPRETERS" in proc.stdout:
+def run_scenario(tmp_path, body, timeout=300):
+    """Run ``PRELUDE + body`` in a child; skip if this Python cannot create interpreters."""
+    out = run_child(body, prelude=PRELUDE, script_dir=tmp_path,
+                    python_options=("-X", "faulthandler"), timeout=timeout).stdout
+    if "NO-INTERPRETERS" in out:
         pytest.skip("this Python has no low-level interpreter module")
-    assert proc.returncode == 0, (
-        f"child exited with {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    return proc.stdout
+    return out
 
 
 def test_concurrent_interpreters_then_stop_restart(tmp_path):
     """Own-GIL interpreters allocate in threads while the main interpreter
     does; then they are destroyed and memhound stops, restarts, snapshots."""
-    out = run_child(tmp_path, r'''
+    out = run_scenario(tmp_path, r'''
     memhound.start(25)
     ids = [create(True) for _ in range(3)] + [create(False)]
     errors = []
@@ -155,7 +144,7 @@ def test_concurrent_interpreters_then_stop_restart(tmp_path):
 def test_other_interpreter_memory_is_not_traced(tmp_path, own_gil):
     """What another interpreter allocates and keeps is left out on purpose
     (about 22 MB here)."""
-    out = run_child(tmp_path, r'''
+    out = run_scenario(tmp_path, r'''
     own_gil = %r
     memhound.start(10)
     i = create(own_gil)
@@ -175,7 +164,7 @@ def test_other_interpreter_memory_is_not_traced(tmp_path, own_gil):
 def test_legacy_subinterpreter_via_testcapi(tmp_path):
     """_testcapi.run_in_subinterp: a legacy interpreter created and destroyed
     under the traced GIL, with free lists and obmalloc shared on 3.11."""
-    out = run_child(tmp_path, r'''
+    out = run_scenario(tmp_path, r'''
     try:
         import _testcapi
     except ImportError:
@@ -199,7 +188,7 @@ def test_legacy_subinterpreter_via_testcapi(tmp_path):
 
 def test_stdlib_interpreters_and_pool(tmp_path):
     """3.14+: concurrent.interpreters and InterpreterPoolExecutor."""
-    out = run_child(tmp_path, r'''
+    out = run_scenario(tmp_path, r'''
     try:
         from concurrent import interpreters
         from concurrent.futures import InterpreterPoolExecutor

@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT
+
 RUN = os.path.join(ROOT, "benchmarks", "run.py")
 
 TINY = {

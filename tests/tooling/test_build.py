@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-SETUP = pathlib.Path(__file__).resolve().parents[1] / "setup.py"
+from conftest import ROOT
+
+SETUP = pathlib.Path(ROOT) / "setup.py"
 
 # Runs setup.py as pip's build backend would, with sysconfig or the version
 # made to look like another interpreter's.
@@ -46,3 +48,25 @@ def test_this_interpreter_is_accepted():
                           capture_output=True, text=True, cwd=SETUP.parent, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0.1.0"
+
+
+def test_without_the_extension_import_and_cli_fail_in_one_clear_line(tmp_path):
+    import os
+    import shutil
+
+    import memhound
+    package = pathlib.Path(memhound.__file__).parent
+    shutil.copytree(package, tmp_path / "memhound",
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    expected = "memhound's C extension memhound._core is not built for Python "
+    cli = subprocess.run([sys.executable, "-m", "memhound", "--version"], capture_output=True,
+                         text=True, cwd=tmp_path, env=env, timeout=60)
+    assert cli.returncode == 1 and cli.stdout == ""
+    assert len(cli.stderr.splitlines()) == 1 and expected in cli.stderr, cli.stderr
+    assert "AttributeError" not in cli.stderr
+    imp = subprocess.run([sys.executable, "-c", "import memhound"], capture_output=True,
+                         text=True, cwd=tmp_path, env=env, timeout=60)
+    assert imp.returncode == 1
+    assert imp.stderr.splitlines()[-1].startswith("ImportError: " + expected), imp.stderr
+    assert "build_ext --inplace" in imp.stderr and "AttributeError" not in imp.stderr

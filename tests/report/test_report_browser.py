@@ -14,7 +14,10 @@ import tempfile
 
 import pytest
 
-from memhound.report import _source, html
+import memhound
+from memhound.report import html
+
+from conftest import SAMPLE_LEAK_REPORT
 
 MiB = 1024 * 1024
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))
@@ -28,14 +31,6 @@ RAW = ([(0, MiB, (("/srv/app/cache.py", 12, ), ("/srv/app/main.py", 30)), 2)] * 
        + [(0, 512 * 1024, (("/srv/app/db.py", 44), ("/srv/app/main.py", 31)), 2)] * 2
        + [(0, 3000, (("/srv/lib/util.py", 5), ("/srv/app/main.py", 30)), 2)])
 TIMELINE = [[i * 0.5, int(MiB * i * 0.8), int(MiB * i * 0.8) + 1000] for i in range(9)]
-LEAK = {"leaked": True, "warmup": 3, "runs": 5,
-        "deltas": {"blocks": [4, 4, 4, 4, 4], "objects": [2, 2, 2, 2, 2], "bytes": [212] * 5},
-        "groups": [{"type": "app.Record", "count": 5, "count_per_run": 1, "bytes": 240,
-                    "created_at": [{"filename": "app.py", "lineno": 14, "function": "step"}],
-                    "path": [{"kind": "module", "label": "app"}, {"kind": "global", "label": "_seen"},
-                             {"kind": "index", "label": "[41]"}],
-                    "path_text": "module app -> global _seen (list) -> [41] -> app.Record",
-                    "cause": "global-collection", "hint": "drop entries from _seen when done"}]}
 
 PROBE = """<script>
 (function () {
@@ -73,10 +68,10 @@ def _console_errors(stderr):
 
 @pytest.fixture
 def report_file(tmp_path):
-    snap = _source.tracing_api().Snapshot(tuple(RAW), 16)
+    snap = memhound.Snapshot(tuple(RAW), 16)
     snap.metadata = {"memhound": {"kind": "exit", "time": 4.0, "timeline": TIMELINE}}
     report = html.report_from_snapshots([("app.snap", snap)], title="browser test",
-                                        leaks=[("leaks.json", LEAK)])
+                                        leaks=[("leaks.json", SAMPLE_LEAK_REPORT)])
     path = tmp_path / "report.html"
     html.write_html(report, str(path))
     return path

@@ -4,7 +4,6 @@ Each scenario runs a small generated test suite in a fresh interpreter
 (``runpytest_subprocess``) so that tracing state never crosses runs.
 """
 import importlib.metadata
-import importlib.util
 import os
 import re
 import textwrap
@@ -27,12 +26,6 @@ def _entry_point_installed():
 
 PLUGIN_ARGS = () if _entry_point_installed() else ("-p", "memhound.pytest_plugin")
 
-# The leak finder (src/memhound/leaks.py) is developed on another branch.
-# Skip only while that module is absent: once it exists, a broken
-# memhound.find_leaks export fails these tests instead of skipping them.
-needs_leak_finder = pytest.mark.skipif(
-    importlib.util.find_spec("memhound.leaks") is None,
-    reason="memhound.leaks (the leak finder) is not on this branch yet")
 
 
 @pytest.fixture
@@ -145,7 +138,6 @@ LEAKY = """
 """
 
 
-@needs_leak_finder
 def test_leaking_test_fails_with_holder_and_creation_line(run):
     result = run(LEAKY)
     result.assert_outcomes(failed=1, passed=1)
@@ -159,7 +151,6 @@ def test_leaking_test_fails_with_holder_and_creation_line(run):
     assert "Traceback" not in out                          # the report only, no plugin frames
 
 
-@needs_leak_finder
 def test_body_runs_warmup_plus_runs_times_fixtures_once(run):
     result = run("""
         import pytest
@@ -181,7 +172,6 @@ def test_body_runs_warmup_plus_runs_times_fixtures_once(run):
     result.assert_outcomes(passed=2)
 
 
-@needs_leak_finder
 def test_memhound_leaks_option_and_allow_leaks(run):
     source = """
         import pytest
@@ -212,7 +202,6 @@ def test_memhound_leaks_option_and_allow_leaks(run):
     result.assert_outcomes(passed=4)
 
 
-@needs_leak_finder
 def test_failing_body_reports_its_own_error(run):
     result = run("""
         import pytest
@@ -335,7 +324,6 @@ def test_bad_options(run, option, message):
 # --------------------------------------------------------------------------
 # pytest features: parametrize, fixture scopes, xfail, -x, xdist
 
-@needs_leak_finder
 def test_parametrize(run):
     result = run("""
         import pytest
@@ -362,7 +350,6 @@ def test_parametrize(run):
     ])
 
 
-@needs_leak_finder
 def test_fixtures_of_every_scope(run):
     result = run("""
         import pytest
@@ -409,7 +396,6 @@ def test_fixtures_of_every_scope(run):
     result.stdout.fnmatch_lines(["*leak found in *test_leaks_into_session_fixture*"])
 
 
-@needs_leak_finder
 def test_xfail(run):
     result = run("""
         import pytest
@@ -449,7 +435,6 @@ def test_xfail(run):
     result.stdout.fnmatch_lines(["*XPASS(strict)*not leaking after all*"])
 
 
-@needs_leak_finder
 def test_exitfirst(run):
     result = run("""
         import pytest
@@ -467,7 +452,6 @@ def test_exitfirst(run):
     assert "test_b_not_run" not in result.stdout.str()
 
 
-@needs_leak_finder
 def test_xdist(run):
     pytest.importorskip("xdist")
     result = run("""

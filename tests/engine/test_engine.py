@@ -265,6 +265,38 @@ def test_suspend_hides_the_calling_threads_allocations():
     assert memhound._core._get_object_traceback(shown) is not None
 
 
+def test_pause_tracing_nests_is_per_thread_and_survives_exceptions():
+    import threading
+    memhound.start()
+    other = []
+    with pytest.raises(KeyError):
+        with memhound.pause_tracing():
+            with memhound.pause_tracing():
+                inner = bytes(1000)
+            outer = bytes(1000)          # still paused: the outer block is open
+            worker = threading.Thread(target=lambda: other.append(bytes(1000)))
+            worker.start()
+            worker.join()
+            raise KeyError("resumes anyway")
+    after = bytes(1000)
+    assert memhound.get_object_traceback(inner) is None
+    assert memhound.get_object_traceback(outer) is None
+    assert memhound.get_object_traceback(other[0]) is not None     # another thread
+    assert memhound.get_object_traceback(after) is not None
+
+
+def test_check_frames_is_the_one_frame_count_rule():
+    assert memhound.tracing.check_frames(1) == 1
+    assert memhound.tracing.check_frames(_core.MAX_NFRAME) == _core.MAX_NFRAME
+    with pytest.raises(ValueError, match=r"^frames must be >= 1, got 0$"):
+        memhound.tracing.check_frames(0)
+    with pytest.raises(ValueError, match=rf"^--frames must be <= {_core.MAX_NFRAME}, got "):
+        memhound.tracing.check_frames(_core.MAX_NFRAME + 1, "--frames")
+    for bad in (True, 2.0, "3", None):
+        with pytest.raises(TypeError, match=r"^frames must be an int, not "):
+            memhound.tracing.check_frames(bad)
+
+
 def test_snapshot_does_not_trace_itself():
     memhound.start(10)
     memhound.take_snapshot()

@@ -1,6 +1,6 @@
 """Measure the leak finder's analysis on a large heap (not a test: run it).
 
-    PYTHONPATH=src python tests/leaks_perf.py [n_objects]
+    PYTHONPATH=src python benchmarks/leaks_perf.py [n_objects]
 
 Builds a heap of about n_objects (default 2,000,000) live GC objects, then
 find_leaks() on a function that leaves 1,000 survivors over 5 runs in 10

@@ -5,16 +5,9 @@ other threads allocate inherits consistent tables and keeps tracing.  Every
 scenario runs in a child interpreter with a timeout: a deadlock after fork
 fails the test instead of hanging the suite.
 """
-import os
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
-import memhound
-
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(memhound.__file__)))
+from conftest import run_child
 
 PRELUDE = r'''
 import ctypes, gc, os, sys, threading, time, warnings, zlib
@@ -67,20 +60,6 @@ def child_checks():
 '''
 
 
-def run_child(code, tmp_path, timeout=120):
-    # A file, not -c: spawn/forkserver children re-import __main__.
-    script = tmp_path / "scenario.py"
-    script.write_text(PRELUDE + textwrap.dedent(code))
-    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    try:
-        proc = subprocess.run([sys.executable, str(script)],
-                              capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"child hung (deadlock after fork?) after {timeout}s:\n{exc.stdout}\n{exc.stderr}")
-    assert proc.returncode == 0, f"child failed with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
 def test_fork_while_threads_allocate(tmp_path):
     out = run_child(r'''
         _core.start(10)
@@ -114,7 +93,7 @@ def test_fork_while_threads_allocate(tmp_path):
         assert _core.is_tracing()
         _core.stop()
         print(ok)
-    ''', tmp_path)
+    ''', prelude=PRELUDE, script_dir=tmp_path).stdout
     assert out.strip() == "20"
 
 
@@ -146,5 +125,5 @@ def test_multiprocessing(method, tmp_path):
             assert _core.is_tracing()
             _core.stop()
             print(len(res))
-    ''' % method, tmp_path, timeout=120)
+    ''' % method, prelude=PRELUDE, script_dir=tmp_path).stdout  # a file: spawn re-imports __main__
     assert out.strip() == "8"

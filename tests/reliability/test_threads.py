@@ -6,16 +6,9 @@ come from zlib/bz2 (which release the GIL around their work) and from
 PyMem_RawMalloc called through ctypes.CDLL (which releases the GIL for the
 call), so the no-GIL path is exercised deterministically.
 """
-import os
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
-import memhound
-
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(memhound.__file__)))
+from conftest import run_child
 
 PRELUDE = r'''
 import ctypes, gc, os, sys, threading, time, zlib, bz2, hashlib
@@ -34,18 +27,6 @@ NOGIL = rawapi(ctypes.CDLL(None))       # ctypes.CDLL releases the GIL per call
 WITHGIL = rawapi(ctypes.PyDLL(None))    # PyDLL keeps it
 DATA = os.urandom(1 << 16)
 '''
-
-
-def run_child(code, timeout=120):
-    """Run `code` in a fresh interpreter; fail on crash, hang or error."""
-    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    try:
-        proc = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
-                              capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"child hung (deadlock?) after {timeout}s:\n{exc.stdout}\n{exc.stderr}")
-    assert proc.returncode == 0, f"child failed with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
 
 
 def test_start_stop_snapshot_while_8_threads_allocate():
@@ -100,7 +81,7 @@ def test_start_stop_snapshot_while_8_threads_allocate():
             for t in threads:
                 t.join()
         print(cycles)
-    ''')
+    ''', prelude=PRELUDE).stdout
     assert int(out) >= 10
 
 
@@ -217,7 +198,7 @@ def test_exact_totals_with_8_threads(nframe):
     # baseline plus exactly their sizes and the trace count grows by exactly
     # their number (nothing lost, nothing counted twice); once they freed
     # everything, both return to the baseline exactly.
-    run_child("NFRAME = %d\n" % nframe + EXACT)
+    run_child("NFRAME = %d\n" % nframe + EXACT, prelude=PRELUDE)
 
 
 def test_snapshot_is_not_taken_under_the_raw_lock():
@@ -242,4 +223,4 @@ def test_snapshot_is_not_taken_under_the_raw_lock():
         stop.set()
         for t in threads:
             t.join()
-    ''', timeout=60)
+    ''', prelude=PRELUDE, timeout=60)

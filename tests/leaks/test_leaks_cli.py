@@ -1,15 +1,19 @@
-"""memhound leaks TARGET: exit codes and messages (run in-process)."""
+"""memhound leaks TARGET: exit codes and messages (in-process), and the real command."""
 import argparse
 import json
 import os
+import re
+import subprocess
+import sys
 import textwrap
 
 import pytest
 
-from memhound import cli_leaks
+from memhound import cli, cli_leaks
 
-EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "examples", "leaky_app.py")
+from conftest import ROOT
+
+EXAMPLE = os.path.join(ROOT, "examples", "leaky_app.py")
 
 
 def run_cli(*argv):
@@ -108,3 +112,60 @@ def test_unwritable_json_exit_2(tmp_path, capsys):
     path = write(tmp_path, "clean_mod2.py", "def f():\n    pass\n")
     assert run_cli(path + ":f", "--json", str(tmp_path / "missing" / "x.json")) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_real_command_writes_html_from_the_report(tmp_path):
+    """`memhound leaks FILE:func --html OUT` end to end: a subprocess, real files."""
+    src = os.path.dirname(os.path.dirname(os.path.abspath(cli_leaks.__file__)))
+    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out_html = tmp_path / "leaks.html"
+    res = subprocess.run([sys.executable, "-m", "memhound", "leaks", EXAMPLE + ":handle_request",
+                          "--runs", "3", "--warmup", "2", "--html", str(out_html)],
+                         cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 1, res.stderr
+    assert res.stdout.startswith("LEAK")
+    assert res.stderr == f"memhound: wrote {out_html}\n"
+    page = out_html.read_text()
+    assert "<title>memhound leaks " + EXAMPLE + ":handle_request - memhound</title>" in page
+    data = json.loads(re.search(r'<script id="mh-data" type="application/json">(.*?)</script>',
+                                page, re.S).group(1).replace("<\\/", "</"))
+    (leak,) = data["leaks"]
+    assert leak["name"] == EXAMPLE + ":handle_request"
+    assert leak["leaked"] is True and leak["runs"] == 3
+    group = leak["groups"][0]
+    assert group["type"] == "leaky_app.Request" and group["cause"] == "global-collection"
+    assert group["path_text"].startswith("module leaky_app -> global _audit_log (list) -> [")
+    assert [step["kind"] for step in group["path"]][:2] == ["module", "global"]
+
+
+def test_html_and_json_stdout_together(tmp_path, capsys):
+    out_html = tmp_path / "r.html"
+    assert run_cli(EXAMPLE + ":handle_request", "--runs", "2", "--json", "-",
+                   "--html", str(out_html)) == 1
+    captured = capsys.readouterr()
+    report = json.loads(captured.out[captured.out.index("\n{") + 1:])
+    assert report["groups"][0]["cause"] == "global-collection"
+    assert captured.err == f"memhound: wrote {out_html}\n"
+    assert "global-collection" in out_html.read_text()
+
+
+def test_unwritable_html_exit_2(capsys, tmp_path):
+    assert run_cli(EXAMPLE + ":handle_request", "--runs", "1",
+                   "--html", str(tmp_path / "missing" / "x.html")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("memhound leaks: error: cannot write ") and err.count("\n") == 1
+
+
+def test_frames_above_the_engine_limit_exit_2(capsys):
+    assert run_cli(EXAMPLE + ":handle_request", "--frames", "70000") == 2
+    assert "--frames must be <= 65535, got 70000" in capsys.readouterr().err
+
+
+def test_leaks_through_the_main_parser(capsys):
+    assert cli.main(["leaks", "no_colon"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("memhound leaks: error: TARGET must be ") and err.count("\n") == 1
+    assert cli.main(["leaks", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: memhound leaks") and "--html FILE" in out
+    assert "examples:\n  memhound leaks" in out

@@ -1,4 +1,5 @@
 """`memhound run` runs a program exactly like the interpreter does."""
+import json
 import os
 import re
 import signal
@@ -8,10 +9,9 @@ import textwrap
 
 import pytest
 
-import memhound
 from memhound.report import _source
 
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(memhound.__file__)))
+from conftest import SRC, child_env
 
 PROGRAM = textwrap.dedent("""\
     import sys
@@ -32,16 +32,9 @@ PROGRAM = textwrap.dedent("""\
 """)
 
 
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("NO_COLOR", None)
-    return env
-
-
 def _run(argv, cwd, stdin="hello"):
     return subprocess.run([sys.executable] + argv, cwd=cwd, input=stdin, capture_output=True,
-                          text=True, env=_env(), timeout=120)
+                          text=True, env=child_env(NO_COLOR=None), timeout=120)
 
 
 @pytest.fixture
@@ -65,7 +58,8 @@ def test_script_like_python(prog, mode):
     # biggest site: the list of bytearrays on line 2 (function shown when known)
     assert re.search(r"prog\.py:2( in <(module|listcomp)>)?$", report.splitlines()[2])
     assert "memhound: at the peak: " in report
-    assert "cli.py" not in plain.stderr and "cli.py" not in under.stderr[:len(plain.stderr)]
+    for launcher in ("cli.py", "runner.py"):
+        assert launcher not in plain.stderr and launcher not in under.stderr[:len(plain.stderr)]
 
 
 def test_expected_exit_statuses(prog):
@@ -120,6 +114,12 @@ def test_snapshot_html_and_interval_files(prog):
     assert not [s for s in snap.statistics("lineno") if s.traceback[0].filename.startswith(own)]
     html = (prog / "out.html").read_text()
     assert "memhound run prog.py" in html and "prog.py" in html
+    # the flame graph starts at the program: the launcher's frames are stripped
+    data = json.loads(re.search(r'<script id="mh-data" type="application/json">(.*?)</script>',
+                                html, re.S).group(1).replace("<\\/", "</"))
+    files = {frame[0] for frame in data["flame"]["frames"]}
+    assert str(prog / "prog.py") in files
+    assert not {f for f in files if f.startswith(own) or "runpy" in f}, files
     res = _run(["-m", "memhound", "top", "out.snap", "--limit", "1"], prog)
     assert re.search(re.escape(f"{prog / 'prog.py'}:2") + "( in <(module|listcomp)>)?$", res.stdout.splitlines()[2])
 
@@ -172,7 +172,7 @@ def test_unwritable_outputs_and_closed_stderr(prog):
     try:
         proc = subprocess.run([sys.executable, "-m", "memhound", "run", "--html", "ok.html",
                                "--snapshot", "ok.snap", "prog.py"], cwd=prog, input="",
-                              stdout=subprocess.DEVNULL, stderr=write_end, env=_env(),
+                              stdout=subprocess.DEVNULL, stderr=write_end, env=child_env(NO_COLOR=None),
                               timeout=120, text=True)
     finally:
         os.close(write_end)
