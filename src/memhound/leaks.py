@@ -58,6 +58,11 @@ HINTS = {
                "captured containers, or bound them",
     "external-reference": "the reference count exceeds the references from Python objects: "
                           "native code holds it (a missing Py_DECREF in a C extension?)",
+    "native-memory": "native code allocated this memory during the calls and never freed it "
+                     "(a missing PyMem_Free / PyObject_Free in a C extension?)",
+    "interned-string": "the interpreter's table of interned strings keeps one string per distinct "
+                       "value for its whole life: do not intern per-call values (sys.intern, "
+                       "PyUnicode_InternFromString, attribute names made at run time)",
     "uncollectable": "the objects end in gc.garbage (gc.DEBUG_SAVEALL, or a cycle with legacy "
                      "finalizers): break the cycle and clear gc.garbage",
     "unknown": "no well-known holder was recognised: follow the path to see who keeps it",
@@ -267,12 +272,17 @@ def _creation(obj, frames):
         return ()
     # Most recent first: keep the frames above memhound's own (the caller's
     # frames below find_leaks() say nothing about the leak).
+    return _own_frames_cut(tb)[:frames]
+
+
+def _own_frames_cut(tb):
+    """The frames of `tb` (most recent first) above memhound's own."""
     out = []
     for fr in tb:
         if str(fr[0]).startswith(_OWN_DIR):
             break
         out.append(fr)
-    return tuple(out[:frames])
+    return tuple(out)
 
 
 def _type_name(tp):
@@ -360,6 +370,42 @@ def _path_text(path, survivor_type):
     return " -> ".join(parts) + " -> " + survivor_type
 
 
+_ORPHAN_TEXT = {
+    "object": "%s: nothing in Python refers to it (a reference leaked by native code)",
+    "interned": "%s: held by the interpreter's interned strings",
+    "raw": "%s: memory no Python object owns (allocated by native code)",
+}
+_ORPHAN_CAUSE = {"object": "external-reference", "interned": "interned-string",
+                 "raw": "native-memory"}
+RAW_MEMORY = "(native memory)"
+
+
+def _orphan_groups(graph, runs, frames):
+    """Groups for the blocks the runs left that no object of the graph
+    explains: (object groups, native-memory groups)."""
+    groups, raw = [], []
+    for tp, created, count, nbytes, kind in graph.orphans():
+        g = LeakGroup()
+        g.type = RAW_MEMORY if tp is None else _type_name(tp)
+        g.count = count
+        per = count / runs
+        g.count_per_run = int(per) if per == int(per) else round(per, 2)
+        g.bytes = nbytes
+        g.created_at = list(_own_frames_cut(created))[:frames]
+        g.path = [("external", _ORPHAN_CAUSE[kind], g.type)]
+        text = _ORPHAN_TEXT[kind] % g.type
+        if g.created_at:
+            f, ln, fn = g.created_at[0]
+            text += ", called from %s:%s in %s" % (f, ln, fn)
+        g.path_text = text
+        g.cause = _ORPHAN_CAUSE[kind]
+        g.external_refs = count if kind == "object" else 0
+        g.hint = HINTS[g.cause]
+        g.held_by_survivor = False
+        (raw if tp is None else groups).append(g)
+    return groups, raw
+
+
 def _analyse(census, runs, frames):
     """Build the graph, group the survivors, label the paths."""
     t0 = time.perf_counter()
@@ -368,6 +414,7 @@ def _analyse(census, runs, frames):
     graph = _core.heap_graph(census, _OWN_DIR)
     census.close()
     try:
+        orphans, native = _orphan_groups(graph, runs, frames)
         found = graph.survivors()
         stats = graph.stats()
         groups = {}
@@ -407,6 +454,9 @@ def _analyse(census, runs, frames):
         del found
     finally:
         graph.close()
+    # Memory that no Python object owns is mostly the buffers of the
+    # objects above: it is reported only when nothing else explains a leak.
+    result += orphans or ([] if result else native)
     result.sort(key=lambda g: (g.held_by_survivor, -g.count))
     stats["census_bytes"] = census_bytes
     stats["t_census_cpu"] = _CENSUS_CPU[0]
