@@ -61,6 +61,11 @@ HINTS = {
                "captured containers, or bound them",
     "external-reference": "the reference count exceeds the references from Python objects: "
                           "native code holds it (a missing Py_DECREF in a C extension?)",
+    "native-memory": "native code allocated this memory during the calls and never freed it "
+                     "(a missing PyMem_Free / PyObject_Free in a C extension?)",
+    "interned-string": "the interpreter's table of interned strings keeps one string per distinct "
+                       "value for its whole life: do not intern per-call values (sys.intern, "
+                       "PyUnicode_InternFromString, attribute names made at run time)",
     "uncollectable": "the objects end in gc.garbage (gc.DEBUG_SAVEALL, or a cycle with legacy "
                      "finalizers): break the cycle and clear gc.garbage",
     "unknown": "no well-known holder was recognised: follow the path to see who keeps it",
@@ -283,12 +288,17 @@ def _creation(obj, frames):
         return ()
     # Most recent first: keep the frames above memhound's own (the caller's
     # frames below find_leaks() say nothing about the leak).
+    return _own_frames_cut(tb)[:frames]
+
+
+def _own_frames_cut(tb):
+    """The frames of `tb` (most recent first) above memhound's own."""
     out = []
     for fr in tb:
         if str(fr[0]).startswith(_OWN_DIR):
             break
         out.append(fr)
-    return tuple(out[:frames])
+    return tuple(out)
 
 
 def _type_name(tp):
@@ -370,6 +380,44 @@ def _path_text(path, survivor_type):
     return " -> ".join(parts) + " -> " + survivor_type
 
 
+# Blocks the runs left that no object of the graph explains, by the kind
+# heap_orphans.c gives them: (cause, holder named in the path, path text).
+_ORPHAN_KINDS = {
+    "object": ("external-reference", "native code",
+               "%s: nothing in Python refers to it (a reference leaked by native code)"),
+    "interned": ("interned-string", "the interpreter's interned strings",
+                 "%s: held by the interpreter's interned strings"),
+    "raw": ("native-memory", "native code",
+            "%s: memory no Python object owns (allocated by native code)"),
+}
+RAW_MEMORY = "(native memory)"
+
+
+def _orphan_groups(graph, runs, frames):
+    """Groups for the blocks the runs left that no object of the graph
+    explains: (object groups, native-memory groups)."""
+    groups, raw = [], []
+    for tp, created, count, nbytes, kind in graph.orphans():
+        cause, holder, text = _ORPHAN_KINDS[kind]
+        g = LeakGroup()
+        g.type = RAW_MEMORY if tp is None else _type_name(tp)
+        g.count = count
+        per = count / runs
+        g.count_per_run = int(per) if per == int(per) else round(per, 2)
+        g.bytes = nbytes
+        g.created_at = list(_own_frames_cut(created))[:frames]
+        g.path = [("external", holder, g.type)]
+        g.path_text = text % g.type
+        if g.created_at:
+            g.path_text += ", called from %s:%s in %s" % g.created_at[0]
+        g.cause = cause
+        g.external_refs = count if kind == "object" else 0
+        g.hint = HINTS[cause]
+        g.held_by_survivor = False
+        (raw if tp is None else groups).append(g)
+    return groups, raw
+
+
 def _analyse(census, runs, frames):
     """Build the graph, group the survivors, label the paths."""
     t0 = time.perf_counter()
@@ -388,6 +436,7 @@ def _analyse(census, runs, frames):
 
 def _groups(graph, runs, frames, census_bytes, t0, c0):
     """The survivor groups of a heap graph, most important first, and stats."""
+    orphans, native = _orphan_groups(graph, runs, frames)
     found = graph.survivors()
     stats = graph.stats()
     groups = {}
@@ -422,6 +471,9 @@ def _groups(graph, runs, frames, census_bytes, t0, c0):
         g.held_by_survivor = any(s for _k, _l, _t, s in path[:-1])
         result.append(g)
     del found
+    # Memory that no Python object owns is mostly the buffers of the
+    # objects above: it is reported only when nothing else explains a leak.
+    result += orphans or ([] if result else native)
     result.sort(key=lambda g: (g.held_by_survivor, -g.count))
     stats["census_bytes"] = census_bytes
     stats["t_census_cpu"] = _CENSUS_CPU[0]

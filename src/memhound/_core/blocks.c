@@ -265,6 +265,16 @@ mh_blocks_at(const mh_blocks *t, size_t i)
 }
 
 void
+mh_blocks_mark_old(mh_blocks *t)
+{
+    size_t nfront = t->front ? MH_FRONT : 0;
+    for (size_t i = 0; i < nfront; i++)
+        t->front[i].tb |= MH_BLOCK_OLD;
+    for (size_t i = 0; t->slots != NULL && i < t->capacity; i++)
+        t->slots[i].tb |= MH_BLOCK_OLD;
+}
+
+void
 mh_blocks_clear(mh_blocks *t)
 {
     mh_mem_unmap(t->front, MH_FRONT * sizeof(mh_block));

@@ -56,6 +56,24 @@ typedef struct {
 
 #define MH_BIG_SIZE UINT32_MAX
 
+/* The leak finder marks the blocks alive at its census "old" in the top bit
+ * of their traceback id (traceback ids stay below it, tracebacks.h): a block
+ * allocated since has the bit clear, also when it reuses an old address.
+ * Every reader of a slot's traceback goes through mh_block_tb(). */
+#define MH_BLOCK_OLD 0x80000000u
+
+static inline uint32_t
+mh_block_tb(const mh_block *b)
+{
+    return b->tb & ~MH_BLOCK_OLD;
+}
+
+static inline int
+mh_block_is_old(const mh_block *b)
+{
+    return (b->tb & MH_BLOCK_OLD) != 0;
+}
+
 static inline size_t
 mh_front_index(uintptr_t ptr)
 {
@@ -117,6 +135,9 @@ mh_block *mh_blocks_find(mh_blocks *t, uintptr_t ptr);
 size_t mh_blocks_size(const mh_blocks *t, const mh_block *b);
 
 void mh_blocks_clear(mh_blocks *t);
+
+/* Set MH_BLOCK_OLD on every live block. */
+void mh_blocks_mark_old(mh_blocks *t);
 
 /* Iteration: positions 0 .. mh_blocks_positions() - 1; mh_blocks_at() is
  * the live block at a position or NULL. */

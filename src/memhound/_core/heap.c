@@ -9,6 +9,7 @@
  */
 #include "heap.h"
 #include "memory.h"
+#include "tracer.h"
 
 /* ---- HeapCensus --------------------------------------------------------- */
 
@@ -83,6 +84,7 @@ mh_py_heap_census(PyObject *module, PyObject *noargs)
         Py_DECREF(self);
         return NULL;
     }
+    mh_tracer_mark_blocks();
     return (PyObject *)self;
 }
 
@@ -212,6 +214,15 @@ mh_graph_found(mh_graph_object *self, PyObject *arg)
 }
 
 static PyObject *
+mh_graph_orphans(mh_graph_object *self, PyObject *noargs)
+{
+    (void)noargs;
+    if (mh_graph_check(self) < 0)
+        return NULL;
+    return mh_heap_orphans(&self->g, self->skip);
+}
+
+static PyObject *
 mh_graph_stats(mh_graph_object *self, PyObject *noargs)
 {
     (void)noargs;
@@ -242,6 +253,9 @@ static PyMethodDef mh_graph_methods[] = {
     {"extra", (PyCFunction)mh_graph_extra, METH_O,
      "References to node not found in Python objects."},
     {"found", (PyCFunction)mh_graph_found, METH_O, "References to node found."},
+    {"orphans", (PyCFunction)mh_graph_orphans, METH_NOARGS,
+     "[(type or None, frames, count, bytes, kind), ...] blocks allocated since the\n"
+     "census, still alive, that no node of the graph explains."},
     {"stats", (PyCFunction)mh_graph_stats, METH_NOARGS, "Sizes and timings."},
     {"close", (PyCFunction)mh_graph_close, METH_NOARGS, "Free the graph."},
     {NULL, NULL, 0, NULL}

@@ -111,7 +111,13 @@ Py_ssize_t mh_heap_graph_extra(const mh_heap_graph *g, uint32_t i);
 /* New reference, or NULL with an exception set. */
 PyObject *mh_heap_path(const mh_heap_graph *g, uint32_t i);
 
-/* "module.QualName", builtins plain; new reference. */
-PyObject *mh_heap_type_name(PyTypeObject *tp);
+/* The blocks allocated since the census (mh_tracer_mark_blocks()) and still
+ * alive whose object is not a node of `g` (heap_orphans.c): a list of
+ * (type or None, creation frames, count, bytes, kind) per kind ("object",
+ * "interned", "raw"), type and traceback.  Blocks whose newest frame is in
+ * a file under `skip` are left out.  New reference, or NULL with an
+ * exception set. */
+PyObject *mh_heap_orphans(const mh_heap_graph *g, const char *skip);
+
 
 #endif

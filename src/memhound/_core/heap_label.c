@@ -28,7 +28,8 @@ static const char *const mh_edge_kind_names[] = {MH_EDGE_KINDS(MH_KIND_NAME)};
 
 #define MH_LABEL_MAX 60
 
-PyObject *
+/* "module.QualName", builtins plain; new reference. */
+static PyObject *
 mh_heap_type_name(PyTypeObject *tp)
 {
     if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {

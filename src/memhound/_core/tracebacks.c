@@ -71,7 +71,7 @@ mh_tb_insert(mh_tb_table *t, const mh_rawframe *frames, int n, int total, uint32
 {
     if (t->count == 0 && mh_tb_ensure_empty(t) < 0)
         return MH_TB_ERROR;
-    if (t->count >= UINT32_MAX - 1
+    if (t->count >= MH_TB_LIMIT
         || mh_tb_reserve((void **)&t->entries, &t->capacity, t->count + 1, sizeof(mh_tb)) < 0
         || mh_tb_reserve((void **)&t->frames, &t->frames_capacity, t->nframes + (size_t)n,
                          sizeof(mh_rawframe)) < 0)

@@ -26,6 +26,8 @@
 
 #define MH_TB_EMPTY 0u
 #define MH_TB_ERROR UINT32_MAX
+/* Ids stay below the block table's "old" mark bit (blocks.h). */
+#define MH_TB_LIMIT 0x7FFFFFFFu
 
 typedef struct {
     uint32_t hash;

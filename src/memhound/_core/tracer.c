@@ -1037,12 +1037,12 @@ mh_block_traceback(uintptr_t block)
 {
     mh_block *b = mh_blocks_find(&mh.gil_blocks, block);
     if (b != NULL)
-        return b->tb;
+        return mh_block_tb(b);
     uint32_t tb = MH_TB_ERROR;
     pthread_mutex_lock(&mh.raw_lock);
     b = mh_blocks_find(&mh.raw_blocks, block);
     if (b != NULL)
-        tb = b->tb;
+        tb = mh_block_tb(b);
     pthread_mutex_unlock(&mh.raw_lock);
     return tb;
 }
@@ -1061,6 +1061,51 @@ mh_tracer_object_traceback(PyObject *obj, int with_function)
     PyObject *res = mh_traceback_tuple(tb, with_function);
     mh_tracer_resume();
     return res;
+}
+
+PyObject *
+mh_tracer_traceback(uint32_t tb)
+{
+    mh_tracer_suspend();
+    PyObject *res = mh_traceback_tuple(tb, 1);
+    mh_tracer_resume();
+    return res;
+}
+
+void
+mh_tracer_mark_blocks(void)
+{
+    if (!MH_TRACING())
+        return;
+    mh_blocks_mark_old(&mh.gil_blocks);
+    pthread_mutex_lock(&mh.raw_lock);
+    mh_blocks_mark_old(&mh.raw_blocks);
+    pthread_mutex_unlock(&mh.raw_lock);
+}
+
+static int
+mh_new_blocks_of(mh_blocks *t, int raw, mh_new_block_fn fn, void *arg)
+{
+    for (size_t i = 0, n = mh_blocks_positions(t); i < n; i++) {
+        const mh_block *b = mh_blocks_at(t, i);
+        if (b != NULL && !mh_block_is_old(b)
+            && fn(arg, b->ptr, mh_blocks_size(t, b), mh_block_tb(b), raw) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int
+mh_tracer_new_blocks(mh_new_block_fn fn, void *arg)
+{
+    if (!MH_TRACING())
+        return 0;
+    if (mh_new_blocks_of(&mh.gil_blocks, 0, fn, arg) < 0)
+        return -1;
+    pthread_mutex_lock(&mh.raw_lock);
+    int rc = mh_new_blocks_of(&mh.raw_blocks, 1, fn, arg);
+    pthread_mutex_unlock(&mh.raw_lock);
+    return rc;
 }
 
 /* Export state: snapshot indices of tracebacks, filled lazily. */
@@ -1138,7 +1183,7 @@ mh_put_blocks(PyObject *snap, const mh_blocks *t)
 {
     for (size_t i = 0, n = mh_blocks_positions(t); i < n; i++) {
         const mh_block *b = mh_blocks_at(t, i);
-        if (b != NULL && mh_snapshot_put_trace(snap, 0, mh_blocks_size(t, b), b->tb) < 0)
+        if (b != NULL && mh_snapshot_put_trace(snap, 0, mh_blocks_size(t, b), mh_block_tb(b)) < 0)
             return 1;
     }
     return 0;

@@ -36,6 +36,20 @@ void mh_tracer_resume(void);
 /* Test hooks. */
 void mh_tracer_set_memory_limit(size_t limit);
 
+/* The leak finder's view of the block table.  mh_tracer_mark_blocks()
+ * marks every live block "old" (its census); mh_tracer_new_blocks() then
+ * calls fn for each live block allocated since, GIL blocks first (raw == 0),
+ * then the RAW domain's under its lock (fn must not call Python or allocate
+ * through the hooks); a negative return from fn stops it.  Both do nothing
+ * when tracing is off.  GIL held. */
+typedef int (*mh_new_block_fn)(void *arg, uintptr_t ptr, size_t size, uint32_t tb, int raw);
+void mh_tracer_mark_blocks(void);
+int mh_tracer_new_blocks(mh_new_block_fn fn, void *arg);
+
+/* Traceback `tb` as a tuple of (filename, lineno, function), newest first;
+ * new reference or NULL with an exception set.  GIL held. */
+PyObject *mh_tracer_traceback(uint32_t tb);
+
 int mh_tracer_module_init(PyObject *module);
 
 #endif
