@@ -223,6 +223,32 @@ mh_graph_orphans(mh_graph_object *self, PyObject *noargs)
 }
 
 static PyObject *
+mh_graph_group_links(mh_graph_object *self, PyObject *noargs)
+{
+    (void)noargs;
+    if (mh_graph_check(self) < 0)
+        return NULL;
+    return mh_heap_group_links(&self->g);
+}
+
+static PyObject *
+mh_graph_node(mh_graph_object *self, PyObject *arg)
+{
+    uint32_t i;
+    if (mh_graph_index(self, arg, &i) < 0)
+        return NULL;
+    return mh_heap_node(&self->g, i);
+}
+
+static PyObject *
+mh_graph_storage_creation(mh_graph_object *self, PyObject *arg)
+{
+    if (mh_graph_check(self) < 0)
+        return NULL;
+    return mh_heap_storage_creation(arg);
+}
+
+static PyObject *
 mh_graph_stats(mh_graph_object *self, PyObject *noargs)
 {
     (void)noargs;
@@ -256,6 +282,12 @@ static PyMethodDef mh_graph_methods[] = {
     {"orphans", (PyCFunction)mh_graph_orphans, METH_NOARGS,
      "[(type or None, frames, count, bytes, kind), ...] blocks allocated since the\n"
      "census, still alive, that no node of the graph explains."},
+    {"group_links", (PyCFunction)mh_graph_group_links, METH_NOARGS,
+     "(tree, cross): [(node, survivor parent or -1, root kind, thread id), ...] per\n"
+     "survivor and [(survivor, head), ...] edges from survivors to other heads."},
+    {"node", (PyCFunction)mh_graph_node, METH_O, "The object of a node."},
+    {"storage_creation", (PyCFunction)mh_graph_storage_creation, METH_O,
+     "Traceback of the storage block of a list, dict or set (its last growth), or None."},
     {"stats", (PyCFunction)mh_graph_stats, METH_NOARGS, "Sizes and timings."},
     {"close", (PyCFunction)mh_graph_close, METH_NOARGS, "Free the graph."},
     {NULL, NULL, 0, NULL}

@@ -120,4 +120,17 @@ PyObject *mh_heap_path(const mh_heap_graph *g, uint32_t i);
 PyObject *mh_heap_orphans(const mh_heap_graph *g, const char *skip);
 
 
+/* Grouping (heap_group.c): (tree, cross) where tree lists
+ * (node, survivor parent or -1, root kind, thread id) per survivor -- root
+ * kind and thread id only for heads, the survivors whose parent is old:
+ * 0 unknown, 1 module, 2 class, 3 thread stack, 4 external -- and cross
+ * lists (survivor, head) for the edges from a survivor to a head that is
+ * not the head's parent.  New reference, or NULL with an exception set. */
+PyObject *mh_heap_group_links(const mh_heap_graph *g);
+/* Node i's object (new reference; valid while the graph is open). */
+PyObject *mh_heap_node(const mh_heap_graph *g, uint32_t i);
+/* Creation traceback of the storage block of a list, dict or set -- the
+ * line that last grew it -- or None (heap_growth.c).  New reference. */
+PyObject *mh_heap_storage_creation(PyObject *container);
+
 #endif

@@ -1064,6 +1064,21 @@ mh_tracer_object_traceback(PyObject *obj, int with_function)
 }
 
 PyObject *
+mh_tracer_block_creation(const void *ptr)
+{
+    if (!MH_TRACING() || ptr == NULL)
+        Py_RETURN_NONE;
+    mh_reftracer_reclaim();
+    uint32_t tb = mh_block_traceback((uintptr_t)ptr);
+    if (tb == MH_TB_ERROR)
+        Py_RETURN_NONE;
+    mh_tracer_suspend();
+    PyObject *res = mh_traceback_tuple(tb, 1);
+    mh_tracer_resume();
+    return res;
+}
+
+PyObject *
 mh_tracer_traceback(uint32_t tb)
 {
     mh_tracer_suspend();

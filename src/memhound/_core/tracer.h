@@ -46,6 +46,11 @@ typedef int (*mh_new_block_fn)(void *arg, uintptr_t ptr, size_t size, uint32_t t
 void mh_tracer_mark_blocks(void);
 int mh_tracer_new_blocks(mh_new_block_fn fn, void *arg);
 
+/* Traceback of the live block that starts at `ptr` (any domain), as
+ * (filename, lineno, function) triples, newest first; None when the block
+ * is not traced.  New reference or NULL with an exception set.  GIL held. */
+PyObject *mh_tracer_block_creation(const void *ptr);
+
 /* Traceback `tb` as a tuple of (filename, lineno, function), newest first;
  * new reference or NULL with an exception set.  GIL held. */
 PyObject *mh_tracer_traceback(uint32_t tb);
