@@ -27,11 +27,14 @@ Example::
     True
 """
 import array
+import collections
 import gc
 import os
 import sys
 import time
+import types
 import warnings
+import weakref
 
 from . import _core
 from .tracing import LEAK_FRAMES, check_frames, pause_tracing
@@ -83,14 +86,26 @@ _CENSUS_CPU = array.array("d", [0.0])   # no float object: it would be a survivo
 
 
 class LeakGroup:
-    """Survivors of one type, created at one place, held by one holder.
+    """One leak: the survivors one holder keeps, named by the objects that
+    matter most in it.
 
-    Attributes: ``type`` (qualified name), ``count``, ``count_per_run``,
-    ``bytes`` (shallow), ``created_at`` (list of (filename, lineno,
-    function), most recent first), ``path`` (list of (kind, label) from
-    the root), ``path_text``, ``cause``, ``hint``, ``held_by_survivor``
-    (the path passes through another survivor: usually a consequence of
-    another group).
+    The survivors an old container holds (a list, a dict, a cache, a
+    registry, a thread stack), with everything they keep, are one group;
+    so are the survivors that exist only because another survivor does (a
+    running thread and its bookkeeping, a weakref to a survivor).  The group
+    is named by its **representative**: the objects nearest to the holder
+    that are not mere reference carriers (tuples, dicts, frames, exceptions,
+    bound methods, ...), those that keep the most bytes.
+
+    Attributes: ``type`` (the representative's qualified name), ``count``,
+    ``count_per_run``, ``bytes`` (shallow, of the representatives),
+    ``retained_bytes`` (of every object in the group), ``contents`` (list
+    of {"type", "count", "bytes"}, most bytes first), ``created_at`` (list
+    of (filename, lineno, function), most recent first), ``path`` (list of
+    (kind, label, type) from the root to a representative), ``path_text``,
+    ``cause``, ``hint`` (what this case shows -- the container, the line
+    that grows it -- then the cause's usual fix), ``held_by_survivor``
+    (another group's survivor also holds the group's first objects).
 
     Example::
 
@@ -106,7 +121,8 @@ class LeakGroup:
     """
 
     __slots__ = ("type", "count", "count_per_run", "bytes", "created_at", "path",
-                 "path_text", "cause", "hint", "held_by_survivor", "external_refs")
+                 "path_text", "cause", "hint", "held_by_survivor", "external_refs",
+                 "retained_bytes", "contents")
 
     def to_dict(self):
         """The group as the JSON contract's dict.
@@ -118,8 +134,9 @@ class LeakGroup:
             ...     entries = []
             >>> report = memhound.find_leaks(lambda: Registry.entries.append(bytearray(8)))
             >>> sorted(report.groups[0].to_dict())            # doctest: +NORMALIZE_WHITESPACE
-            ['bytes', 'cause', 'count', 'count_per_run', 'created_at', 'external_refs',
-             'held_by_survivor', 'hint', 'path', 'path_text', 'type']
+            ['bytes', 'cause', 'contents', 'count', 'count_per_run', 'created_at',
+             'external_refs', 'held_by_survivor', 'hint', 'path', 'path_text',
+             'retained_bytes', 'type']
         """
         return {
             "type": self.type, "count": self.count, "count_per_run": self.count_per_run,
@@ -130,6 +147,8 @@ class LeakGroup:
             "path_text": self.path_text, "cause": self.cause, "hint": self.hint,
             "held_by_survivor": self.held_by_survivor,
             "external_refs": self.external_refs,
+            "retained_bytes": self.retained_bytes,
+            "contents": [dict(c) for c in self.contents],
         }
 
     def __repr__(self):
@@ -202,14 +221,25 @@ class LeakReport:
             lines.append("")
             per = g.count_per_run
             lines.append("#%d %s: %d object(s), %s per run, %d bytes  [%s]"
-                         % (n, g.type, g.count, per, g.bytes, g.cause))
+                         % (n, g.type, g.count, per, g.retained_bytes, g.cause))
             lines.append("   held by: " + (g.path_text or "(no path from a root found)"))
+            if len(g.contents) > 1:
+                lines.append("   keeps:   " + _contents_text(g.contents))
             if g.created_at:
                 lines.append("   created at:")
                 for f, ln, fn in g.created_at[:5]:
                     lines.append("     %s:%s in %s" % (f, ln, fn))
             lines.append("   fix: " + g.hint)
         return "\n".join(lines)
+
+
+def _contents_text(contents, limit=6):
+    """"bytearray 5 (250,285 B), dict 10 (1,840 B), ... 3 more types"."""
+    parts = ["%s %d (%s B)" % (c["type"], c["count"], format(c["bytes"], ","))
+             for c in contents[:limit]]
+    if len(contents) > limit:
+        parts.append("%d more types" % (len(contents) - limit))
+    return ", ".join(parts)
 
 
 def _check_int(name, value, low):
@@ -434,52 +464,430 @@ def _analyse(census, runs, frames):
             graph.close()
 
 
+# ---- one leak, one group -------------------------------------------------------
+# The first survivor on a survivor's path (its "head") is what an old object
+# holds directly; every survivor after it is kept by it.  Heads that another
+# survivor keeps (a running thread's Thread object, held by threading's
+# bookkeeping and its own stack; the weakref in a registry whose referent is
+# a survivor; a bound method native code holds for its object) go under that
+# survivor.  The survivors an old container holds are one group: one leak.
+
+# Types that only carry references: they never name a group that holds
+# something else (a cache key tuple, a frame, an exception, a bound method).
+_CARRIERS = frozenset([tuple, list, dict, set, frozenset, str, bytes, int, float, complex,
+                       bool, types.CodeType, types.FrameType, types.GeneratorType,
+                       types.CellType, types.MethodType, types.TracebackType,
+                       types.CoroutineType, types.AsyncGeneratorType,
+                       types.BuiltinMethodType, types.MappingProxyType,
+                       weakref.ref, weakref.ProxyType, weakref.CallableProxyType,
+                       collections.deque, collections.OrderedDict, collections.defaultdict])
+
+# threading's module-level bookkeeping of running threads: holding a Thread
+# (or its lock) there is a consequence of the thread running, not a leak.
+_THREAD_BOOKKEEPING = ("_active", "_limbo", "_shutdown_locks", "_dangling")
+
+# Root kinds of _core.HeapGraph.group_links().
+_ROOT_THREAD, _ROOT_EXTERNAL = 3, 4
+_ANCHOR_SPECIAL = 0xC0000000
+
+_METHOD_SELF = types.MethodType.__dict__["__self__"].__get__
+_REF_CALL = weakref.ref.__call__
+
+
+def _is_carrier(tp):
+    return tp in _CARRIERS or issubclass(tp, BaseException)
+
+
+def _bookkeeping_ids():
+    """ids of threading's bookkeeping containers (see _THREAD_BOOKKEEPING)."""
+    threading = sys.modules.get("threading")
+    out = set()
+    for name in _THREAD_BOOKKEEPING:
+        obj = getattr(threading, name, None) if threading is not None else None
+        if type(obj).__name__ == "WeakSet":
+            obj = getattr(obj, "data", None)
+        if isinstance(obj, (dict, set, list)):
+            out.add(id(obj))
+    return out
+
+
+class _Survivors:
+    """The survivors of a graph and the links between them, by node index."""
+
+    def __init__(self, graph, found):
+        self.obj, self.anchor, self.extra, self.pos = {}, {}, {}, {}
+        self.order = []
+        for obj, idx, anchor, extra in found:
+            self.obj[idx] = obj
+            self.anchor[idx] = anchor
+            self.extra[idx] = extra
+            self.pos[idx] = len(self.order)
+            self.order.append(idx)
+        tree, cross = graph.group_links()
+        self.parent, self.root, self.tid = {}, {}, {}
+        for node, parent, root, tid in tree:
+            self.parent[node] = parent
+            self.root[node] = root
+            self.tid[node] = tid
+        # The first survivor (in path order) holding each head, parent aside.
+        self.holder = {}
+        for src, dst in cross:
+            cur = self.holder.get(dst)
+            if src in self.pos and (cur is None or self.pos[src] < self.pos[cur]):
+                self.holder[dst] = src
+        self.by_id = {id(o): i for i, o in self.obj.items()}
+        self.anchor_ids = {}        # anchor node -> id() of its object
+
+    def is_head(self, i):
+        return self.parent.get(i, -1) < 0
+
+    def owner(self, h, bookkeeping):
+        """The survivor that keeps head `h` alive, or None when an old
+        object (or a root) does."""
+        obj = self.obj[h]
+        tp = type(obj)
+        threading = sys.modules.get("threading")
+        if issubclass(tp, weakref.ref):
+            ref = self.by_id.get(id(_REF_CALL(obj)))
+            if ref is not None and ref != h:
+                return ref
+        if self.root.get(h) == _ROOT_THREAD and threading is not None:
+            thread = getattr(threading, "_active", {}).get(self.tid.get(h))
+            node = self.by_id.get(id(thread)) if thread is not None else None
+            if node is not None and node != h:
+                return node
+        if tp is types.MethodType and self.root.get(h) == _ROOT_EXTERNAL:
+            node = self.by_id.get(id(_METHOD_SELF(obj)))
+            if node is not None and node != h:
+                return node
+        consequence = (self.root.get(h) in (_ROOT_THREAD, _ROOT_EXTERNAL)
+                       or (threading is not None and issubclass(tp, threading.Thread))
+                       or self.anchor_ids.get(self.anchor[h]) in bookkeeping)
+        return self.holder.get(h) if consequence else None
+
+
+def _group_key(surv, h, creation):
+    """Heads held by one old container are one group; heads held straight
+    from a root (no container) group by root, type and creation site."""
+    anchor = surv.anchor[h]
+    if 0 <= anchor < _ANCHOR_SPECIAL:
+        return ("container", anchor)
+    tb = creation(surv.obj[h])
+    return ("root", surv.root.get(h), type(surv.obj[h]), tb[0] if tb else None)
+
+
+def _partition(graph, surv):
+    """[(start heads, members in visit order, group parent of each), ...]."""
+    bookkeeping = _bookkeeping_ids()
+    for h in surv.order:
+        a = surv.anchor[h]
+        if surv.is_head(h) and 0 <= a < _ANCHOR_SPECIAL and a not in surv.anchor_ids:
+            surv.anchor_ids[a] = id(graph.node(a))
+    head = {}
+
+    def head_of(n):
+        chain = []
+        while n not in head and surv.parent.get(n, -1) >= 0:
+            chain.append(n)
+            n = surv.parent[n]
+        h = head.get(n, n)
+        for c in chain:
+            head[c] = h
+        return h
+    children = {}
+    owned = {}                      # head -> the head of the survivor that keeps it
+    for i in surv.order:
+        p = surv.parent.get(i, -1)
+        if p >= 0:
+            children.setdefault(p, []).append(i)
+            continue
+        o = surv.owner(i, bookkeeping)
+        # An owner inside the head's own tree (the client its at-fork
+        # callback holds) does not keep it: the head's holder does.
+        if o is not None and head_of(o) != i:
+            owned[i] = head_of(o)
+            children.setdefault(o, []).append(i)
+    creation = _core._object_creation
+    groups, by_key, seen = [], {}, set()
+
+    def grow(group, start):
+        members, gparent = group[1], group[2]
+        queue = [start]
+        seen.add(start)
+        gparent[start] = None
+        while queue:
+            n = queue.pop()
+            members.append(n)
+            for c in children.get(n, ()):
+                if c not in seen:
+                    seen.add(c)
+                    gparent[c] = n
+                    queue.append(c)
+
+    def start(h):
+        key = _group_key(surv, h, creation)
+        group = by_key.get(key)
+        if group is None:
+            group = by_key[key] = ([], [], {})
+            groups.append(group)
+        group[0].append(h)
+        grow(group, h)
+
+    heads = [h for h in surv.order if surv.is_head(h)]
+    for h in heads:
+        if h not in owned:
+            start(h)
+    # What is left is kept in a circle of survivors (a client and the thread
+    # it started): the objects that are not carriers or threads lead.
+    threading = sys.modules.get("threading")
+    thread_tp = threading.Thread if threading is not None else ()
+
+    def rank(h):
+        tp = type(surv.obj[h])
+        return (_is_carrier(tp) or (thread_tp and issubclass(tp, thread_tp)), surv.pos[h])
+    for h in heads:
+        if h in seen:
+            continue
+        cycle = [h]             # follow the owners to the circle they end in
+        while owned.get(cycle[-1]) is not None and owned[cycle[-1]] not in cycle:
+            cycle.append(owned[cycle[-1]])
+        last = owned.get(cycle[-1])
+        circle = cycle[cycle.index(last):] if last in cycle else cycle[-1:]
+        start(min(circle, key=rank))
+    for i in surv.order:            # unreachable from any head: cannot happen, but
+        if i not in seen:           # never drop a survivor
+            start(i)
+    return groups
+
+
+def _summarise(surv, members, gparent, sizes):
+    """(representative nodes, retained bytes per node, contents)."""
+    under = {}
+    depth = {}
+    tops = []
+    for n in members:              # members are in visit order: parents first
+        p = gparent[n]
+        carrier = _is_carrier(type(surv.obj[n]))
+        inherited = under[p] if p is not None else False
+        depth[n] = depth[p] + 1 if p is not None else 0
+        if not carrier and not inherited:
+            tops.append(n)
+        under[n] = inherited or not carrier
+    retained = {n: sizes[n] for n in members}
+    for n in reversed(members):
+        p = gparent[n]
+        if p is not None:
+            retained[p] += retained[n]
+    by_type = {}
+    for n in tops:
+        tp = type(surv.obj[n])
+        kept, near = by_type.get(tp, (0, -len(members)))
+        by_type[tp] = (kept + retained[n], max(near, -depth[n]))
+    if by_type:
+        # Most bytes kept; on a tie, the objects nearest to the holder.
+        best = max(by_type.items(), key=lambda kv: kv[1])[0]
+        reps = [n for n in tops if type(surv.obj[n]) is best]
+    else:
+        best = type(surv.obj[members[0]])
+        reps = [n for n in members if gparent[n] is None and type(surv.obj[n]) is best]
+    reps.sort(key=surv.pos.__getitem__)
+    contents = {}
+    for n in members:
+        tp = type(surv.obj[n])
+        entry = contents.get(tp)
+        if entry is None:
+            entry = contents[tp] = [0, 0]
+        entry[0] += 1
+        entry[1] += sizes[n]
+    table = sorted(([_type_name(tp), c, b] for tp, (c, b) in contents.items()),
+                   key=lambda e: (-e[2], -e[1], e[0]))
+    return reps, retained, [{"type": t, "count": c, "bytes": b} for t, c, b in table]
+
+
+def _per_run(count, runs):
+    per = count / runs
+    return int(per) if per == int(per) else round(per, 2)
+
+
 def _groups(graph, runs, frames, census_bytes, t0, c0):
     """The survivor groups of a heap graph, most important first, and stats."""
     orphans, native = _orphan_groups(graph, runs, frames)
     found = graph.survivors()
     stats = graph.stats()
-    groups = {}
-    order = []
-    creation = _core._object_creation
-    for obj, idx, anchor, extra in found:
-        tb = creation(obj)
-        key = (type(obj), tb[0] if tb else None, anchor)
-        entry = groups.get(key)
-        if entry is None:
-            entry = groups[key] = [obj, idx, _creation(obj, frames), 0, 0, extra]
-            order.append(key)
-        entry[3] += 1
-        entry[4] += _shallow_size(obj)
+    surv = _Survivors(graph, found)
+    del found
+    sizes = {i: _shallow_size(o) for i, o in surv.obj.items()}
     result = []
-    for key in order:
-        rep, idx, created, count, nbytes, extra = groups[key]
-        raw = graph.path(idx)
+    for starts, members, gparent in _partition(graph, surv):
+        reps, retained, contents = _summarise(surv, members, gparent, sizes)
+        rep = reps[0]
+        raw = graph.path(rep)
         path = [(k, _thread_name(lab) if k == "thread" else lab, t, s) for k, lab, t, s in raw]
         g = LeakGroup()
-        g.type = _type_name(type(rep))
-        g.count = count
-        per = count / runs
-        g.count_per_run = int(per) if per == int(per) else round(per, 2)
-        g.bytes = nbytes
-        g.created_at = list(created)
+        g.type = _type_name(type(surv.obj[rep]))
+        rep_type = type(surv.obj[rep])
+        of_type = [n for n in members if type(surv.obj[n]) is rep_type]
+        g.count = len(of_type)
+        g.count_per_run = _per_run(g.count, runs)
+        g.bytes = sum(sizes[n] for n in of_type)
+        g.retained_bytes = sum(sizes[n] for n in members)
+        g.contents = contents
+        g.created_at = list(_creation(surv.obj[rep], frames))
         g.path = [(k, lab, t) for k, lab, t, _s in path]
         g.path_text = _path_text(raw, g.type)
         g.cause = _cause(path)
-        g.external_refs = max(extra, 0)
-        g.hint = HINTS[g.cause]
-        g.held_by_survivor = any(s for _k, _l, _t, s in path[:-1])
+        g.external_refs = max(surv.extra[rep], 0)
+        g.held_by_survivor = any(surv.holder.get(h) is not None and surv.holder[h] not in gparent
+                                 for h in starts)
+        g.hint = _hint(graph, surv, g, path, starts, runs, rep)
         result.append(g)
-    del found
     # Memory that no Python object owns is mostly the buffers of the
     # objects above: it is reported only when nothing else explains a leak.
-    result += orphans or ([] if result else native)
-    result.sort(key=lambda g: (g.held_by_survivor, -g.count))
+    for g in orphans or ([] if result else native):
+        g.retained_bytes = g.bytes
+        g.contents = [{"type": g.type, "count": g.count, "bytes": g.bytes}]
+        result.append(g)
+    result.sort(key=lambda g: (g.held_by_survivor, -g.retained_bytes, -g.count))
     stats["census_bytes"] = census_bytes
     stats["t_census_cpu"] = _CENSUS_CPU[0]
     stats["t_analysis"] = time.perf_counter() - t0
     stats["t_analysis_cpu"] = time.process_time() - c0
     return result, stats
+
+
+def _grows(group, runs):
+    """Did the group's representative, or any type it holds, grow by at
+    least one object per run?"""
+    return group.count >= runs or any(c["count"] >= runs for c in group.contents)
+
+
+# ---- hints specific to the case -----------------------------------------------
+# The weak containers of the weakref module: a hint never tells to hold
+# weak references when the container already does.
+_WEAK_CONTAINERS = ("weakref.WeakValueDictionary", "weakref.WeakKeyDictionary",
+                    "_weakrefset.WeakSet", "weakref.WeakSet")
+_HINT_ALREADY_WEAK = ("%s already holds weak references: something it holds strongly (a value, "
+                      "a callback) refers back to its entry and keeps it alive: remove entries "
+                      "when done, or do not refer back to the key")
+
+
+def _stdlib_dirs():
+    import sysconfig
+    paths = sysconfig.get_paths()
+    return tuple(os.path.join(paths[k], "") for k in ("stdlib", "platstdlib") if paths.get(k))
+
+
+def _user_frame(frames):
+    """The newest frame outside the standard library (the line that called
+    into it), or the newest frame when all are in it."""
+    stdlib = _stdlib_dirs()
+    for fr in frames:
+        if not str(fr[0]).startswith(stdlib):
+            return fr
+    return frames[0]
+
+
+def _adds_text(surv, group, starts, runs, rep):
+    """"one ValueError per call, which keeps one bytearray": what the
+    holder gains per call (its direct entries) and the group's name."""
+    counts = {}
+    for h in starts:
+        tp = type(surv.obj[h])
+        counts[tp] = counts.get(tp, 0) + 1
+    while surv.parent.get(rep, -1) >= 0:
+        rep = surv.parent[rep]
+    # On a tie, the entry that keeps the representative (a cache's key
+    # rather than its result) is named.
+    tp, n = max(counts.items(), key=lambda kv: (kv[1], kv[0] is type(surv.obj[rep])))
+    name = _type_name(tp)
+    text = _count_text(_per_run(n, runs), name) + " per call"
+    if name != group.type:
+        text += ", which keeps %s" % _count_text(group.count_per_run, group.type)
+    return text
+
+
+def _source_line(filename, lineno):
+    """The code of one source line without its comment, or None."""
+    import linecache
+    import tokenize
+    line = linecache.getline(filename, lineno).strip()
+    if not line:
+        return None
+    try:
+        for tok in tokenize.generate_tokens(iter([line + "\n"]).__next__):
+            if tok.type == tokenize.COMMENT:
+                line = line[:tok.start[1]].rstrip()
+                break
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        pass
+    return line or None
+
+
+def _container_text(path):
+    """"global _history (list)" / "attribute handlers (dict) of app.Session":
+    the step that holds the first survivor, or None."""
+    first = next((i for i, s in enumerate(path) if i > 0 and s[3]), None)
+    if first is None:
+        return None
+    if first == 1:
+        kind, label, tname = path[0][:3]
+        if kind == "external":
+            return "a %s held by native code" % tname
+        return _core.ROOT_KINDS[kind].format(label)
+    kind, label, tname = path[first - 1][:3]
+    if kind in ("elided", "index", "key", "member", "ref", "dict_key", "local"):
+        return None
+    text = "%s (%s)" % (_core.EDGE_KINDS[kind].format(label), tname)
+    if kind == "attr" and first >= 3:
+        owner = path[first - 2]
+        if owner[2] in _WEAK_CONTAINERS:
+            # The weak container's own storage is an implementation detail.
+            return "%s (%s)" % (_core.EDGE_KINDS[owner[0]].format(owner[1]), owner[2])
+        text += " of " + owner[2]
+    return text
+
+
+def _count_text(n, type_name):
+    if n == 1:
+        return "one " + type_name
+    return "%s %s" % (n, type_name)
+
+
+def _hint(graph, surv, group, path, starts, runs, rep):
+    """The cause's hint, opened by what this case shows: the container, the
+    line that grows it and what it adds per call."""
+    generic = HINTS[group.cause]
+    weak = next((step[2] for step in path if step[2] in _WEAK_CONTAINERS), None)
+    if weak is not None and group.cause in _OWNER_CAUSES.values():
+        generic = _HINT_ALREADY_WEAK % weak
+    container = _container_text(path)
+    adds = _adds_text(surv, group, starts, runs, rep)
+    site = None
+    anchor = surv.anchor[starts[0]]
+    if container is not None and 0 <= anchor < _ANCHOR_SPECIAL:
+        grown = graph.storage_creation(graph.node(anchor))
+        frames = _own_frames_cut(grown) if grown else ()
+        # Only a line in the calls that created the group is named: the
+        # container may also grow elsewhere.
+        made = {(f, fn) for f, _n, fn in group.created_at}
+        if any((f, fn) in made for f, _n, fn in frames):
+            site = _user_frame(frames)
+    if site is not None:
+        code = _source_line(site[0], site[1])
+        where = "%s:%s" % (os.path.basename(site[0]), site[1])
+        opening = ("`%s` at %s" % (code, where)) if code else where
+        text = "%s adds %s" % (opening, adds.replace(" per call", " per call to %s" % container, 1))
+    elif group.created_at and container is not None:
+        f, n, _fn = group.created_at[0]
+        code = _source_line(f, n)
+        where = "%s:%s" % (os.path.basename(f), n)
+        text = "%s created at %s%s, %s, is kept by %s" % (
+            group.type, ("`%s` at " % code) if code else "", where,
+            "one per call" if group.count_per_run == 1 else "%s per call" % group.count_per_run,
+            container)
+    else:
+        return generic
+    return text + "; " + generic
 
 
 def _take_census():
@@ -564,7 +972,7 @@ def find_leaks(func, *args, warmup=3, runs=5, frames=LEAK_FRAMES, **kwargs):
     deltas = {name: [arr[i + 1] - arr[i] for i in range(runs)]
               for name, arr in (("blocks", blocks), ("objects", objects), ("bytes", nbytes))}
     leaked = (all(d >= 1 for d in deltas["blocks"]) or all(d >= 1 for d in deltas["objects"]))
-    groups = [g for g in groups if g.count >= runs] if leaked else []
+    groups = [g for g in groups if _grows(g, runs)] if leaked else []
     return LeakReport(leaked, warmup, runs, deltas, groups, stats)
 
 
