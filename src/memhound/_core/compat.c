@@ -272,6 +272,18 @@ mh_compat_refcnt(PyObject *obj)
     return Py_REFCNT(obj);
 }
 
+PyObject *
+mh_compat_hidden_part(PyObject *o)
+{
+#if PY_VERSION_HEX >= 0x030F0000
+    if (PyByteArray_Check(o))
+        return ((PyByteArrayObject *)o)->ob_bytes_object;
+#else
+    (void)o;
+#endif
+    return NULL;
+}
+
 #if PY_VERSION_HEX >= 0x030D0000
 int mh_compat_has_reftracer(void) { return 1; }
 

@@ -79,6 +79,10 @@ mh_compat_preheader_size(PyTypeObject *type)
  * objects report a huge count on 3.12+). */
 Py_ssize_t mh_compat_refcnt(PyObject *obj);
 
+/* An object that `o` owns but its tp_traverse does not visit (3.15+: a
+ * bytearray's buffer is a bytes object), or NULL.  Borrowed. */
+PyObject *mh_compat_hidden_part(PyObject *o);
+
 /* 1 where the interpreter has PyRefTracer (3.13+). */
 int mh_compat_has_reftracer(void);
 

@@ -273,7 +273,27 @@ mh_orphan_by_obj(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Flag the objects that are nodes of the graph: the graph explains them. */
+static void
+mh_orphans_mark_one(mh_orphan *objs, size_t nobj, uintptr_t p)
+{
+    size_t lo = 0, hi = nobj;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uintptr_t q = (uintptr_t)objs[mid].obj;
+        if (q < p)
+            lo = mid + 1;
+        else if (q > p)
+            hi = mid;
+        else {
+            objs[mid].reached = 1;
+            return;
+        }
+    }
+}
+
+/* Flag the objects that are nodes of the graph: the graph explains them;
+ * so do the survivors' parts that tp_traverse does not show (a bytearray's
+ * bytes buffer on 3.15): they are counted in their owner's size. */
 static void
 mh_orphans_mark_reached(mh_orphans *o, const mh_heap_graph *g)
 {
@@ -300,6 +320,13 @@ mh_orphans_mark_reached(mh_orphans *o, const mh_heap_graph *g)
                 break;
             }
         }
+    }
+    for (uint32_t i = 0; i < g->n; i++) {
+        if (!(g->flags[i] & MH_NODE_SURVIVOR))
+            continue;
+        PyObject *part = mh_compat_hidden_part(g->nodes[i]);
+        if (part != NULL)
+            mh_orphans_mark_one(objs, nobj, (uintptr_t)part);
     }
 }
 
