@@ -37,6 +37,15 @@ SAMPLE_LEAK_REPORT = {
                 "cause": "global-collection", "hint": "drop entries from _seen when done"}]}
 
 
+def marker_line(path, marker):
+    """Line number of the line of file `path` that ends with the comment ``# marker``."""
+    with open(path, encoding="utf-8") as f:
+        for n, text in enumerate(f, 1):
+            if text.rstrip().endswith("# " + marker):
+                return n
+    raise AssertionError("no line ending with # %s in %s" % (marker, path))
+
+
 def child_env(**changes):
     """This process's environment with SRC first on PYTHONPATH.
 

@@ -10,14 +10,12 @@ import os
 import threading
 import weakref
 
+from conftest import marker_line
+
 
 def line_of(marker):
-    """Line number of the source line of this file that ends with `# marker`."""
-    with open(__file__, encoding="utf-8") as f:
-        for n, text in enumerate(f, 1):
-            if text.rstrip().endswith("# " + marker):
-                return n
-    raise AssertionError(marker)
+    """Line number of the source line carrying `marker` in this file."""
+    return marker_line(__file__, marker)
 
 
 # ---- a leaked object keeps a thread alive -------------------------------------

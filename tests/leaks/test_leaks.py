@@ -14,16 +14,14 @@ import memhound
 from memhound import _core
 from memhound.leaks import HINTS, LeakReport
 
+from conftest import marker_line
+
 MOD = __name__
 
 
 def line_of(marker):
     """Line number of the source line carrying `marker` in this file."""
-    with open(__file__, encoding="utf-8") as f:
-        for n, text in enumerate(f, 1):
-            if text.rstrip().endswith("# " + marker):
-                return n
-    raise AssertionError(marker)
+    return marker_line(__file__, marker)
 
 
 def group_of(report, type_suffix):

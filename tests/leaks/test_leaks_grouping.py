@@ -45,6 +45,15 @@ def assert_consistent(report):
         assert all(set(c) == {"type", "count", "bytes"} for c in g["contents"])
 
 
+def only_group(func):
+    """The one group of find_leaks(func), checked for consistency."""
+    r = memhound.find_leaks(func)
+    assert r.leaked, str(r)
+    assert_consistent(r)
+    assert len(r.groups) == 1, [(g.type, g.path_text) for g in r.groups]
+    return r.groups[0]
+
+
 def test_leaked_object_leads_the_thread_it_keeps_alive():
     try:
         r = memhound.find_leaks(sc.thread_leak)
@@ -72,11 +81,7 @@ def test_leaked_object_leads_the_thread_it_keeps_alive():
 
 
 def test_method_lru_cache_holding_self_is_one_group():
-    r = memhound.find_leaks(sc.lru_self_leak)
-    assert r.leaked
-    assert_consistent(r)
-    assert len(r.groups) == 1, [(g.type, g.path_text) for g in r.groups]
-    g = r.groups[0]
+    g = only_group(sc.lru_self_leak)
     assert g.type == SC + ".Resolver" and g.count == 5 and g.cause == "lru-cache"
     assert g.created_at[0][1] == sc.line_of("LEAK:resolver")
     assert g.path_text.endswith("lru_cache of %s.Resolver.resolve (dict) -> dict key (tuple) "
@@ -90,11 +95,7 @@ def test_method_lru_cache_holding_self_is_one_group():
 
 
 def test_event_bus_same_dict_at_several_indexes_is_one_group():
-    r = memhound.find_leaks(sc.event_bus_leak)
-    assert r.leaked
-    assert_consistent(r)
-    assert len(r.groups) == 1, [(g.type, g.path_text) for g in r.groups]
-    g = r.groups[0]
+    g = only_group(sc.event_bus_leak)
     assert g.type == SC + ".Widget" and g.count == 5
     assert g.cause == "instance-collection"
     assert "global _bus (%s.EventBus) -> attribute subscribers (list) -> [" % SC in g.path_text
@@ -107,11 +108,7 @@ def test_event_bus_same_dict_at_several_indexes_is_one_group():
 
 
 def test_stored_exception_group_is_its_buffer():
-    r = memhound.find_leaks(sc.stored_exception_leak)
-    assert r.leaked
-    assert_consistent(r)
-    assert len(r.groups) == 1, [(g.type, g.path_text) for g in r.groups]
-    g = r.groups[0]
+    g = only_group(sc.stored_exception_leak)
     assert g.type == "bytearray" and g.count == 5
     assert g.cause == "exception-traceback"
     assert g.contents[0]["type"] == "bytearray"
@@ -164,9 +161,7 @@ def test_hint_without_a_growth_line_names_the_creation_line():
 
 
 def test_weak_container_is_not_told_to_hold_weak_references():
-    r = memhound.find_leaks(sc.weak_key_leak)
-    assert len(r.groups) == 1
-    g = r.groups[0]
+    g = only_group(sc.weak_key_leak)
     assert g.type == SC + ".Meta"
     assert {SC + ".Key", qualname(weakref.ref)} <= set(contents(g))
     assert "hold weak references" not in g.hint

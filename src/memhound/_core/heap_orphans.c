@@ -305,22 +305,8 @@ mh_orphans_mark_reached(mh_orphans *o, const mh_heap_graph *g)
     if (nobj == 0)
         return;
     mh_orphan *objs = o->items + first;
-    for (uint32_t i = 0; i < g->n; i++) {
-        uintptr_t p = (uintptr_t)g->nodes[i];
-        size_t lo = 0, hi = nobj;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            uintptr_t q = (uintptr_t)objs[mid].obj;
-            if (q < p)
-                lo = mid + 1;
-            else if (q > p)
-                hi = mid;
-            else {
-                objs[mid].reached = 1;
-                break;
-            }
-        }
-    }
+    for (uint32_t i = 0; i < g->n; i++)
+        mh_orphans_mark_one(objs, nobj, (uintptr_t)g->nodes[i]);
     for (uint32_t i = 0; i < g->n; i++) {
         if (!(g->flags[i] & MH_NODE_SURVIVOR))
             continue;
