@@ -787,18 +787,16 @@ def _user_frame(frames):
     return frames[0]
 
 
-def _adds_text(surv, group, starts, runs, rep):
+def _adds_text(surv, group, entries, runs, rep_head):
     """"one ValueError per call, which keeps one bytearray": what the
     holder gains per call (its direct entries) and the group's name."""
     counts = {}
-    for h in starts:
+    for h in entries:
         tp = type(surv.obj[h])
         counts[tp] = counts.get(tp, 0) + 1
-    while surv.parent.get(rep, -1) >= 0:
-        rep = surv.parent[rep]
     # On a tie, the entry that keeps the representative (a cache's key
     # rather than its result) is named.
-    tp, n = max(counts.items(), key=lambda kv: (kv[1], kv[0] is type(surv.obj[rep])))
+    tp, n = max(counts.items(), key=lambda kv: (kv[1], kv[0] is type(surv.obj[rep_head])))
     name = _type_name(tp)
     text = _count_text(_per_run(n, runs), name) + " per call"
     if name != group.type:
@@ -861,9 +859,15 @@ def _hint(graph, surv, group, path, starts, runs, rep):
     if weak is not None and group.cause in _OWNER_CAUSES.values():
         generic = _HINT_ALREADY_WEAK % weak
     container = _container_text(path)
-    adds = _adds_text(surv, group, starts, runs, rep)
+    # The container is the holder of the representative's first survivor;
+    # its entries are the group's heads that it holds.
+    rep_head = rep
+    while surv.parent.get(rep_head, -1) >= 0:
+        rep_head = surv.parent[rep_head]
+    anchor = surv.anchor[rep_head]
+    entries = [h for h in starts if surv.anchor[h] == anchor] or [rep_head]
+    adds = _adds_text(surv, group, entries, runs, rep_head)
     site = None
-    anchor = surv.anchor[starts[0]]
     if container is not None and 0 <= anchor < _ANCHOR_SPECIAL:
         grown = graph.storage_creation(graph.node(anchor))
         frames = _own_frames_cut(grown) if grown else ()

@@ -402,7 +402,14 @@
         if (g.count !== undefined) facts.push(fmtCount(g.count) + " objects");
         if (g.count_per_run !== undefined) facts.push(g.count_per_run + " per run");
         if (g.bytes !== undefined) facts.push(fmtSize(g.bytes));
+        if (g.retained_bytes !== undefined && g.retained_bytes !== g.bytes)
+          facts.push("keeps " + fmtSize(g.retained_bytes));
         gd.appendChild(el("div", "muted", facts.join(" \u00b7 ")));
+        if (g.contents && g.contents.length > 1) {
+          gd.appendChild(el("div", "muted", "keeps: " + g.contents.slice(0, 8).map(function (c) {
+            return c.type + " \u00d7" + fmtCount(c.count) + " (" + fmtSize(c.bytes) + ")";
+          }).join(", ") + (g.contents.length > 8 ? ", \u2026" : "")));
+        }
         var chain = el("div", "chain");
         (g.path || []).forEach(function (step) {
           var nd = el("span", "node");
