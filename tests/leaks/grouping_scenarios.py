@@ -185,3 +185,18 @@ _log = collections.deque()
 def deque_leak():
     for _ in range(4):
         _log.append(Order(1))  # LEAK:deque
+
+
+# ---- a container grown by other code: its growth line is not this leak's ----
+_shared = []
+
+
+def grow_shared_elsewhere():
+    """Give _shared room for 64 entries, from a line that has nothing to do
+    with the leak below (which then never needs to grow it)."""
+    _shared.extend([None] * 64)  # GROW:elsewhere
+    del _shared[32:]
+
+
+def shared_leak():
+    _shared.append(Order(2))  # LEAK:shared

@@ -169,3 +169,20 @@ def test_weak_container_is_not_told_to_hold_weak_references():
                              "global _meta (weakref.WeakKeyDictionary); "
                              % (FILE, sc.line_of("GROW:meta"), SC))
     assert "weakref.WeakKeyDictionary already holds weak references" in g.hint
+
+
+def test_growth_line_of_other_code_is_not_named():
+    # The list's storage was last grown, while tracing, by other code: the
+    # hint must not present that line as the one that adds the leaked objects.
+    from memhound import _core
+    _core.start(16)
+    try:
+        sc.grow_shared_elsewhere()
+        r = memhound.find_leaks(sc.shared_leak)
+    finally:
+        _core.stop()
+    g = r.groups[0]
+    assert "GROW:elsewhere" not in g.hint and "_shared.extend" not in g.hint
+    assert g.hint.startswith(
+        "%s.Order created at `_shared.append(Order(2))` at %s:%d, one per call, is kept by "
+        "global _shared (list); " % (SC, FILE, sc.line_of("LEAK:shared")))
