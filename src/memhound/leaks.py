@@ -541,12 +541,20 @@ class _Survivors:
     def is_head(self, i):
         return self.parent.get(i, -1) < 0
 
-    def owner(self, h, bookkeeping):
+    def owner(self, h, bookkeeping, plain_types):
         """The survivor that keeps head `h` alive, or None when an old
-        object (or a root) does."""
+        object (or a root) does.  `plain_types` caches the types that are
+        neither weakrefs nor threads."""
         obj = self.obj[h]
         tp = type(obj)
+        root = self.root.get(h)
+        if (tp in plain_types and root not in (_ROOT_THREAD, _ROOT_EXTERNAL)
+                and self.anchor_ids.get(self.anchor[h]) not in bookkeeping):
+            return None
         threading = sys.modules.get("threading")
+        if not (issubclass(tp, weakref.ref)
+                or (threading is not None and issubclass(tp, threading.Thread))):
+            plain_types.add(tp)
         if issubclass(tp, weakref.ref):
             ref = self.by_id.get(id(_REF_CALL(obj)))
             if ref is not None and ref != h:
@@ -595,13 +603,14 @@ def _partition(graph, surv):
             head[c] = h
         return h
     children = {}
+    plain_types = set()
     owned = {}                      # head -> the head of the survivor that keeps it
     for i in surv.order:
         p = surv.parent.get(i, -1)
         if p >= 0:
             children.setdefault(p, []).append(i)
             continue
-        o = surv.owner(i, bookkeeping)
+        o = surv.owner(i, bookkeeping, plain_types)
         # An owner inside the head's own tree (the client its at-fork
         # callback holds) does not keep it: the head's holder does.
         if o is not None and head_of(o) != i:
@@ -661,47 +670,49 @@ def _partition(graph, surv):
 
 
 def _summarise(surv, members, gparent, sizes):
-    """(representative nodes, retained bytes per node, contents)."""
-    under = {}
-    depth = {}
+    """(representative nodes, contents) of one group.  Lists indexed by the
+    members' visit order (parents first) keep this linear and cheap: a leak
+    may leave hundreds of thousands of objects."""
+    index = {n: k for k, n in enumerate(members)}
+    up = [index[gparent[n]] if gparent[n] is not None else -1 for n in members]
+    kinds = [type(surv.obj[n]) for n in members]
+    carrier_of = {tp: _is_carrier(tp) for tp in set(kinds)}
+    under = [False] * len(members)
+    depth = [0] * len(members)
     tops = []
-    for n in members:              # members are in visit order: parents first
-        p = gparent[n]
-        carrier = _is_carrier(type(surv.obj[n]))
-        inherited = under[p] if p is not None else False
-        depth[n] = depth[p] + 1 if p is not None else 0
+    for k, p in enumerate(up):
+        carrier = carrier_of[kinds[k]]
+        inherited = under[p] if p >= 0 else False
+        depth[k] = depth[p] + 1 if p >= 0 else 0
         if not carrier and not inherited:
-            tops.append(n)
-        under[n] = inherited or not carrier
-    retained = {n: sizes[n] for n in members}
-    for n in reversed(members):
-        p = gparent[n]
-        if p is not None:
-            retained[p] += retained[n]
+            tops.append(k)
+        under[k] = inherited or not carrier
+    retained = [sizes[n] for n in members]
+    for k in range(len(members) - 1, 0, -1):
+        if up[k] >= 0:
+            retained[up[k]] += retained[k]
     by_type = {}
-    for n in tops:
-        tp = type(surv.obj[n])
-        kept, near = by_type.get(tp, (0, -len(members)))
-        by_type[tp] = (kept + retained[n], max(near, -depth[n]))
+    for k in tops:
+        kept, near = by_type.get(kinds[k], (0, -len(members)))
+        by_type[kinds[k]] = (kept + retained[k], max(near, -depth[k]))
     if by_type:
         # Most bytes kept; on a tie, the objects nearest to the holder.
         best = max(by_type.items(), key=lambda kv: kv[1])[0]
-        reps = [n for n in tops if type(surv.obj[n]) is best]
+        reps = [members[k] for k in tops if kinds[k] is best]
     else:
-        best = type(surv.obj[members[0]])
-        reps = [n for n in members if gparent[n] is None and type(surv.obj[n]) is best]
+        best = kinds[0]
+        reps = [members[k] for k in range(len(members)) if up[k] < 0 and kinds[k] is best]
     reps.sort(key=surv.pos.__getitem__)
     contents = {}
-    for n in members:
-        tp = type(surv.obj[n])
+    for k, tp in enumerate(kinds):
         entry = contents.get(tp)
         if entry is None:
             entry = contents[tp] = [0, 0]
         entry[0] += 1
-        entry[1] += sizes[n]
+        entry[1] += sizes[members[k]]
     table = sorted(([_type_name(tp), c, b] for tp, (c, b) in contents.items()),
                    key=lambda e: (-e[2], -e[1], e[0]))
-    return reps, retained, [{"type": t, "count": c, "bytes": b} for t, c, b in table]
+    return reps, [{"type": t, "count": c, "bytes": b} for t, c, b in table]
 
 
 def _per_run(count, runs):
@@ -719,18 +730,17 @@ def _groups(graph, runs, frames, census_bytes, t0, c0):
     sizes = {i: _shallow_size(o) for i, o in surv.obj.items()}
     result = []
     for starts, members, gparent in _partition(graph, surv):
-        reps, retained, contents = _summarise(surv, members, gparent, sizes)
+        reps, contents = _summarise(surv, members, gparent, sizes)
         rep = reps[0]
         raw = graph.path(rep)
         path = [(k, _thread_name(lab) if k == "thread" else lab, t, s) for k, lab, t, s in raw]
         g = LeakGroup()
         g.type = _type_name(type(surv.obj[rep]))
-        rep_type = type(surv.obj[rep])
-        of_type = [n for n in members if type(surv.obj[n]) is rep_type]
-        g.count = len(of_type)
+        of_type = next(c for c in contents if c["type"] == g.type)
+        g.count = of_type["count"]
         g.count_per_run = _per_run(g.count, runs)
-        g.bytes = sum(sizes[n] for n in of_type)
-        g.retained_bytes = sum(sizes[n] for n in members)
+        g.bytes = of_type["bytes"]
+        g.retained_bytes = sum(c["bytes"] for c in contents)
         g.contents = contents
         g.created_at = list(_creation(surv.obj[rep], frames))
         g.path = [(k, lab, t) for k, lab, t, _s in path]
