@@ -413,6 +413,34 @@ mh_append_step(const mh_heap_graph *g, PyObject *list, const char *kind, PyObjec
     return r;
 }
 
+/* The root step of a registry (heap_roots.c): its kind and label. */
+static int
+mh_registry_step(const mh_heap_graph *g, uint32_t k, PyObject *list)
+{
+    const mh_heap_registry *reg = &g->registries[k];
+    PyObject *label = PyUnicode_FromString(reg->label);
+    int r = label ? mh_append_step(g, list, mh_root_kind_names[reg->kind], label, reg->node) : -1;
+    Py_XDECREF(label);
+    return r;
+}
+
+/* A path through one of the interpreter's registries starts at the one
+ * nearest to its target: "threading._dangling -> set member", not "module
+ * threading -> global _dangling (WeakSet) -> attribute data (set) -> set
+ * member".  Index into chain[] (chain[0] is the target), or -1. */
+static long
+mh_registry_on_path(const mh_heap_graph *g, const uint32_t *chain, size_t n, int *reg)
+{
+    if (g->nregistries == 0)
+        return -1;
+    for (size_t j = 0; j < n; j++) {
+        *reg = mh_heap_registry_of(g, chain[j]);
+        if (*reg >= 0)
+            return (long)j;
+    }
+    return -1;
+}
+
 static int
 mh_root_step(const mh_heap_graph *g, uint32_t root, PyObject *list)
 {
@@ -432,9 +460,17 @@ mh_root_step(const mh_heap_graph *g, uint32_t root, PyObject *list)
         label = mh_heap_type_name((PyTypeObject *)o);
         r = label ? mh_append_step(g, list, mh_root_kind_names[MH_ROOT_CLASS], label, root) : -1;
     }
+    else if (p == MH_PARENT_EXTERNAL && PyUnicode_CheckExact(o) && PyUnicode_CHECK_INTERNED(o)) {
+        /* Its extra references are the interned-string table's. */
+        label = PyUnicode_FromString("");
+        r = label ? mh_append_step(g, list, mh_root_kind_names[MH_ROOT_INTERNED], label, root) : -1;
+    }
     else if (p == MH_PARENT_EXTERNAL) {
         label = PyUnicode_FromString("held outside Python");
         r = label ? mh_append_step(g, list, mh_root_kind_names[MH_ROOT_EXTERNAL], label, root) : -1;
+    }
+    else if (p >= MH_PARENT_REGISTRY && p - MH_PARENT_REGISTRY < g->nregistries) {
+        return mh_registry_step(g, p - MH_PARENT_REGISTRY, list);
     }
     else {
         const mh_heap_stackref *ref = &g->stack[p - MH_PARENT_SPECIAL];
@@ -480,7 +516,13 @@ mh_heap_path(const mh_heap_graph *g, uint32_t i)
     }
     /* chain[n-1] is the root, chain[0] the target */
     PyObject *list = PyList_New(0);
-    if (list == NULL || mh_root_step(g, chain[n - 1], list) < 0)
+    if (list == NULL)
+        goto error;
+    int reg;
+    long at = mh_registry_on_path(g, chain, n, &reg);
+    if (at >= 0)
+        n = (size_t)at + 1;
+    if ((at >= 0 ? mh_registry_step(g, (uint32_t)reg, list) : mh_root_step(g, chain[n - 1], list)) < 0)
         goto error;
     size_t half = MH_PATH_MAX / 2;
     int elided = 0;
