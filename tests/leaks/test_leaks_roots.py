@@ -73,9 +73,19 @@ def report_groups(func):
 
 
 def child_groups(code):
+    """{type: [group, ...]} of the report the child printed, in report order."""
     out = run_child(code, prelude=CHILD_PRELUDE)
-    groups = json.loads(out.stdout.strip().splitlines()[-1])
-    return {t: dict(cause=c, hint=h, path_text=p, root=r, count=n) for t, c, h, p, r, n in groups}
+    groups = {}
+    for t, c, h, p, r, n in json.loads(out.stdout.strip().splitlines()[-1]):
+        groups.setdefault(t, []).append(dict(cause=c, hint=h, path_text=p, root=r, count=n))
+    return groups
+
+
+def first_group(groups, type_name, root=None):
+    for g in groups.get(type_name, ()):
+        if root is None or g["root"] == root:
+            return g
+    raise AssertionError("no %s group (root %s) in %r" % (type_name, root, groups))
 
 
 def test_at_fork_callback_per_call():
@@ -86,11 +96,11 @@ def test_at_fork_callback_per_call():
         report_groups(connect)
     ''')
     for type_name in ("method", "__main__.Session", "bytearray"):
-        g = groups[type_name]
+        g = first_group(groups, type_name)
         assert g["root"] == "at_fork" and g["cause"] == "at-fork-callback", g
         assert g["path_text"].startswith("os.register_at_fork(after_in_child=...) callbacks -> ["), g
         assert "os.register_at_fork is never removed" in g["hint"] and g["count"] == 5, g
-    assert groups["__main__.Session"]["path_text"].endswith("(method) -> attribute __self__ -> __main__.Session")
+    assert first_group(groups, "__main__.Session")["path_text"].endswith("(method) -> attribute __self__ -> __main__.Session")
 
 
 def test_atexit_callback_per_call():
@@ -101,11 +111,11 @@ def test_atexit_callback_per_call():
         report_groups(connect)
     ''')
     for type_name in ("method", "__main__.Session", "bytearray"):
-        g = groups[type_name]
+        g = first_group(groups, type_name)
         assert g["root"] == "atexit" and g["cause"] == "atexit-callback", g
         assert g["path_text"].startswith(("atexit.register() callback", "method: atexit.register()")), g
         assert "atexit.register" in g["hint"] and g["count"] == 5, g
-    assert groups["__main__.Session"]["path_text"].endswith("attribute __self__ -> __main__.Session")
+    assert first_group(groups, "__main__.Session")["path_text"].endswith("attribute __self__ -> __main__.Session")
 
 
 def test_audit_hook_per_call():
@@ -116,11 +126,11 @@ def test_audit_hook_per_call():
             sys.addaudithook(lambda event, args: session.reset())
         report_groups(connect)
     ''')
-    g = groups["function"]
+    g = first_group(groups, "function")
     assert g["root"] == "audit_hooks" and g["cause"] == "audit-hook", g
     assert g["path_text"].startswith("sys.addaudithook() hooks -> ["), g
     assert "sys.addaudithook" in g["hint"] and g["count"] == 5, g
-    g = groups["__main__.Session"]
+    g = first_group(groups, "__main__.Session")
     assert g["cause"] == "audit-hook" and "closure variable session" in g["path_text"], g
 
 
@@ -232,7 +242,8 @@ def test_thread_left_running_per_call_is_threading_bookkeeping():
     ''')
     # The thread's weak reference in threading._dangling (a WeakSet): named
     # for what it is, not "a container on a long-lived object grows".
-    g = groups["weakref.ReferenceType"]
+    # (3.11 and 3.12 have a second weakref per thread, held from C.)
+    g = first_group(groups, "weakref.ReferenceType", root="threading")
     assert g["root"] == "threading" and g["cause"] == "thread-bookkeeping", g
     assert g["path_text"].startswith("threading._dangling -> set member -> "), g
     assert "thread started per call" in g["hint"] and g["count"] == 5, g

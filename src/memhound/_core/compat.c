@@ -506,7 +506,9 @@ mh_compat_visit_tracked(int (*fn)(PyObject *, void *), void *arg)
  * every version.  The codec registry moved into interp->codecs in 3.13.
  * atexit keeps a C array of (func, args, kwargs) structs on 3.11-3.13 (slots
  * of unregistered callbacks are NULL until the array is compacted) and a
- * list of such tuples on 3.14+.
+ * list of such tuples on 3.14+.  The interned strings are a dict of the
+ * interpreter's cached objects on 3.12+ (3.11 keeps a static one in
+ * unicodeobject.c).
  */
 static void
 mh_registry_report(mh_interp_registry which, PyObject *obj, mh_interp_registry_fn fn, void *arg)
@@ -553,6 +555,10 @@ mh_compat_interp_registries(mh_interp_registry_fn fn, void *arg)
     mh_registry_report(MH_INTERP_REG_CODEC_SEARCH, interp->codec_search_path, fn, arg);
     mh_registry_report(MH_INTERP_REG_CODEC_CACHE, interp->codec_search_cache, fn, arg);
     mh_registry_report(MH_INTERP_REG_CODEC_ERRORS, interp->codec_error_registry, fn, arg);
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+    mh_registry_report(MH_INTERP_REG_INTERNED, _Py_INTERP_CACHED_OBJECT(interp, interned_strings),
+                       fn, arg);
 #endif
 }
 

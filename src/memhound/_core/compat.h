@@ -206,6 +206,7 @@ typedef enum {
     MH_INTERP_REG_CODEC_SEARCH,     /* codecs.register() list */
     MH_INTERP_REG_CODEC_CACHE,      /* codecs.lookup() cache dict */
     MH_INTERP_REG_CODEC_ERRORS,     /* codecs.register_error() dict */
+    MH_INTERP_REG_INTERNED,         /* 3.12+: the interned-strings dict */
 } mh_interp_registry;
 
 /* Calls fn(which, obj, arg) for every such object of the current

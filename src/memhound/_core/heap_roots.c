@@ -4,7 +4,8 @@
  * interpreter's life unless it is removed: os.register_at_fork and atexit
  * callbacks, signal handlers, sys.addaudithook hooks, codecs.register search
  * functions (and codecs.lookup's cache), warnings filters and each module's
- * __warningregistry__, sys.modules, threading's bookkeeping of live threads.
+ * __warningregistry__, sys.modules, threading's bookkeeping of live threads,
+ * and the interned strings.
  * Without names, what only interpreter state holds looks "held outside
  * Python" (with a C-extension hint) and what module globals of the standard
  * library hold looks like an ordinary global collection.  This file says
@@ -68,7 +69,13 @@ mh_roots_interp(mh_interp_registry which, PyObject *obj, void *arg)
         [MH_INTERP_REG_CODEC_SEARCH] = {MH_ROOT_CODECS, "codecs.register() search functions"},
         [MH_INTERP_REG_CODEC_CACHE] = {MH_ROOT_CODECS, "codecs.lookup() cache"},
         [MH_INTERP_REG_CODEC_ERRORS] = {MH_ROOT_CODECS, "codecs.register_error() handlers"},
+        [MH_INTERP_REG_INTERNED] = {MH_ROOT_INTERNED, ""},
     };
+    /* The interned strings only where the graph reaches them (a tracked
+     * table, 3.14+): made a node, the whole table would be traversed, and
+     * heap_orphans.c already reports what only it holds. */
+    if (which == MH_INTERP_REG_INTERNED && !PyObject_GC_IsTracked(obj))
+        return;
     mh_roots_report(arg, obj, names[which].kind, names[which].label);
 }
 
