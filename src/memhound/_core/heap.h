@@ -56,6 +56,8 @@ int mh_heap_census_take(mh_heap_set *s);
                                    (computed for unreached nodes only) */
 #define MH_NODE_MODULE   0x04
 #define MH_NODE_TYPE     0x08
+#define MH_NODE_REGISTRY 0x80   /* one of the interpreter's registries
+                                   (heap_roots.c): g->registries says which */
 
 /* A reference from a fast local of a running frame (a thread-stack root). */
 typedef struct {

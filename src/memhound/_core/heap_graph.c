@@ -748,7 +748,7 @@ mh_build_registry(PyObject *obj, int kind, const char *label, void *arg)
         if (idx == UINT32_MAX)
             return -1;
     }
-    if (mh_heap_registry_of(g, idx) >= 0 || g->nregistries == MH_MAX_REGISTRIES)
+    if ((g->flags[idx] & MH_NODE_REGISTRY) || g->nregistries == MH_MAX_REGISTRIES)
         return 0;
     if (g->nregistries == g->cap_registries) {
         uint32_t nc = g->cap_registries ? g->cap_registries * 2 : 32;
@@ -759,6 +759,7 @@ mh_build_registry(PyObject *obj, int kind, const char *label, void *arg)
         g->registries = p;
         g->cap_registries = nc;
     }
+    g->flags[idx] |= MH_NODE_REGISTRY;
     mh_heap_registry *r = &g->registries[g->nregistries++];
     r->node = idx;
     r->kind = (uint8_t)kind;
@@ -773,6 +774,8 @@ mh_build_registry(PyObject *obj, int kind, const char *label, void *arg)
 int
 mh_heap_registry_of(const mh_heap_graph *g, uint32_t node)
 {
+    if (!(g->flags[node] & MH_NODE_REGISTRY))
+        return -1;
     for (uint32_t k = 0; k < g->nregistries; k++) {
         if (g->registries[k].node == node)
             return (int)k;
