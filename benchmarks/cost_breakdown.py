@@ -7,7 +7,8 @@ callgrind.out files (untraced and traced) of benchmarks/instructions.py
         DIR/callgrind.out.grow_dicts_1M.memhound1 [--items 1000000]
 
 Reads `callgrind_annotate --inclusive=no` of both files and groups the
-difference per file:function into memhound's parts (the hooks in tracer.c
+difference per file:function (by the memhound function a line was inlined
+into, whatever header it came from) into memhound's parts (the hooks in tracer.c
 with what is inlined into them, the live-block table, the stack walk and
 depth count, traceback interning, the thread-state lookup) and "CPython"
 (the interpreter and libc running differently under the tracer).
@@ -19,14 +20,15 @@ import subprocess
 # First match wins; patterns are searched in "file:function".
 GROUPS = [
     ("stack walk + total_nframe (compat.c: mh_compat_stack_is, mh_compat_capture)",
-     r"compat\.c:mh_compat_(stack_is|capture)|compat\.c:mh_stack_depth|compat\.c:mh_first_complete"),
-    ("other compat.c (top key, thread state, interpreters)", r"compat\.c:"),
-    ("thread-state lookup (__tls_get_addr: libpython's thread-local tstate)", r"tls_get_addr"),
-    ("traceback interning (tracebacks.c)", r"tracebacks\.[ch]:"),
+     r":mh_compat_(stack_is|capture)\b|:mh_stack_depth|:mh_first_complete"),
+    ("traceback interning (tracebacks.c)", r"tracebacks\.[ch]:|:mh_tb_"),
     ("block table, probed part (blocks.c: evictions, lookups, resize, unlink)", r"blocks\.c:"),
     ("block table, front (blocks.h, inlined into the hooks)", r"blocks\.h:"),
-    ("hooks (tracer.c: reentrancy, counters, recent-traceback cache, reftracer)", r"tracer\.[ch]:"),
-    ("memory.c (memhound's own mmap)", r"memory\.c:"),
+    ("other compat.c (top key, thread state, interpreters)", r":mh_compat_"),
+    ("thread-state lookup (__tls_get_addr: libpython's thread-local tstate)", r"tls_get_addr"),
+    ("hooks (tracer.c: reentrancy, counters, recent-traceback cache, reftracer)",
+     r"tracer\.[ch]:|:mh_(gil|raw|reftrace|track|untrack)"),
+    ("memory.c (memhound's own mmap)", r"memory\.c:|:mh_mem_"),
     ("CPython / libc / kernel (difference)", r"."),
 ]
 EVENTS = ["Ir", "D1mr", "D1mw", "DLmr", "DLmw"]

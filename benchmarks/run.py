@@ -5,6 +5,7 @@
     python benchmarks/run.py --quick         # CI smoke run: small sizes, few reps
     python benchmarks/run.py --all-pythons    # every supported CPython found, one after another
     python benchmarks/run.py --only overhead --python python3.11 --python python3.13
+    python benchmarks/run.py --programs [--quick]   # programs section only
 
 Sections (``--only`` takes one or more, comma separated):
 
@@ -18,6 +19,9 @@ Sections (``--only`` takes one or more, comma separated):
             tracemalloc vs memray.
   leaks     leak analysis on a 2,000,000-object heap with 1,000 survivors in
             10 groups: memhound vs objgraph vs guppy3.
+  programs  (opt-in: --programs) growing live sets, deep stacks and real
+            programs (programs.py) under tracemalloc, memhound, memray with
+            and without Python allocators; tracer memory per live block.
 
 Every measurement runs in a fresh subprocess (benchmarks/worker.py) of the
 Python under test, so tracers never interfere and RSS starts clean.  The
