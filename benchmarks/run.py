@@ -163,39 +163,45 @@ def _skip_reason(ctx, mode_or_tool):
     return ctx["unusable"].get(tool)
 
 
+def round_robin(reps, workloads, modes):
+    """(i, total, rep, workload, mode) for every cell of every repetition,
+    round-robin over the modes so that load from elsewhere on the machine
+    hits every mode alike."""
+    total = reps * len(workloads) * len(modes)
+    i = 0
+    for rep in range(reps):
+        for w in workloads:
+            for m in modes:
+                i += 1
+                yield i, total, rep, w, m
+
+
 def section_overhead(py, cfg, ctx):
     modes, workloads = cfg["overhead_modes"], cfg["workloads"]
     samples = {w: {m: [] for m in modes} for w in workloads}
     paired = {w: {m: [] for m in modes} for w in workloads}
     status = {w: {m: _skip_reason(ctx, m) or "ok" for m in modes} for w in workloads}
-    total = cfg["reps"] * len(workloads) * len(modes)
-    i = 0
-    # Round-robin over modes so that load from elsewhere on the machine hits
-    # every mode alike.
-    for rep in range(cfg["reps"]):
-        for w in workloads:
-            for m in modes:
-                i += 1
-                if status[w][m] != "ok":
-                    if rep == 0:
-                        log("  [overhead %d/%d] %-20s %-15s %s" % (i, total, w, m, status[w][m]))
-                    continue  # unavailable/failed once: do not retry every rep
-                r = run_worker(py, {"kind": "overhead", "workload": w, "mode": m,
-                                    "scale": cfg["overhead_scale"],
-                                    "pairs": cfg["overhead_pairs"],
-                                    "budget": cfg["overhead_budget"]},
-                               cfg["timeout"], ctx["verbose"])
-                if r["status"] == "ok":
-                    samples[w][m].extend(r["times"])
-                    shown = "median %.3f s of %d" % (med(r["times"]), len(r["times"]))
-                    if r.get("pair_ratios"):
-                        paired[w][m].extend(r["pair_ratios"])
-                        shown += "  (%.2fx of %.3f s untraced, median of %d pairs)" % (
-                            r["paired_ratio"], med(r["baseline"]), len(r["pair_ratios"]))
-                else:
-                    status[w][m] = r["status"] + ": " + r.get("reason", "")
-                    shown = status[w][m]
-                log("  [overhead %d/%d] rep %d %-20s %-15s %s" % (i, total, rep + 1, w, m, shown))
+    for i, total, rep, w, m in round_robin(cfg["reps"], workloads, modes):
+        if status[w][m] != "ok":
+            if rep == 0:
+                log("  [overhead %d/%d] %-20s %-15s %s" % (i, total, w, m, status[w][m]))
+            continue  # unavailable/failed once: do not retry every rep
+        r = run_worker(py, {"kind": "overhead", "workload": w, "mode": m,
+                            "scale": cfg["overhead_scale"],
+                            "pairs": cfg["overhead_pairs"],
+                            "budget": cfg["overhead_budget"]},
+                       cfg["timeout"], ctx["verbose"])
+        if r["status"] == "ok":
+            samples[w][m].extend(r["times"])
+            shown = "median %.3f s of %d" % (med(r["times"]), len(r["times"]))
+            if r.get("pair_ratios"):
+                paired[w][m].extend(r["pair_ratios"])
+                shown += "  (%.2fx of %.3f s untraced, median of %d pairs)" % (
+                    r["paired_ratio"], med(r["baseline"]), len(r["pair_ratios"]))
+        else:
+            status[w][m] = r["status"] + ": " + r.get("reason", "")
+            shown = status[w][m]
+        log("  [overhead %d/%d] rep %d %-20s %-15s %s" % (i, total, rep + 1, w, m, shown))
     out = {}
     for w in workloads:
         base = med(samples[w].get("untraced", []))
@@ -328,39 +334,34 @@ def section_programs(py, cfg, ctx):
     cells = {w: {m: {"status": _skip_reason(ctx, m.split("-")[0]) or "ok", "pair_ratios": [],
                      "times": [], "baseline": [], "memory": []} for m in modes}
              for w in workloads}
-    total = cfg["programs_reps"] * len(workloads) * len(modes)
-    i = 0
-    for rep in range(cfg["programs_reps"]):
-        for w in workloads:
-            for m in modes:
-                i += 1
-                cell = cells[w][m]
-                if cell["status"] != "ok":
-                    if rep == 0:
-                        log("  [programs %d/%d] %-22s %-15s %s" % (i, total, w, m, cell["status"]))
-                    continue
-                r = run_worker(py, {"kind": "program", "workload": w, "mode": m,
-                                    "scale": cfg["programs_scale"],
-                                    "pairs": cfg["programs_pairs"],
-                                    "budget": cfg["programs_budget"],
-                                    # the tracer's memory once per cell, growth/depth only
-                                    "memory": rep == 0 and w not in PROGRAM_REAL},
-                               cfg["timeout"], ctx["verbose"])
-                if r["status"] == "ok":
-                    cell["pair_ratios"].extend(r["pair_ratios"])
-                    cell["times"].extend(r["times"])
-                    cell["baseline"].extend(r["baseline"])
-                    shown = "%.2fx of %.3f s untraced (median of %d pairs)" % (
-                        r["paired_ratio"], med(r["baseline"]), len(r["pair_ratios"]))
-                    if r.get("memory"):
-                        cell["memory"].append(r["memory"])
-                        if r["memory"].get("bytes_per_block") is not None:
-                            shown += "; %.1f B tracer memory per live block" % (
-                                r["memory"]["bytes_per_block"])
-                else:
-                    cell["status"] = r["status"] + ": " + r.get("reason", "")
-                    shown = cell["status"]
-                log("  [programs %d/%d] rep %d %-22s %-15s %s" % (i, total, rep + 1, w, m, shown))
+    for i, total, rep, w, m in round_robin(cfg["programs_reps"], workloads, modes):
+        cell = cells[w][m]
+        if cell["status"] != "ok":
+            if rep == 0:
+                log("  [programs %d/%d] %-22s %-15s %s" % (i, total, w, m, cell["status"]))
+            continue
+        r = run_worker(py, {"kind": "program", "workload": w, "mode": m,
+                            "scale": cfg["programs_scale"],
+                            "pairs": cfg["programs_pairs"],
+                            "budget": cfg["programs_budget"],
+                            # the tracer's memory once per cell, growth/depth only
+                            "memory": rep == 0 and w not in PROGRAM_REAL},
+                       cfg["timeout"], ctx["verbose"])
+        if r["status"] == "ok":
+            cell["pair_ratios"].extend(r["pair_ratios"])
+            cell["times"].extend(r["times"])
+            cell["baseline"].extend(r["baseline"])
+            shown = "%.2fx of %.3f s untraced (median of %d pairs)" % (
+                r["paired_ratio"], med(r["baseline"]), len(r["pair_ratios"]))
+            if r.get("memory"):
+                cell["memory"].append(r["memory"])
+                if r["memory"].get("bytes_per_block") is not None:
+                    shown += "; %.1f B tracer memory per live block" % (
+                        r["memory"]["bytes_per_block"])
+        else:
+            cell["status"] = r["status"] + ": " + r.get("reason", "")
+            shown = cell["status"]
+        log("  [programs %d/%d] rep %d %-22s %-15s %s" % (i, total, rep + 1, w, m, shown))
     out = {"workloads": {}, "geomean": {}}
     for w in workloads:
         row = {}
