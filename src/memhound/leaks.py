@@ -27,6 +27,7 @@ Example::
     True
 """
 import array
+import contextlib
 import gc
 import os
 import sys
@@ -539,9 +540,15 @@ def find_leaks(func, *args, warmup=3, runs=5, frames=LEAK_FRAMES, **kwargs):
     _check_int("runs", runs, 1)
     check_frames(frames)
     # Coroutine and generator functions run to completion, in one event
-    # loop made before the census (memhound.targets).
-    with Target(func) as call:
+    # loop made before the census (memhound.targets); `memhound run`'s
+    # recorder thread, memhound's own, is parked meanwhile.
+    with Target(func) as call, _recording_paused():
         return _find_leaks(call, args, kwargs, warmup, runs, frames)
+
+
+def _recording_paused():
+    runner = sys.modules.get(__package__ + ".runner")     # not imported: nothing records
+    return runner.recording_paused() if runner is not None else contextlib.nullcontext()
 
 
 def _find_leaks(func, args, kwargs, warmup, runs, frames):
