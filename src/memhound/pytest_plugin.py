@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 import pytest
 
 import memhound as _mh
+from memhound.leaks import MAX_RUNS
 from memhound.report.terminal import format_size
 from memhound.tracing import LEAK_FRAMES, PEAK_FRAMES, check_frames, pause_tracing
 
@@ -108,12 +109,14 @@ def parse_size(value) -> int:
 # Marker arguments
 
 
-def _int_arg(marker, name, value, minimum):
+def _int_arg(marker, name, value, minimum, maximum=MAX_RUNS):
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"@pytest.mark.{marker}: {name} must be an int, "
                          f"got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"@pytest.mark.{marker}: {name} must be >= {minimum}, got {value!r}")
+    if value > maximum:
+        raise ValueError(f"@pytest.mark.{marker}: {name} must be <= {maximum}, got {value!r}")
     return value
 
 
@@ -664,6 +667,9 @@ def pytest_configure(config):
         if value < minimum:
             option = "--" + name.replace("_", "-")
             raise pytest.UsageError(f"{option} must be >= {minimum}, got {value}")
+        if name in ("memhound_warmup", "memhound_runs") and value > MAX_RUNS:
+            option = "--" + name.replace("_", "-")
+            raise pytest.UsageError(f"{option} must be <= {MAX_RUNS}, got {value}")
     try:
         check_frames(config.getoption("memhound_frames"), "--memhound-frames")
     except ValueError as exc:

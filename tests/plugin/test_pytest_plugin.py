@@ -280,6 +280,8 @@ BAD_MARKERS = [
     ("limit_memory()", "@pytest.mark.limit_memory(limit): missing a required argument: 'limit'"),
     ("no_leaks(runs=0)", "@pytest.mark.no_leaks: runs must be >= 1, got 0"),
     ("no_leaks(runs=-3)", "@pytest.mark.no_leaks: runs must be >= 1, got -3"),
+    ("no_leaks(runs=10**20)", "@pytest.mark.no_leaks: runs must be <= 1000000, "
+                              "got 100000000000000000000"),
     ("no_leaks(warmup=-1)", "@pytest.mark.no_leaks: warmup must be >= 0, got -1"),
     ("no_leaks(warmup=1.5)", "@pytest.mark.no_leaks: warmup must be an int, got float 1.5"),
     ('no_leaks(runs="5")', "@pytest.mark.no_leaks: runs must be an int, got str '5'"),
@@ -315,6 +317,7 @@ def test_bad_marker_arguments(run):
     ("--memhound-runs=0", "--memhound-runs must be >= 1, got 0"),
     ("--memhound-warmup=-1", "--memhound-warmup must be >= 0, got -1"),
     ("--memhound-frames=0", "--memhound-frames must be >= 1, got 0"),
+    ("--memhound-runs=10000000", "--memhound-runs must be <= 1000000, got 10000000"),
 ])
 def test_bad_options(run, option, message):
     result = run("def test_x(): pass", option)
