@@ -13,7 +13,7 @@ import pytest
 
 from memhound import cli, cli_leaks
 
-from conftest import ROOT, SRC
+from conftest import ROOT, child_env
 
 EXAMPLE = os.path.join(ROOT, "examples", "leaky_app.py")
 
@@ -181,10 +181,10 @@ def test_leaks_through_the_main_parser(capsys):
 
 def _command(*argv, cwd, **popen):
     """`memhound leaks ...` as the installed command runs it: the package from SRC on
-    PYTHONPATH, but not the current directory on sys.path (python -I -c adds none)."""
+    PYTHONPATH, but not the current directory on sys.path (python -P -c adds none)."""
     code = "import sys; from memhound.cli import main; sys.exit(main(sys.argv[1:]))"
-    return [sys.executable, "-I", "-c", code, "leaks", *argv], dict(
-        cwd=cwd, env=dict(os.environ, PYTHONPATH=SRC), **popen)
+    return [sys.executable, "-P", "-c", code, "leaks", *argv], dict(
+        cwd=cwd, env=child_env(), **popen)
 
 
 ASYNC_APP = """
