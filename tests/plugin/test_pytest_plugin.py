@@ -659,8 +659,11 @@ def test_no_leaks_work_does_not_count_toward_limit_memory_or_peaks(run):
     match = re.search(r"peak traced memory (\d+\.\d) MiB \((\d+) bytes\) exceeds "
                       r"limit_memory\('1 MB'\)", out)
     assert match and 3 * MIB <= int(match.group(2)) < 3 * MIB + 64 * 1024, out
-    site = line_of(CHECKED_AND_LIMITED, "bytearray(3 * 1024 * 1024)")
-    assert re.search(rf"3\.0 MiB  test_sample\.py:{site}  \(\d+ blocks?\)", out), out
+    if hasattr(sys, "monitoring"):     # 3.12+: sites at the body's first return
+        site = line_of(CHECKED_AND_LIMITED, "bytearray(3 * 1024 * 1024)")
+        assert re.search(rf"3\.0 MiB  test_sample\.py:{site}  \(\d+ blocks?\)", out), out
+    else:                               # 3.11 under no_leaks: after the first run, and says so
+        assert "memhound: alive after the test function returned" in out, out
     # In the summary, the small tests show a few hundred bytes (before: hundreds of KiB).
     summary = out[out.index("memhound: peak traced memory per test"):]
     for name in ("test_small", "test_tiny_checked"):
