@@ -27,6 +27,7 @@ Example::
     True
 """
 import array
+import contextlib
 import gc
 import os
 import sys
@@ -34,6 +35,7 @@ import time
 import warnings
 
 from . import _core
+from .targets import Target
 from .tracing import LEAK_FRAMES, check_frames, pause_tracing
 
 __all__ = ["find_leaks", "survivors", "LeakReport", "LeakGroup"]
@@ -248,11 +250,16 @@ class LeakReport:
         return "\n".join(lines)
 
 
-def _check_int(name, value, low):
+MAX_RUNS = 1_000_000     # warm-up or measured runs: beyond, a typo rather than a plan
+
+
+def _check_int(name, value, low, high=MAX_RUNS):
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("%s must be an int, not %s" % (name, type(value).__name__))
     if value < low:
         raise ValueError("%s must be >= %d, got %d" % (name, low, value))
+    if value > high:
+        raise ValueError("%s must be <= %d, got %d" % (name, high, value))
 
 
 def _clear_caches():
@@ -555,7 +562,10 @@ def find_leaks(func, *args, warmup=3, runs=5, frames=LEAK_FRAMES, **kwargs):
     memory blocks (``sys.getallocatedblocks()``) or more GC objects behind.
     The groups list the surviving objects with the path from a root that
     keeps them alive, their creation traceback (up to ``frames`` frames)
-    and a cause.  An exception from ``func`` propagates unchanged.
+    and a cause.  An exception from ``func`` propagates unchanged.  A call
+    that returns a coroutine (``async def``) runs to completion in an event
+    loop kept for all the calls; a generator is exhausted
+    (``memhound.targets``).
 
     Example::
 
@@ -570,6 +580,19 @@ def find_leaks(func, *args, warmup=3, runs=5, frames=LEAK_FRAMES, **kwargs):
     _check_int("warmup", warmup, 0)
     _check_int("runs", runs, 1)
     check_frames(frames)
+    # Coroutine and generator functions run to completion, in one event
+    # loop made before the census (memhound.targets); `memhound run`'s
+    # recorder thread, memhound's own, is parked meanwhile.
+    with Target(func) as call, _recording_paused():
+        return _find_leaks(call, args, kwargs, warmup, runs, frames)
+
+
+def _recording_paused():
+    runner = sys.modules.get(__package__ + ".runner")     # not imported: nothing records
+    return runner.recording_paused() if runner is not None else contextlib.nullcontext()
+
+
+def _find_leaks(func, args, kwargs, warmup, runs, frames):
     blocks = array.array("q", bytes(8 * (runs + 1)))
     objects = array.array("q", bytes(8 * (runs + 1)))
     nbytes = array.array("q", bytes(8 * (runs + 1)))
