@@ -29,6 +29,7 @@ enum {
     MH_GROUP_ROOT_CLASS = 2,
     MH_GROUP_ROOT_THREAD = 3,
     MH_GROUP_ROOT_EXTERNAL = 4,
+    MH_GROUP_ROOT_REGISTRY = 5,  /* one of the interpreter's registries */
 };
 
 /* Heads sit close to their root in the leaks that matter here (thread
@@ -41,7 +42,8 @@ mh_is_survivor(const mh_heap_graph *g, uint32_t i)
     return (g->flags[i] & MH_NODE_SURVIVOR) != 0;
 }
 
-/* Root kind of node i's path; *tid gets the thread id of a stack root. */
+/* Root kind of node i's path; *tid gets the thread id of a stack root, or
+ * the registry's kind (mh_root_kind) for a registry. */
 static int
 mh_group_root(const mh_heap_graph *g, uint32_t i, unsigned long *tid)
 {
@@ -57,6 +59,10 @@ mh_group_root(const mh_heap_graph *g, uint32_t i, unsigned long *tid)
             return MH_GROUP_ROOT_CLASS;
         if (p == MH_PARENT_EXTERNAL)
             return MH_GROUP_ROOT_EXTERNAL;
+        if (p >= MH_PARENT_REGISTRY && p - MH_PARENT_REGISTRY < g->nregistries) {
+            *tid = g->registries[p - MH_PARENT_REGISTRY].kind;
+            return MH_GROUP_ROOT_REGISTRY;
+        }
         if (p >= MH_PARENT_SPECIAL) {
             size_t ref = p - MH_PARENT_SPECIAL;
             if (ref < g->nstack) {
