@@ -539,8 +539,8 @@ class _ThreadWatch:
     """Joins the threads a run started before the next reading (at most
     THREAD_WAIT seconds per run) and counts those still running."""
 
-    def __init__(self, wait=THREAD_WAIT):
-        self.wait = wait
+    def __init__(self, wait=None):
+        self.wait = wait                    # None: THREAD_WAIT when joining
         self.known = array.array("Q")       # idents not waited for (again)
         self.count = array.array("q", [0])  # _thread._count() after the last wait
 
@@ -555,7 +555,7 @@ class _ThreadWatch:
     def join(self):
         """Wait for the threads started since the last call; the number of
         those still running when the wait ended."""
-        deadline = time.monotonic() + self.wait
+        deadline = time.monotonic() + (THREAD_WAIT if self.wait is None else self.wait)
         left = 0
         threading = sys.modules.get("threading")
         if threading is not None:
