@@ -791,10 +791,12 @@ def find_leaks(func, *args, warmup=3, runs=5, frames=LEAK_FRAMES, **kwargs):
     groups = [g for g in groups if g.count >= runs] if leaked else []
     bounded, extra = [], 0
     if groups:
-        seconds = max(EXTRA_TIME, time.monotonic() - started)
+        t_extra = time.monotonic()
+        seconds = max(EXTRA_TIME, t_extra - started)
         groups, bounded, extra = _settle_bounds(groups, lambda: func(*args, **kwargs),
                                                 threads, seconds)
         leaked = bool(groups)
+        stats["t_extra"] = time.monotonic() - t_extra
     for g in groups + bounded:
         g._holder = None
     for g in bounded:
