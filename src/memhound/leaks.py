@@ -491,17 +491,35 @@ def _orphan_groups(graph, runs, frames):
 
 _LRU_WRAPPER = getattr(functools, "_lru_cache_wrapper", None)
 _SIZED = (dict, list, set, collections.deque)
+_GROWABLE = _SIZED + (bytearray,)
 
 
-def _holder_bound(graph, anchor):
+def _in_new_container(graph, idx, anchor):
+    """Whether survivor `idx` is held, below its anchor, by a dict, list,
+    set, deque or bytearray created during the runs: its holder's size then
+    says nothing about how many of them there are."""
+    try:
+        j = graph.parent(idx)
+        while 0 <= j != anchor:
+            if issubclass(type(graph.node(j)), _GROWABLE):
+                return True
+            j = graph.parent(j)
+    except (ValueError, IndexError, OverflowError):
+        return True
+    return False
+
+
+def _holder_bound(graph, anchor, nested):
     """(bound, container) for survivors held by the graph node `anchor`.
 
     bound: None, or a dict {"structure", "size", "maxsize", "state"}: an
     lru_cache (the holder or the holder's holder) or a deque with maxsize
     set is "filling" or "full"; a plain dict, list, set or deque is
     "unknown" and comes back as the container whose size the extra runs
-    watch.  Sizes are read through the builtin types' own slots: no method
-    of a user subclass runs."""
+    watch.  Survivors `nested` in containers the runs created are bounded
+    only by an lru_cache (whose entries are the calls' results).  Sizes are
+    read through the builtin types' own slots: no method of a user
+    subclass runs."""
     try:
         holder = graph.node(anchor)
         parent = graph.parent(anchor)
@@ -517,7 +535,7 @@ def _holder_bound(graph, anchor):
             state = "filling" if info.currsize < info.maxsize else "full"
             return {"structure": "lru_cache", "size": info.currsize,
                     "maxsize": info.maxsize, "state": state}, None
-    if holder is gc.garbage:         # grows at collections only: never watched
+    if holder is gc.garbage or nested:   # gc.garbage grows at collections only
         return None, None
     tp = type(holder)
     for base in _SIZED:
@@ -659,6 +677,7 @@ def _groups(graph, runs, frames, census_bytes, t0, c0):
     groups = {}
     order = []
     creation = _core._object_creation
+    nested = set()       # groups with members inside containers created by the runs
     for obj, idx, anchor, extra in found:
         tb = creation(obj)
         key = (type(obj), tb[0] if tb else None, anchor)
@@ -668,6 +687,8 @@ def _groups(graph, runs, frames, census_bytes, t0, c0):
             order.append(key)
         entry[3] += 1
         entry[4] += _shallow_size(obj)
+        if key not in nested and _in_new_container(graph, idx, anchor):
+            nested.add(key)
     result = []
     for key in order:
         rep, idx, created, count, nbytes, extra = groups[key]
@@ -686,7 +707,7 @@ def _groups(graph, runs, frames, census_bytes, t0, c0):
         g.external_refs = max(extra, 0)
         g.hint = HINTS[g.cause]
         g.held_by_survivor = any(s for _k, _l, _t, s in path[:-1])
-        g.bound, g._holder = _holder_bound(graph, key[2])
+        g.bound, g._holder = _holder_bound(graph, key[2], key in nested)
         result.append(g)
     del found
     # Memory that no Python object owns is mostly the buffers of the

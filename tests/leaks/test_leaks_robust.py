@@ -379,3 +379,31 @@ def _raises(exc, fn, *args):
     except exc:
         return True
     return False
+
+
+# ---- growth inside containers the runs created is never "bounded" by their holder
+_buckets = {}
+_recent = collections.deque(maxlen=50)
+
+
+def bucket_call():
+    # the buckets are created during the measured runs; then only they grow
+    _keys[0] += 1
+    _buckets.setdefault(_keys[0] // 1000, []).append(bytearray(16))
+
+
+def recent_call():
+    # a bounded deque whose last entry is a list that grows on every call
+    if not _recent or len(_recent[-1]) > 10 ** 6:
+        _recent.append([])
+    _recent[-1].append(bytearray(16))
+
+
+@pytest.mark.parametrize("call", [bucket_call, recent_call])
+def test_growth_inside_new_containers_is_still_a_leak(call):
+    _buckets.clear()
+    _recent.clear()
+    report = memhound.find_leaks(call, warmup=0)
+    assert report.leaked, report
+    g = next(g for g in report.groups if g.type == "bytearray")
+    assert g.count == 5 and g.held_by_survivor and g not in report.bounded
