@@ -97,7 +97,8 @@ THREAD_WAIT = 1.0
 # max(EXTRA_TIME, the time of the warm-up and measured runs) seconds, and the
 # containers' sizes are watched: one that shrinks (a cache pruning itself) or
 # stops growing for STALL_RUNS calls in a row is bounded.  The extra calls
-# stop at the first container that outgrows EXTRA_GROWTH entries.
+# stop at the first container that outgrows EXTRA_GROWTH entries; there are
+# none when a measured run left threads running.
 EXTRA_RUNS = 200
 EXTRA_TIME = 1.0
 STALL_RUNS = 10
@@ -811,7 +812,9 @@ def find_leaks(func, *args, warmup=3, runs=5, frames=LEAK_FRAMES, **kwargs):
     leaked = (all(d >= 1 for d in deltas["blocks"]) or all(d >= 1 for d in deltas["objects"]))
     groups = [g for g in groups if g.count >= runs] if leaked else []
     bounded, extra = [], 0
-    if groups:
+    # Runs that leave threads running are not a bounded pattern, and every
+    # extra call would wait THREAD_WAIT for them: no extra runs then.
+    if groups and not any(threads_left):
         t_extra = time.monotonic()
         seconds = max(EXTRA_TIME, t_extra - started)
         groups, bounded, extra = _settle_bounds(groups, lambda: func(*args, **kwargs),
