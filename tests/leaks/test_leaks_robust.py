@@ -235,7 +235,6 @@ def test_threads_started_by_a_run_are_joined_before_the_reading():
 
 def test_threads_left_running_are_reported(monkeypatch):
     monkeypatch.setattr(leaks, "THREAD_WAIT", 0.05)
-    monkeypatch.setattr(leaks, "EXTRA_RUNS", 3)     # each extra call waits THREAD_WAIT too
     stop = threading.Event()
     started = []
 
@@ -251,6 +250,7 @@ def test_threads_left_running_are_reported(monkeypatch):
         for t in started:
             t.join()
     assert report.threads_left == [1, 1, 1]
+    assert report.extra_runs == 0          # a thread per call: no extra runs to wait for
     assert "threads  [1, 1, 1] still running 0.1 s after their run" in str(report)
     assert report.to_dict()["threads_left"] == [1, 1, 1]
 
