@@ -584,7 +584,10 @@ class _ThreadWatch:
                 ident = t.ident
                 if ident is None or ident == current or ident in self.known or isinstance(t, dummy):
                     continue
-                t.join(max(0.0, deadline - time.monotonic()))
+                try:
+                    t.join(max(0.0, deadline - time.monotonic()))
+                except RuntimeError:        # not started yet: counted below
+                    continue
                 if t.is_alive():
                     self.known.append(ident)
                     left += 1
@@ -599,9 +602,13 @@ class _ThreadWatch:
 def _settle_bounds(groups, call, threads, seconds):
     """Split the leaking groups into (leaking, bounded) and count the extra
     calls made to tell (see EXTRA_RUNS)."""
-    bounded = [g for g in groups if g.bound and g.bound["state"] in ("filling", "full")]
-    rest = [g for g in groups if not (g.bound and g.bound["state"] in ("filling", "full"))]
-    if not rest or any(g._holder is None for g in rest):
+    def has_bound(g):
+        bound = getattr(g, "bound", None)
+        return bool(bound) and bound["state"] in ("filling", "full")
+
+    bounded = [g for g in groups if has_bound(g)]
+    rest = [g for g in groups if not has_bound(g)]
+    if not rest or any(getattr(g, "_holder", None) is None for g in rest):
         return rest, bounded, 0
     watched = {}                 # id -> [container, len, start, peak, last growth, pruned to]
     for g in rest:
