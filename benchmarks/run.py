@@ -5,6 +5,7 @@
     python benchmarks/run.py --quick         # CI smoke run: small sizes, few reps
     python benchmarks/run.py --all-pythons    # every supported CPython found, one after another
     python benchmarks/run.py --only overhead --python python3.11 --python python3.13
+    python benchmarks/run.py --programs [--quick]   # programs section only
 
 Sections (``--only`` takes one or more, comma separated):
 
@@ -18,6 +19,9 @@ Sections (``--only`` takes one or more, comma separated):
             tracemalloc vs memray.
   leaks     leak analysis on a 2,000,000-object heap with 1,000 survivors in
             10 groups: memhound vs objgraph vs guppy3.
+  programs  (opt-in: --programs) growing live sets, deep stacks and real
+            programs (programs.py) under tracemalloc, memhound, memray with
+            and without Python allocators; tracer memory per live block.
 
 Every measurement runs in a fresh subprocess (benchmarks/worker.py) of the
 Python under test, so tracers never interfere and RSS starts clean.  The
@@ -43,12 +47,22 @@ RESULT_MARK = "@@RESULT@@"
 START_MARK = "<!-- bench:start -->"
 END_MARK = "<!-- bench:end -->"
 SECTIONS = ("overhead", "snapshot", "memory", "leaks")
+# Opt-in sections: run only when named (--only, or --programs).
+EXTRA_SECTIONS = ("programs",)
 SCHEMA = 1
 CLOCK = ["cpu"]  # set from --clock
 
 WORKLOAD_NAMES = ["small_objs", "json", "class_churn", "str_format", "small_objs_depth30"]
 OVERHEAD_MODES = ["untraced", "tracemalloc:1", "memhound:1", "tracemalloc:25",
                   "memhound:25", "memray"]
+PROGRAM_WORKLOADS = (["grow_%s_%s" % (kind, size)
+                      for kind in ("dicts", "lists", "dataclasses", "slots", "strings")
+                      for size in ("100k", "1M")]
+                     + ["depth_30", "depth_60", "depth_100"]
+                     + ["black", "pytest_suite", "json_doc", "pickle_doc", "wsgi"])
+# memray-default: memray.Tracker(path) with its default settings;
+# memray: trace_python_allocators=True (every PyMem/PyObject call).
+PROGRAM_MODES = ["tracemalloc:1", "memhound:1", "memhound:25", "memray", "memray-default"]
 
 FULL = {
     "reps": 5,                  # repetitions (fresh processes) per measurement
@@ -70,6 +84,13 @@ FULL = {
     "leak_per_group": 100,      # survivors per group (10 groups)
     "leak_tools": ["memhound", "objgraph", "guppy3"],
     "timeout": 1800,
+    # programs section (--programs): workloads of programs.py
+    "programs_workloads": PROGRAM_WORKLOADS,
+    "programs_modes": PROGRAM_MODES,
+    "programs_scale": 1.0,
+    "programs_reps": 3,         # fresh processes per cell
+    "programs_pairs": 3,        # untraced/traced pairs per process ...
+    "programs_budget": 4.0,     # ... until the traced runs took this many seconds
 }
 
 QUICK = dict(FULL, **{
@@ -86,6 +107,12 @@ QUICK = dict(FULL, **{
     "leak_heap": 50_000,
     "leak_per_group": 20,
     "timeout": 300,
+    "programs_workloads": ["grow_dicts_100k", "grow_strings_100k", "depth_100", "black",
+                           "pytest_suite", "json_doc", "pickle_doc", "wsgi"],
+    "programs_modes": ["tracemalloc:1", "memhound:1", "memray"],
+    "programs_scale": 0.02,
+    "programs_reps": 1,
+    "programs_pairs": 1,
 })
 
 
@@ -136,39 +163,45 @@ def _skip_reason(ctx, mode_or_tool):
     return ctx["unusable"].get(tool)
 
 
+def round_robin(reps, workloads, modes):
+    """(i, total, rep, workload, mode) for every cell of every repetition,
+    round-robin over the modes so that load from elsewhere on the machine
+    hits every mode alike."""
+    total = reps * len(workloads) * len(modes)
+    i = 0
+    for rep in range(reps):
+        for w in workloads:
+            for m in modes:
+                i += 1
+                yield i, total, rep, w, m
+
+
 def section_overhead(py, cfg, ctx):
     modes, workloads = cfg["overhead_modes"], cfg["workloads"]
     samples = {w: {m: [] for m in modes} for w in workloads}
     paired = {w: {m: [] for m in modes} for w in workloads}
     status = {w: {m: _skip_reason(ctx, m) or "ok" for m in modes} for w in workloads}
-    total = cfg["reps"] * len(workloads) * len(modes)
-    i = 0
-    # Round-robin over modes so that load from elsewhere on the machine hits
-    # every mode alike.
-    for rep in range(cfg["reps"]):
-        for w in workloads:
-            for m in modes:
-                i += 1
-                if status[w][m] != "ok":
-                    if rep == 0:
-                        log("  [overhead %d/%d] %-20s %-15s %s" % (i, total, w, m, status[w][m]))
-                    continue  # unavailable/failed once: do not retry every rep
-                r = run_worker(py, {"kind": "overhead", "workload": w, "mode": m,
-                                    "scale": cfg["overhead_scale"],
-                                    "pairs": cfg["overhead_pairs"],
-                                    "budget": cfg["overhead_budget"]},
-                               cfg["timeout"], ctx["verbose"])
-                if r["status"] == "ok":
-                    samples[w][m].extend(r["times"])
-                    shown = "median %.3f s of %d" % (med(r["times"]), len(r["times"]))
-                    if r.get("pair_ratios"):
-                        paired[w][m].extend(r["pair_ratios"])
-                        shown += "  (%.2fx of %.3f s untraced, median of %d pairs)" % (
-                            r["paired_ratio"], med(r["baseline"]), len(r["pair_ratios"]))
-                else:
-                    status[w][m] = r["status"] + ": " + r.get("reason", "")
-                    shown = status[w][m]
-                log("  [overhead %d/%d] rep %d %-20s %-15s %s" % (i, total, rep + 1, w, m, shown))
+    for i, total, rep, w, m in round_robin(cfg["reps"], workloads, modes):
+        if status[w][m] != "ok":
+            if rep == 0:
+                log("  [overhead %d/%d] %-20s %-15s %s" % (i, total, w, m, status[w][m]))
+            continue  # unavailable/failed once: do not retry every rep
+        r = run_worker(py, {"kind": "overhead", "workload": w, "mode": m,
+                            "scale": cfg["overhead_scale"],
+                            "pairs": cfg["overhead_pairs"],
+                            "budget": cfg["overhead_budget"]},
+                       cfg["timeout"], ctx["verbose"])
+        if r["status"] == "ok":
+            samples[w][m].extend(r["times"])
+            shown = "median %.3f s of %d" % (med(r["times"]), len(r["times"]))
+            if r.get("pair_ratios"):
+                paired[w][m].extend(r["pair_ratios"])
+                shown += "  (%.2fx of %.3f s untraced, median of %d pairs)" % (
+                    r["paired_ratio"], med(r["baseline"]), len(r["pair_ratios"]))
+        else:
+            status[w][m] = r["status"] + ": " + r.get("reason", "")
+            shown = status[w][m]
+        log("  [overhead %d/%d] rep %d %-20s %-15s %s" % (i, total, rep + 1, w, m, shown))
     out = {}
     for w in workloads:
         base = med(samples[w].get("untraced", []))
@@ -293,8 +326,75 @@ def section_leaks(py, cfg, ctx):
     return out
 
 
+def section_programs(py, cfg, ctx):
+    """Growth, depth and real-program workloads (programs.py): one process per
+    (workload, tool, rep), each alternating untraced and traced runs; the
+    cell is the median of every pair's traced/untraced ratio."""
+    modes, workloads = cfg["programs_modes"], cfg["programs_workloads"]
+    cells = {w: {m: {"status": _skip_reason(ctx, m.split("-")[0]) or "ok", "pair_ratios": [],
+                     "times": [], "baseline": [], "memory": []} for m in modes}
+             for w in workloads}
+    for i, total, rep, w, m in round_robin(cfg["programs_reps"], workloads, modes):
+        cell = cells[w][m]
+        if cell["status"] != "ok":
+            if rep == 0:
+                log("  [programs %d/%d] %-22s %-15s %s" % (i, total, w, m, cell["status"]))
+            continue
+        r = run_worker(py, {"kind": "program", "workload": w, "mode": m,
+                            "scale": cfg["programs_scale"],
+                            "pairs": cfg["programs_pairs"],
+                            "budget": cfg["programs_budget"],
+                            # the tracer's memory once per cell, growth/depth only
+                            "memory": rep == 0 and w not in PROGRAM_REAL},
+                       cfg["timeout"], ctx["verbose"])
+        if r["status"] == "ok":
+            cell["pair_ratios"].extend(r["pair_ratios"])
+            cell["times"].extend(r["times"])
+            cell["baseline"].extend(r["baseline"])
+            shown = "%.2fx of %.3f s untraced (median of %d pairs)" % (
+                r["paired_ratio"], med(r["baseline"]), len(r["pair_ratios"]))
+            if r.get("memory"):
+                cell["memory"].append(r["memory"])
+                if r["memory"].get("bytes_per_block") is not None:
+                    shown += "; %.1f B tracer memory per live block" % (
+                        r["memory"]["bytes_per_block"])
+        else:
+            cell["status"] = r["status"] + ": " + r.get("reason", "")
+            shown = cell["status"]
+        log("  [programs %d/%d] rep %d %-22s %-15s %s" % (i, total, rep + 1, w, m, shown))
+    out = {"workloads": {}, "geomean": {}}
+    for w in workloads:
+        row = {}
+        for m in modes:
+            cell = cells[w][m]
+            if cell["pair_ratios"]:
+                cell["status"] = "ok"
+            cell["ratio"] = med(cell["pair_ratios"])
+            if cell["memory"]:
+                cell["bytes_per_block"] = med([x["bytes_per_block"] for x in cell["memory"]
+                                               if x.get("bytes_per_block") is not None] or [None])
+            row[m] = cell
+        baselines = [t for cell in row.values() for t in cell["baseline"]]
+        out["workloads"][w] = {"untraced_s": med(baselines), "modes": row}
+    for m in modes:
+        ratios = [out["workloads"][w]["modes"][m]["ratio"] for w in workloads
+                  if w in PROGRAM_REAL]
+        if ratios and all(r is not None for r in ratios):
+            out["geomean"][m] = geomean(ratios)
+    return out
+
+
+PROGRAM_REAL = ("black", "pytest_suite", "json_doc", "pickle_doc", "wsgi")
+
+
+def geomean(values):
+    import math
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
 SECTION_FUNCS = {"overhead": section_overhead, "snapshot": section_snapshot,
-                 "memory": section_memory, "leaks": section_leaks}
+                 "memory": section_memory, "leaks": section_leaks,
+                 "programs": section_programs}
 
 
 # --------------------------------------------------------------------------
@@ -384,7 +484,17 @@ TARGETS = [
     ("memory", "Issue 3: ≤ 32 bytes of metadata per live traced block (RSS)"),
     ("leak_time", "Issue 4: leak analysis ≤ 1.0 s (2,000,000-object heap)"),
     ("leak_mem", "Issue 4: ≤ 64 bytes of temporary memory per heap object"),
+    ("programs1", "Issue 19: memhound start(1) ≤ 1.5× on every programs workload"),
+    ("programs25", "Issue 19: memhound start(25) ≤ 2.0× on every programs workload"),
+    ("programs_memray", "Issue 19: memhound start(1) never slower than memray (Python allocators)"),
+    ("programs_geomean", "Issue 19: memhound start(1) geometric mean ≤ 1.3× over the real programs"),
+    ("programs_memory", "Issue 19: memhound's own memory ≤ 24 B per live traced block"),
 ]
+
+MODE_LABELS = {"untraced": "untraced", "tracemalloc:1": "tracemalloc start(1)",
+               "tracemalloc:25": "tracemalloc start(25)", "memhound:1": "memhound start(1)",
+               "memhound:25": "memhound start(25)", "memray": "memray (Python allocators)",
+               "memray-default": "memray default"}
 
 
 def _tcat(mode):
@@ -616,8 +726,72 @@ def render_python(pyres, cfg, command):
             targets.append(("leak_time", None, cell_status(mhe)))
         lines.append("")
 
+    if "programs" in secs:
+        cfg = pyres.get("section_config", {}).get("programs", base_cfg)
+        lines += _render_programs(secs["programs"], cfg, targets)
+
     if targets:
         lines += _render_targets(targets, cfg.get("quick"))
+    return lines
+
+
+def _render_programs(sec, cfg, targets):
+    modes = cfg["programs_modes"]
+    lines = ["**Programs** — traced time / untraced time (lower is better) of workloads that build "
+             "data: growing live sets (kept alive until the workload returns), the dict growth "
+             "30/60/100 frames deep, and real programs. %d fresh process(es) per cell (one tool "
+             "each), each alternating the workload untraced and traced up to %d times (until the "
+             "traced runs took %.0f s); the cell is the median ratio of all those pairs; scale "
+             "%g. \"B/block\" = the tracer's own memory (`get_tracemalloc_memory()`) divided by "
+             "its live traced blocks (`len(take_snapshot().traces)`), read while the live set "
+             "is at its largest. memray default = `Tracker(path)`; memray (Python allocators) "
+             "= `Tracker(path, trace_python_allocators=True)`."
+             % (cfg["programs_reps"], cfg["programs_pairs"], cfg["programs_budget"],
+                cfg["programs_scale"]), ""]
+    mem_modes = [m for m in ("memhound:1", "tracemalloc:1") if m in modes]
+    header = (["workload", "kind", "untraced"] + [MODE_LABELS.get(m, m) for m in modes]
+              + ["%s B/block" % m.split(":")[0] for m in mem_modes]
+              + (["memray/mh(1)"] if "memray" in modes and "memhound:1" in modes else []))
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    import programs as workload_defs
+    for w in cfg["programs_workloads"]:
+        entry = sec["workloads"].get(w)
+        if entry is None:
+            continue
+        row = entry["modes"]
+        kind = workload_defs.KIND.get(w, "?")
+        cells = [w, kind, fmt_s(entry.get("untraced_s"))]
+        for m in modes:
+            c = row.get(m, {})
+            cells.append(cell_status(c) or fmt_x(c.get("ratio")))
+        for m in mem_modes:
+            cells.append(fmt_bytes(row.get(m, {}).get("bytes_per_block")))
+        mh = row.get("memhound:1", {}).get("ratio")
+        if "memray" in modes and "memhound:1" in modes:
+            mr = row.get("memray", {}).get("ratio")
+            cells.append(fmt_x(mr / mh) if mr and mh else "–")
+            if mr and mh:
+                targets.append(("programs_memray", mh <= mr, "%s %.2f× vs %.2f×" % (w, mh, mr)))
+        lines.append("| " + " | ".join(cells) + " |")
+        for m, cat, limit in (("memhound:1", "programs1", 1.5), ("memhound:25", "programs25", 2.0)):
+            r = row.get(m, {}).get("ratio")
+            if r is not None:
+                targets.append((cat, r <= limit, "%s %.2f×" % (w, r), r))
+        b = row.get("memhound:1", {}).get("bytes_per_block")
+        if b is not None:
+            targets.append(("programs_memory", b <= 24, "%s %.1f B" % (w, b), b))
+    geo = sec.get("geomean") or {}
+    if geo:
+        cells = ["**geometric mean, real programs**", "", ""]
+        cells += [fmt_x(geo.get(m)) for m in modes]
+        cells += [""] * (len(header) - len(cells))
+        lines.append("| " + " | ".join(cells) + " |")
+        if geo.get("memhound:1") is not None:
+            targets.append(("programs_geomean", geo["memhound:1"] <= 1.3,
+                            "%.2f×" % geo["memhound:1"]))
+    lines += ["", "Workloads: " + "; ".join("`%s` %s" % (w, workload_defs.DESCRIPTIONS[w])
+                                             for w in cfg["programs_workloads"]
+                                             if w in workload_defs.DESCRIPTIONS) + ".", ""]
     return lines
 
 
@@ -690,6 +864,11 @@ def parse_args(argv):
                         "does not touch README unless --readme is given")
     p.add_argument("--only", metavar="SECTION", action="append",
                    help="run only these sections (%s); repeat or comma-separate" % ", ".join(SECTIONS))
+    p.add_argument("--programs", action="store_true",
+                   help="run the programs section (growing live sets, deep stacks, black, "
+                        "pytest, json, pickle, wsgiref) instead of the default sections; "
+                        "with --quick: small sizes, seconds; writes "
+                        "benchmarks/results-programs.json, never the README")
     p.add_argument("--python", metavar="EXE", action="append",
                    help="interpreter to benchmark (repeat for several; default: this one)")
     p.add_argument("--all-pythons", action="store_true",
@@ -715,10 +894,13 @@ def parse_args(argv):
     for item in args.only or []:
         for s in item.split(","):
             s = s.strip()
-            if s not in SECTIONS:
-                p.error("unknown section %r (choose from %s)" % (s, ", ".join(SECTIONS)))
+            if s not in SECTIONS + EXTRA_SECTIONS:
+                p.error("unknown section %r (choose from %s)"
+                        % (s, ", ".join(SECTIONS + EXTRA_SECTIONS)))
             if s not in sections:
                 sections.append(s)
+    if args.programs and "programs" not in sections:
+        sections.append("programs")
     args.sections = sections or list(SECTIONS)
     cfg = dict(QUICK if args.quick else FULL)
     for item in args.set:
@@ -741,9 +923,13 @@ def main(argv=None):
     cfg = args.cfg
     CLOCK[0] = cfg["clock"]
     command = "python benchmarks/run.py" + "".join(" " + shlex.quote(a) for a in argv)
-    json_path = args.json or os.path.join(HERE, "results-quick.json" if args.quick else "results.json")
+    opt_in = any(section in EXTRA_SECTIONS for section in args.sections)
+    json_path = args.json or os.path.join(HERE, "results%s%s.json" % (
+        "-programs" if opt_in else "", "-quick" if args.quick else ""))
     readme = None
-    if not args.no_readme and (args.readme or not args.quick):
+    # The README's table shows the default sections; the opt-in ones write
+    # it only when asked to (--readme).
+    if not args.no_readme and (args.readme or not (args.quick or opt_in)):
         readme = args.readme or os.path.join(ROOT, "README.md")
     if args.combine:
         return combine(args.combine, json_path, readme)

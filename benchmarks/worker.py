@@ -625,6 +625,98 @@ TASKS = {"probe": task_probe, "overhead": task_overhead, "snapshot": task_snapsh
          "memory": task_memory, "leaks": task_leaks}
 
 
+# --------------------------------------------------------------------------
+# 5. Programs: growing live sets, deep stacks, real programs (programs.py)
+# --------------------------------------------------------------------------
+
+def _program_tracing(mode, tmpdir, run):
+    """_Tracing, plus memray with its default settings (PyMem/PyObject
+    allocations reach it only when pymalloc asks the system for arenas)."""
+    if mode != "memray-default":
+        return _Tracing(mode, tmpdir, run)
+    memray = import_peer("memray")
+    path = os.path.join(tmpdir, "memray-default-%d-%d.bin" % (os.getpid(), run))
+    return memray.Tracker(path)
+
+
+def _tracer_memory_at_peak(mode, func, scale, tmpdir):
+    """One traced run, untimed: the tracer's own memory
+    (get_tracemalloc_memory()) and its live traced blocks, read while the
+    workload's live set is at its largest."""
+    tool, nframe = mode.split(":")
+    mod = tracer_module(tool)
+    seen = {}
+
+    def at_peak():
+        seen["tracer_memory"] = mod.get_tracemalloc_memory()
+        seen["traced_bytes"] = mod.get_traced_memory()[0]
+        snapshot = mod.take_snapshot()
+        seen["live_blocks"] = len(snapshot.traces)
+        del snapshot
+
+    gc.collect()
+    mod.start(int(nframe))
+    try:
+        func(scale, at_peak)
+    finally:
+        mod.stop()
+    if seen.get("live_blocks"):
+        seen["bytes_per_block"] = seen["tracer_memory"] / seen["live_blocks"]
+    return seen
+
+
+def task_program(task):
+    """Like task_overhead, for a workload of programs.py: untraced and traced
+    runs alternate in this one process (one tool per process), the workload's
+    setup runs once untraced first; growth workloads also report the tracer's
+    memory per live block (memhound and tracemalloc)."""
+    import programs
+    name = task["workload"]
+    func = programs.WORKLOADS[name]
+    scale = float(task["scale"])
+    pairs = max(1, int(task.get("pairs", 1)))
+    budget = float(task.get("budget", 0.0))
+    mode = task["mode"]
+
+    def timed():
+        gc.collect()
+        t0 = _now()
+        func(scale)
+        return _now() - t0
+
+    with tempfile.TemporaryDirectory(prefix="mhbench-") as tmp:
+        if mode.startswith("memray"):
+            import_peer("memray")
+        elif mode.startswith("memhound"):
+            memhound_tracer()
+        setup = programs.SETUP.get(name)
+        try:
+            if setup is not None:
+                setup(tmp, scale)
+        except programs.ProgramMissing as exc:
+            raise Unavailable("not installed", str(exc))
+        func(scale * 0.05)  # import-time and first-call effects, untraced
+        if mode == "untraced":
+            return {"times": [timed() for _ in range(pairs)]}
+        times, baseline, ratios = [], [], []
+        for i in range(pairs):
+            baseline.append(timed())
+            with _program_tracing(mode, tmp, i):
+                func(scale * 0.25)  # warm the tracer's interning tables
+                times.append(timed())
+            ratios.append(times[-1] / baseline[-1])
+            if sum(times) >= budget:
+                break
+        out = {"times": times, "baseline": baseline, "pair_ratios": ratios,
+               "paired_ratio": statistics.median(ratios)}
+        if task.get("memory") and mode.startswith(("memhound", "tracemalloc")):
+            out["memory"] = _tracer_memory_at_peak(mode, func, scale, tmp)
+        return out
+
+
+TASKS["program"] = task_program
+
+
 def main(argv):
     global _now
     task = json.loads(argv[1])

@@ -16,6 +16,7 @@ PUBLIC_MODULES = [
     "memhound",
     "memhound.tracing",
     "memhound.leaks",
+    "memhound.targets",
     "memhound.pytest_plugin",
     "memhound.cli",
     "memhound.cli_leaks",

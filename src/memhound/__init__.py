@@ -23,6 +23,10 @@ What is using memory right now, by allocation site:
 >>> memhound.stop()
 >>> top.count >= 100, top.traceback[0].lineno
 (True, 1)
+
+PYTEST_DONT_REWRITE: memhound is a pytest plugin that ``memhound run -m pytest``
+imports before pytest starts; these words ask pytest to leave its modules
+as they are instead of warning that it cannot rewrite their asserts.
 """
 import sys
 

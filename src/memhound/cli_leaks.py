@@ -2,9 +2,14 @@
 report what leaks.
 
 TARGET is ``path/to/file.py:function`` or ``package.module:function``
-(``function`` may be dotted: ``module:Class.method``).  Exit status: 0 no
-leak, 1 leak found, 2 usage or target error (one clear line on stderr).
-``memhound.cli`` builds the parser (with ``add_arguments``) and calls ``run``.
+(``function`` may be dotted: ``module:Class.method``); a module is looked
+up from the current directory first, as ``python -m`` does.  A coroutine
+function runs to completion in an event loop, a generator function is
+exhausted (``memhound.targets``).  Exit status: 0 no leak, 1 leak found, 2
+usage or target error (one clear line on stderr), 130 interrupted (Ctrl-C).
+``--json -`` writes only the JSON to stdout (the text report goes to
+stderr).  ``memhound.cli`` builds the parser (with ``add_arguments``) and
+calls ``run``.
 
 Example::
 
@@ -17,11 +22,12 @@ import os
 import sys
 
 from . import tracing
-from .leaks import find_leaks
+from .leaks import MAX_RUNS, find_leaks
 from .report import html
 from .report.terminal import print_error
 
 EXIT_OK, EXIT_LEAK, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED = 130          # 128 + SIGINT, as a shell reports Ctrl-C
 
 
 class CommandError(Exception):
@@ -51,7 +57,8 @@ def add_arguments(parser):
     parser.add_argument("--frames", type=int, default=tracing.LEAK_FRAMES, metavar="N",
                         help=f"frames kept per creation traceback (default {tracing.LEAK_FRAMES})")
     parser.add_argument("--json", metavar="FILE", default=None,
-                        help="also write the report as JSON to FILE ('-' for stdout)")
+                        help="also write the report as JSON to FILE ('-': stdout gets only "
+                             "the JSON, the text report goes to stderr)")
     parser.add_argument("--html", metavar="FILE", default=None,
                         help="also write the report as a self-contained HTML file")
     return parser
@@ -83,6 +90,11 @@ def _load_module(spec_text):
                 sys.modules[name] = previous
             raise
         return module
+    # As `python -m`: the current directory comes first (the installed
+    # `memhound` script has its own directory there instead).
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     return importlib.import_module(spec_text)
 
 
@@ -104,6 +116,8 @@ def load_target(target):
         raise
     except SystemExit as exc:
         raise TargetError("importing %s called sys.exit(%s)" % (module_part, exc.code))
+    except KeyboardInterrupt:
+        raise
     except BaseException as exc:  # noqa: B902 -- any import failure is a target error
         raise TargetError("cannot import %s: %s: %s" % (module_part, type(exc).__name__, exc))
     obj = module
@@ -135,12 +149,20 @@ def run(args):
     except CommandError as exc:
         print_error(str(exc), command="leaks")
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("memhound leaks: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _run(args):
+    # memhound's own options are checked here, before the target is loaded,
+    # so that find_leaks() never fails on them and blames the target.
     for name, low in (("warmup", 0), ("runs", 1)):
-        if getattr(args, name) < low:
-            raise CommandError("--%s must be >= %d, got %d" % (name, low, getattr(args, name)))
+        value = getattr(args, name)
+        if value < low:
+            raise CommandError("--%s must be >= %d, got %d" % (name, low, value))
+        if value > MAX_RUNS:
+            raise CommandError("--%s must be <= %d, got %d" % (name, MAX_RUNS, value))
     try:
         tracing.check_frames(args.frames, "--frames")
     except ValueError as exc:
@@ -152,7 +174,7 @@ def _run(args):
         raise CommandError("%s called sys.exit(%s)" % (args.target, exc.code)) from None
     except Exception as exc:
         raise CommandError("%s raised %s: %s" % (args.target, type(exc).__name__, exc)) from None
-    print(report)
+    print(report, file=sys.stderr if args.json == "-" else sys.stdout)
     try:
         if args.json:
             text = json.dumps(report.to_dict(), indent=2)

@@ -29,6 +29,7 @@ Example::
 import _thread
 import array
 import collections
+import contextlib
 import functools
 import gc
 import os
@@ -37,6 +38,7 @@ import time
 import warnings
 
 from . import _core
+from .targets import Target
 from .tracing import LEAK_FRAMES, check_frames, pause_tracing
 
 __all__ = ["find_leaks", "survivors", "LeakReport", "LeakGroup"]
@@ -69,6 +71,34 @@ HINTS = {
     "interned-string": "the interpreter's table of interned strings keeps one string per distinct "
                        "value for its whole life: do not intern per-call values (sys.intern, "
                        "PyUnicode_InternFromString, attribute names made at run time)",
+    "at-fork-callback": "a callback registered per call with os.register_at_fork is never "
+                        "removed (there is no unregister) and keeps its object alive: register "
+                        "one function once (at import) that finds the live objects through a "
+                        "weakref.WeakSet",
+    "atexit-callback": "a callback registered per call with atexit.register is kept, with its "
+                       "arguments, until the interpreter exits: register once, or call "
+                       "atexit.unregister(func) when the object is closed",
+    "signal-handler": "a signal handler installed per call keeps what it captures, and one that "
+                      "chains to the previous handler keeps every earlier one: install it once, "
+                      "or restore the previous handler (signal.signal(signum, old)) when done",
+    "sys-modules": "an entry is added to sys.modules per call under a new name: reuse one name, "
+                   "or remove it (del sys.modules[name]) when done",
+    "codec-registry": "a codec search function registered per call with codecs.register is never "
+                      "dropped, and codecs.lookup() caches every encoding name it resolves: "
+                      "register once (codecs.unregister(func) removes it) and do not look up "
+                      "per-call encoding names",
+    "warnings-registry": "a warnings filter added per call (warnings.filterwarnings / "
+                         "simplefilter outside warnings.catch_warnings()) is never removed, and "
+                         "each distinct warning text is remembered in the module's "
+                         "__warningregistry__: add the filter once or inside catch_warnings(), "
+                         "and keep per-call values out of warning messages",
+    "thread-bookkeeping": "threading keeps an entry (_active, _limbo, _dangling, "
+                          "_shutdown_locks) for every thread that has not ended or been joined: "
+                          "a thread started per call is still running or never joined; end "
+                          "and join it (what keeps the thread running is the leak)",
+    "audit-hook": "a hook added per call with sys.addaudithook is kept for the interpreter's "
+                  "life and cannot be removed: add one hook at startup that consults a "
+                  "registry you control",
     "uncollectable": "the objects end in gc.garbage (gc.DEBUG_SAVEALL, or a cycle with legacy "
                      "finalizers): break the cycle and clear gc.garbage",
     "unknown": "no well-known holder was recognised: follow the path to see who keeps it",
@@ -82,6 +112,14 @@ _HOLDER_CAUSES = {"lru_cache": "lru-cache", "traceback": "exception-traceback",
                   "closure": "closure"}
 _OWNER_CAUSES = {"global": "global-collection", "class_attr": "class-collection",
                  "attr": "instance-collection"}
+
+# The interpreter's registries (root kinds, heap_roots.c): the cause when
+# the entry in the registry was added during the runs.
+_REGISTRY_CAUSES = {"at_fork": "at-fork-callback", "atexit": "atexit-callback",
+                    "signal": "signal-handler", "sys_modules": "sys-modules",
+                    "codecs": "codec-registry", "warnings": "warnings-registry",
+                    "threading": "thread-bookkeeping", "audit_hooks": "audit-hook",
+                    "interned": "interned-string"}
 
 _GEN_TYPES = ("generator", "coroutine", "async_generator")
 _CENSUS_CPU = array.array("d", [0.0])   # no float object: it would be a survivor
@@ -283,11 +321,16 @@ def _run_notes(report):
     return lines
 
 
-def _check_int(name, value, low):
+MAX_RUNS = 1_000_000     # warm-up or measured runs: beyond, a typo rather than a plan
+
+
+def _check_int(name, value, low, high=MAX_RUNS):
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("%s must be an int, not %s" % (name, type(value).__name__))
     if value < low:
         raise ValueError("%s must be >= %d, got %d" % (name, low, value))
+    if value > high:
+        raise ValueError("%s must be <= %d, got %d" % (name, high, value))
 
 
 def _clear_caches():
@@ -403,6 +446,11 @@ def _cause(path):
     steps = path[1:]
     if root_kind == "module" and root_label == "gc" and steps and steps[0][:2] == ("global", "garbage"):
         return "uncollectable"
+    registry = _REGISTRY_CAUSES.get(root_kind)
+    # The registry itself, or its entry, was added during the runs: it was
+    # registered per call, whatever the entry holds.
+    if registry and (path[0][3] or (steps and steps[0][3])):
+        return registry
     has_tb = any(s[0] == "traceback" for s in steps)
     # The special holders, nearest to the survivor first.
     for i in range(len(steps) - 1, -1, -1):
@@ -446,7 +494,7 @@ def _path_text(path, survivor_type):
         if i < len(path) - 1 and tname:
             text += " (%s)" % tname
         parts.append(text)
-    if len(path) == 1 and path[0][0] == "external":
+    if len(path) == 1 and (path[0][0] == "external" or path[0][0] in _REGISTRY_CAUSES):
         return "%s: %s" % (survivor_type, parts[0])
     return " -> ".join(parts) + " -> " + survivor_type
 
@@ -761,7 +809,10 @@ def find_leaks(func, *args, warmup=3, runs=5, frames=LEAK_FRAMES, **kwargs):
     memory blocks (``sys.getallocatedblocks()``) or more GC objects behind.
     The groups list the surviving objects with the path from a root that
     keeps them alive, their creation traceback (up to ``frames`` frames)
-    and a cause.  An exception from ``func`` propagates unchanged.
+    and a cause.  An exception from ``func`` propagates unchanged.  A call
+    that returns a coroutine (``async def``) runs to completion in an event
+    loop kept for all the calls; a generator is exhausted
+    (``memhound.targets``).
 
     Example::
 
@@ -776,6 +827,19 @@ def find_leaks(func, *args, warmup=3, runs=5, frames=LEAK_FRAMES, **kwargs):
     _check_int("warmup", warmup, 0)
     _check_int("runs", runs, 1)
     check_frames(frames)
+    # Coroutine and generator functions run to completion, in one event
+    # loop made before the census (memhound.targets); `memhound run`'s
+    # recorder thread, memhound's own, is parked meanwhile.
+    with Target(func) as call, _recording_paused():
+        return _find_leaks(call, args, kwargs, warmup, runs, frames)
+
+
+def _recording_paused():
+    runner = sys.modules.get(__package__ + ".runner")     # not imported: nothing records
+    return runner.recording_paused() if runner is not None else contextlib.nullcontext()
+
+
+def _find_leaks(func, args, kwargs, warmup, runs, frames):
     blocks = array.array("q", bytes(8 * (runs + 1)))
     objects = array.array("q", bytes(8 * (runs + 1)))
     nbytes = array.array("q", bytes(8 * (runs + 1)))

@@ -34,6 +34,12 @@ when the test function returns, *before* its local variables are released
 then.  Memory still referenced at the end of the test body -- the usual cause
 of a high peak -- is therefore attributed exactly; memory freed earlier in the
 test is not, and the report says how much of the peak that is.
+
+Under ``no_leaks`` each run of the body is measured from its own start, so
+the leak check's own work between the runs never counts toward
+``limit_memory`` or the ``--memhound`` peaks.  PYTEST_DONT_REWRITE: pytest
+leaves this module's asserts alone (it may be imported before pytest's
+import hook, e.g. by ``memhound run -m pytest``).
 """
 from __future__ import annotations
 
@@ -46,6 +52,7 @@ from dataclasses import dataclass, field
 import pytest
 
 import memhound as _mh
+from memhound.leaks import MAX_RUNS
 from memhound.report.terminal import format_size
 from memhound.tracing import LEAK_FRAMES, PEAK_FRAMES, check_frames, pause_tracing
 
@@ -102,12 +109,14 @@ def parse_size(value) -> int:
 # Marker arguments
 
 
-def _int_arg(marker, name, value, minimum):
+def _int_arg(marker, name, value, minimum, maximum=MAX_RUNS):
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"@pytest.mark.{marker}: {name} must be an int, "
                          f"got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"@pytest.mark.{marker}: {name} must be >= {minimum}, got {value!r}")
+    if value > maximum:
+        raise ValueError(f"@pytest.mark.{marker}: {name} must be <= {maximum}, got {value!r}")
     return value
 
 
@@ -257,12 +266,19 @@ def _test_code(func):
 
 
 class _Tracker:
-    """Measure the peak traced memory of one call and snapshot its biggest sites."""
+    """Measure the peak traced memory of one call and snapshot its biggest sites.
+
+    Under no_leaks (`repeated`) the body runs many times inside find_leaks,
+    whose own work between the runs (collections, the census, the analysis)
+    is not the test's memory: each run is measured from its own start
+    (`run_begin`/`run_end`) and the peak is the highest of the runs.
+    """
 
     def __init__(self, code, nframe, top, rootdir, repeated):
         self.nframe = nframe
-        # Under no_leaks (`repeated`), snapshot only at the first return: a
-        # snapshot kept from a measured run would itself look like a survivor.
+        self.repeated = repeated
+        # Under no_leaks, snapshot only at the first return: a snapshot kept
+        # from a measured run would itself look like a survivor.
         self.max_snapshots = 1 if repeated else sys.maxsize
         self.top = top
         self.rootdir = rootdir
@@ -274,6 +290,10 @@ class _Tracker:
         self.owner = False
         self.base = 0
         self.hooked = False
+        self.run_base = 0
+        self.run_peak = 0           # repeated: highest peak of a run, above its start
+        self.snapshot_base = 0      # the level the snapshot is measured against
+        self.note = ""
 
     def begin(self):
         """Start tracing (unless already on), note the level, reset the peak."""
@@ -283,9 +303,31 @@ class _Tracker:
         else:
             with pause_tracing():
                 self.before = _mh.take_snapshot()
-        self.base = _mh.get_traced_memory()[0]
+        self.base = self.snapshot_base = _mh.get_traced_memory()[0]
         self.hooked = self.hook.install()
         _mh.reset_peak()
+
+    def run_begin(self):
+        """Repeated: one run of the body starts; measure it from here."""
+        self.run_base = _mh.get_traced_memory()[0]
+        if self.snapshot is None:       # the snapshot is taken in the first run
+            self.snapshot_base = self.run_base
+        _mh.reset_peak()
+
+    def run_end(self):
+        """Repeated: one run of the body ended (its locals released)."""
+        if not _mh.is_tracing():
+            return
+        current, peak = _mh.get_traced_memory()
+        if peak - self.run_base > self.run_peak:
+            self.run_peak = peak - self.run_base
+        if self.snapshot is None and not self.hooked:
+            # No return hook: the first run's sites, taken right after it.
+            with pause_tracing():
+                self.snapshot_level = current
+                self.snapshot = _mh.take_snapshot()
+                self.snapshots_taken = self.max_snapshots
+            self.note = "alive after the test function returned (its locals already released)"
 
     def _snapshot_if_higher(self):
         if self.snapshots_taken >= self.max_snapshots or not _mh.is_tracing():
@@ -306,14 +348,17 @@ class _Tracker:
         if not _mh.is_tracing():       # the test stopped memhound itself
             return _Measurement(note="memhound tracing was stopped by the test")
         current, peak = _mh.get_traced_memory()
-        result = _Measurement(peak=max(peak - self.base, 0))
+        if self.repeated:
+            result = _Measurement(peak=self.run_peak, note=self.note)
+        else:
+            result = _Measurement(peak=max(peak - self.base, 0))
         with pause_tracing():
             if self.snapshot is None:
                 self.snapshot_level = current
                 self.snapshot = _mh.take_snapshot()
                 result.note = ("alive after the test function returned "
                                "(its locals already released)")
-            result.at_return = max(self.snapshot_level - self.base, 0)
+            result.at_return = max(self.snapshot_level - self.snapshot_base, 0)
             result.sites = self._sites()
         return result
 
@@ -422,6 +467,13 @@ def _instrument(item, original, plan, config):
         def body():
             original(*args, **kwargs)
 
+        def measured_body():
+            tracker.run_begin()
+            try:
+                original(*args, **kwargs)
+            finally:
+                tracker.run_end()
+
         tracker = None
         report = None
         measurement = None
@@ -435,7 +487,8 @@ def _instrument(item, original, plan, config):
                 tracker.begin()
             if plan.leaks is not None:
                 warmup, runs, frames = plan.leaks
-                report = _mh.find_leaks(body, warmup=warmup, runs=runs, frames=frames)
+                report = _mh.find_leaks(body if tracker is None else measured_body,
+                                        warmup=warmup, runs=runs, frames=frames)
             else:
                 body()
             if tracker is not None:
@@ -614,6 +667,9 @@ def pytest_configure(config):
         if value < minimum:
             option = "--" + name.replace("_", "-")
             raise pytest.UsageError(f"{option} must be >= {minimum}, got {value}")
+        if name in ("memhound_warmup", "memhound_runs") and value > MAX_RUNS:
+            option = "--" + name.replace("_", "-")
+            raise pytest.UsageError(f"{option} must be <= {MAX_RUNS}, got {value}")
     try:
         check_frames(config.getoption("memhound_frames"), "--memhound-frames")
     except ValueError as exc:

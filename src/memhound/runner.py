@@ -117,6 +117,32 @@ def _numbered(path, n):
     return f"{base}.{n:04d}{ext}"
 
 
+_RECORDERS = []        # the recorder of the running `memhound run`, while it records
+
+
+class recording_paused:
+    """Context manager: ``memhound run``'s recorder thread is parked inside.
+
+    ``find_leaks()`` uses it: the recorder's timeline and snapshots are
+    memhound's own objects, and their growth between two measured runs
+    would look like a leak.  Nothing to do outside ``memhound run``.
+
+    Example::
+
+        >>> with recording_paused():
+        ...     pass
+    """
+
+    def __enter__(self):
+        self.paused = [r for r in list(_RECORDERS) if r.pause()]
+        return self
+
+    def __exit__(self, *exc):
+        for recorder in self.paused:
+            recorder.resume()
+        return False
+
+
 class _Recorder:
     """Everything ``run`` records while the program runs.
 
@@ -144,6 +170,9 @@ class _Recorder:
         self.snapshot_cost = 0.0
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
+        self.go = threading.Event()       # cleared: park (see paused())
+        self.go.set()
+        self.parked = threading.Event()
         self.thread = None
         self.excluded = [tracing.Filter(False, os.path.join(_OWN_DIR, "*"))]
 
@@ -151,6 +180,17 @@ class _Recorder:
         self._point(0.0, 0, 0)          # tracing starts right after this
         self.thread = threading.Thread(target=self._loop, name="memhound-recorder", daemon=True)
         self.thread.start()
+        _RECORDERS.append(self)
+
+    def pause(self, timeout=10.0):
+        """Park the thread (it allocates nothing until resume()); True once parked."""
+        if self.thread is None or threading.current_thread() is self.thread:
+            return False
+        self.go.clear()
+        return self.parked.wait(timeout)
+
+    def resume(self):
+        self.go.set()
 
     def _loop(self):
         with tracing.pause_tracing():
@@ -160,6 +200,11 @@ class _Recorder:
         step = self.interval or 0.1
         next_point = next_snapshot = 0.0
         while not self.stop_event.wait(self.POLL):
+            if not self.go.is_set():
+                self.parked.set()
+                self.go.wait()
+                self.parked.clear()
+                continue
             current, peak = tracing.get_traced_memory()
             now = time.monotonic() - self.t0
             if now >= next_point:
@@ -224,6 +269,9 @@ class _Recorder:
 
     def finish(self):
         self.stop_event.set()
+        self.go.set()
+        if self in _RECORDERS:
+            _RECORDERS.remove(self)
         if self.thread is not None:
             self.thread.join()
         current, peak = tracing.get_traced_memory()

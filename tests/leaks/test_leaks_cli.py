@@ -3,15 +3,17 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
 from memhound import cli, cli_leaks
 
-from conftest import ROOT
+from conftest import ROOT, child_env
 
 EXAMPLE = os.path.join(ROOT, "examples", "leaky_app.py")
 
@@ -58,8 +60,10 @@ def test_module_target_and_json_stdout(tmp_path, capsys, monkeypatch):
     """)
     monkeypatch.syspath_prepend(str(tmp_path))
     assert run_cli("cli_pkg_mod:work", "--json", "-", "--runs", "2") == 0
-    out = capsys.readouterr().out
-    assert json.loads(out[out.index("{"):])["leaked"] is False
+    captured = capsys.readouterr()
+    # stdout is only the JSON (issue 17): the text report goes to stderr.
+    assert json.loads(captured.out)["leaked"] is False
+    assert captured.err.startswith("no leak (3 warm-up, 2 measured runs)\n")
 
 
 @pytest.mark.parametrize("target,message", [
@@ -143,9 +147,10 @@ def test_html_and_json_stdout_together(tmp_path, capsys):
     assert run_cli(EXAMPLE + ":handle_request", "--runs", "2", "--json", "-",
                    "--html", str(out_html)) == 1
     captured = capsys.readouterr()
-    report = json.loads(captured.out[captured.out.index("\n{") + 1:])
+    report = json.loads(captured.out)           # only the JSON on stdout
     assert report["groups"][0]["cause"] == "global-collection"
-    assert captured.err == f"memhound: wrote {out_html}\n"
+    assert captured.err.startswith("LEAK: every measured run left memory behind")
+    assert captured.err.endswith(f"\nmemhound: wrote {out_html}\n")
     assert "global-collection" in out_html.read_text()
 
 
@@ -169,3 +174,147 @@ def test_leaks_through_the_main_parser(capsys):
     out = capsys.readouterr().out
     assert out.startswith("usage: memhound leaks") and "--html FILE" in out
     assert "examples:\n  memhound leaks" in out
+
+
+# --------------------------------------------------------------------------
+# Targets and options as a new user meets them (issue 17, item 7)
+
+def _command(*argv, cwd, **popen):
+    """`memhound leaks ...` as the installed command runs it: the package from SRC on
+    PYTHONPATH, but not the current directory on sys.path (python -P -c adds none)."""
+    code = "import sys; from memhound.cli import main; sys.exit(main(sys.argv[1:]))"
+    return [sys.executable, "-P", "-c", code, "leaks", *argv], dict(
+        cwd=cwd, env=child_env(), **popen)
+
+
+ASYNC_APP = """
+    import asyncio
+
+    _log = []
+    _seen = []
+
+    async def handler():
+        await asyncio.sleep(0)
+        _log.append(bytearray(64))
+
+    async def clean():
+        await asyncio.sleep(0)
+        return bytearray(64)
+
+    def steps():
+        yield 1
+        _seen.append(bytearray(32))
+        yield 2
+
+    def clean_steps():
+        yield bytearray(32)
+
+    async def stream():
+        for i in range(2):
+            await asyncio.sleep(0)
+            yield i
+        _log.append(bytearray(16))
+
+    def returns_coroutine():
+        return handler()
+"""
+
+
+@pytest.mark.parametrize("target,line", [("handler", "_log.append(bytearray(64))"),
+                                         ("steps", "_seen.append(bytearray(32))"),
+                                         ("stream", "_log.append(bytearray(16))"),
+                                         ("returns_coroutine", "_log.append(bytearray(64))")])
+def test_async_and_generator_targets_run_to_completion(tmp_path, capsys, target, line):
+    path = write(tmp_path, "async_app_%s.py" % target, ASYNC_APP)
+    assert run_cli(path + ":" + target, "--runs", "3", "--json", "-") == 1
+    captured = capsys.readouterr()
+    assert "never awaited" not in captured.err
+    report = json.loads(captured.out)
+    assert report["leaked"] is True and all(d >= 1 for d in report["deltas"]["blocks"])
+    group = report["groups"][0]
+    assert group["type"] == "bytearray" and group["cause"] == "global-collection"
+    assert group["count"] == 3 and group["count_per_run"] == 1
+    # The creation site is the target's line, with no asyncio loop frames under it.
+    created = group["created_at"]
+    with open(path) as f:
+        expected = next(n for n, text in enumerate(f, 1) if text.strip() == line)
+    assert created[0]["filename"] == path and created[0]["lineno"] == expected
+    assert not any("asyncio" in frame["filename"] for frame in created)
+
+
+@pytest.mark.parametrize("target", ["clean", "clean_steps"])
+def test_clean_async_and_generator_targets(tmp_path, capsys, target):
+    path = write(tmp_path, "async_clean_%s.py" % target, ASYNC_APP)
+    assert run_cli(path + ":" + target, "--runs", "4", "--warmup", "1") == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("no leak (1 warm-up, 4 measured runs)")
+    assert "  blocks   [0, 0, 0, 0]" in captured.out and "never awaited" not in captured.err
+
+
+def test_package_module_target_resolves_from_the_current_directory(tmp_path):
+    pkg = tmp_path / "myapp"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    write(tmp_path, "myapp/service.py", """
+        _sessions = []
+
+        def login():
+            _sessions.append(bytearray(64))
+    """)
+    argv, kw = _command("myapp.service:login", "--runs", "2", cwd=tmp_path)
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=300, **kw)
+    assert res.returncode == 1, res.stderr
+    assert res.stdout.startswith("LEAK")
+    assert "module myapp.service -> global _sessions (list) -> [" in res.stdout
+    # A directory that is not the current one is still not searched.
+    argv, kw = _command("myapp.service:login", cwd=tmp_path / "myapp")
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=300, **kw)
+    assert res.returncode == 2
+    assert res.stderr == ("memhound leaks: error: cannot import myapp.service: "
+                          "ModuleNotFoundError: No module named 'myapp'\n")
+
+
+@pytest.mark.parametrize("opt,value,message", [
+    ("--runs", str(10 ** 20), "--runs must be <= 1000000, got 100000000000000000000"),
+    ("--warmup", str(10 ** 20), "--warmup must be <= 1000000, got 100000000000000000000"),
+    ("--runs", "1000001", "--runs must be <= 1000000, got 1000001"),
+    ("--frames", "100000000", "--frames must be <= 65535, got 100000000"),
+])
+def test_out_of_range_options_are_usage_errors_naming_the_option(opt, value, message, capsys,
+                                                                  tmp_path):
+    path = write(tmp_path, "never_called.py", """
+        def handle_request():
+            raise AssertionError("the target must not run")
+    """)
+    assert run_cli(path + ":handle_request", opt, value) == 2
+    err = capsys.readouterr().err
+    assert err == "memhound leaks: error: %s\n" % message
+    assert "raised" not in err
+
+
+def test_ctrl_c_during_the_runs_prints_one_line_and_exits_130(tmp_path):
+    write(tmp_path, "slow_app.py", """
+        import asyncio
+        import pathlib
+
+        async def handle():
+            pathlib.Path("started").touch()         # in the current directory
+            await asyncio.sleep(0.2)
+    """)
+    argv, kw = _command(str(tmp_path / "slow_app.py") + ":handle", "--runs", "1000",
+                        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, **kw)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        time.sleep(0.5)                     # inside the runs, not the import
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err == "memhound leaks: interrupted\n" and out == ""

@@ -196,7 +196,12 @@ def test_every_path_kind_is_in_the_shared_vocabulary():
     import functools
     from memhound import leaks
 
-    assert set(_core.ROOT_KINDS) == {"module", "class", "thread", "external"}
+    # Issue 17: the interpreter's registries are root kinds of their own.
+    assert set(_core.ROOT_KINDS) == {"module", "class", "thread", "external", "at_fork",
+                                     "atexit", "signal", "sys_modules", "codecs", "warnings",
+                                     "threading", "audit_hooks", "interned"}
+    assert set(leaks._REGISTRY_CAUSES) <= set(_core.ROOT_KINDS)
+    assert set(leaks._REGISTRY_CAUSES.values()) <= set(leaks.HINTS)
     assert all("{}" in text or kind == "dict_key" for kind, text in _core.EDGE_KINDS.items())
     with pytest.raises(TypeError):
         _core.EDGE_KINDS["new"] = "{}"                  # read-only

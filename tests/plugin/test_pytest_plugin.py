@@ -6,6 +6,7 @@ Each scenario runs a small generated test suite in a fresh interpreter
 import importlib.metadata
 import os
 import re
+import sys
 import textwrap
 
 import pytest
@@ -279,6 +280,8 @@ BAD_MARKERS = [
     ("limit_memory()", "@pytest.mark.limit_memory(limit): missing a required argument: 'limit'"),
     ("no_leaks(runs=0)", "@pytest.mark.no_leaks: runs must be >= 1, got 0"),
     ("no_leaks(runs=-3)", "@pytest.mark.no_leaks: runs must be >= 1, got -3"),
+    ("no_leaks(runs=10**20)", "@pytest.mark.no_leaks: runs must be <= 1000000, "
+                              "got 100000000000000000000"),
     ("no_leaks(warmup=-1)", "@pytest.mark.no_leaks: warmup must be >= 0, got -1"),
     ("no_leaks(warmup=1.5)", "@pytest.mark.no_leaks: warmup must be an int, got float 1.5"),
     ('no_leaks(runs="5")', "@pytest.mark.no_leaks: runs must be an int, got str '5'"),
@@ -314,6 +317,7 @@ def test_bad_marker_arguments(run):
     ("--memhound-runs=0", "--memhound-runs must be >= 1, got 0"),
     ("--memhound-warmup=-1", "--memhound-warmup must be >= 0, got -1"),
     ("--memhound-frames=0", "--memhound-frames must be >= 1, got 0"),
+    ("--memhound-runs=10000000", "--memhound-runs must be <= 1000000, got 10000000"),
 ])
 def test_bad_options(run, option, message):
     result = run("def test_x(): pass", option)
@@ -616,3 +620,75 @@ def test_integer_limit_in_bytes(run):
     """)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*exceeds limit_memory(100000) = 97.7 KiB (100000 bytes)*"])
+
+
+# --------------------------------------------------------------------------
+# The leak check's own work is not the test's memory (issue 17, item 8)
+
+CHECKED_AND_LIMITED = """
+    import pytest
+
+    # A big heap makes the leak check's census and analysis big too.
+    _heap = [(i, str(i)) for i in range(200_000)]
+
+    @pytest.mark.no_leaks
+    @pytest.mark.limit_memory("100 KB")
+    def test_small():
+        data = bytearray(32)
+        assert len(data) == 32
+
+    @pytest.mark.no_leaks(warmup=1, runs=2)
+    def test_tiny_checked():
+        assert [1, 2]
+
+    @pytest.mark.no_leaks(warmup=1, runs=2)
+    @pytest.mark.limit_memory("1 MB")
+    def test_big_checked():
+        data = bytearray(3 * 1024 * 1024)
+        assert data
+"""
+
+
+def test_no_leaks_work_does_not_count_toward_limit_memory_or_peaks(run):
+    result = run(CHECKED_AND_LIMITED, "--memhound", "--memhound-top-tests=0")
+    result.assert_outcomes(passed=2, failed=1)
+    out = result.stdout.str()
+    assert "FAILED test_sample.py::test_big_checked" in out
+    assert "test_small" not in out.split("short test summary")[-1]
+    # The failing one is charged its own 3 MiB buffer, not the analysis of the heap.
+    match = re.search(r"peak traced memory (\d+\.\d) MiB \((\d+) bytes\) exceeds "
+                      r"limit_memory\('1 MB'\)", out)
+    assert match and 3 * MIB <= int(match.group(2)) < 3 * MIB + 64 * 1024, out
+    if hasattr(sys, "monitoring"):     # 3.12+: sites at the body's first return
+        site = line_of(CHECKED_AND_LIMITED, "bytearray(3 * 1024 * 1024)")
+        assert re.search(rf"3\.0 MiB  test_sample\.py:{site}  \(\d+ blocks?\)", out), out
+    else:                               # 3.11 under no_leaks: after the first run, and says so
+        assert "memhound: alive after the test function returned" in out, out
+    # In the summary, the small tests show a few hundred bytes (before: hundreds of KiB).
+    summary = out[out.index("memhound: peak traced memory per test"):]
+    for name in ("test_small", "test_tiny_checked"):
+        match = re.search(rf"^\s*(\d+) B  test_sample\.py::{name}$", summary, re.M)
+        assert match and int(match.group(1)) < 4096, summary
+
+
+# --------------------------------------------------------------------------
+# No PytestAssertRewriteWarning (issue 17, item 8)
+
+def test_no_assert_rewrite_warning_under_memhound_run_or_plain_pytest(pytester, monkeypatch):
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(memhound.__file__)))
+    path = [package_parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\nfilterwarnings = ["error"]\n')
+    pytester.makepyfile(test_strict="""
+        import pytest
+
+        @pytest.mark.no_leaks(warmup=1, runs=2)
+        def test_checked():
+            assert [1] == [1]
+    """)
+    quiet = ("-p", "no:cacheprovider", "-p", "no:benchmark", "-p", "no:hypothesispytest")
+    for launcher in (("-m", "memhound", "run", "--top", "1", "-m", "pytest"), ("-m", "pytest")):
+        result = pytester.run(sys.executable, *launcher, *PLUGIN_ARGS, *quiet, timeout=300)
+        out = result.stdout.str() + result.stderr.str()
+        assert result.ret == 0, out
+        assert "PytestAssertRewriteWarning" not in out and "1 passed" in out, out

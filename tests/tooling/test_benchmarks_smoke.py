@@ -141,6 +141,39 @@ def test_readme_between_markers_only(run):
     assert readme.count("<!-- bench:start -->") == 1
 
 
+PROGRAM_WORKLOADS = ["grow_dicts_100k", "depth_30", "json_doc", "wsgi"]
+PROGRAM_MODES = ["tracemalloc:1", "memhound:1", "memray"]
+
+
+def test_programs_section(tmp_path):
+    out = tmp_path / "programs.json"
+    cmd = [sys.executable, RUN, "--programs", "--quick", "--json", str(out), "--no-readme",
+           "--set", "programs_workloads=" + json.dumps(PROGRAM_WORKLOADS),
+           "--set", "programs_modes=" + json.dumps(PROGRAM_MODES)]
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    with open(str(out)) as f:
+        results = json.load(f)
+    (section_sets,) = [set(py["sections"]) for py in results["pythons"].values()]
+    assert section_sets == {"programs"}
+    (programs,) = [py["sections"]["programs"] for py in results["pythons"].values()]
+    assert set(programs["workloads"]) == set(PROGRAM_WORKLOADS)
+    for name, workload in programs["workloads"].items():
+        assert set(workload["modes"]) == set(PROGRAM_MODES)
+        for mode, cell in workload["modes"].items():
+            assert _status(cell) in CELL_STATUSES, (name, mode, cell)
+        tracemalloc = workload["modes"]["tracemalloc:1"]
+        assert tracemalloc["status"] == "ok" and tracemalloc["ratio"] > 0, (name, tracemalloc)
+        if name in ("grow_dicts_100k", "depth_30"):
+            assert tracemalloc["bytes_per_block"] > 0
+            assert workload["modes"]["memhound:1"]["bytes_per_block"] > 0
+    real = [w for w in PROGRAM_WORKLOADS if w in ("json_doc", "wsgi")]
+    for mode in ("tracemalloc:1", "memhound:1"):
+        if all(programs["workloads"][w]["modes"][mode]["status"] == "ok" for w in real):
+            assert programs["geomean"][mode] > 0
+
+
 def test_bad_section_is_a_usage_error():
     proc = subprocess.run([sys.executable, RUN, "--only", "nonsense"], cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)

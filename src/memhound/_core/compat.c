@@ -501,6 +501,67 @@ mh_compat_visit_tracked(int (*fn)(PyObject *, void *), void *arg)
 }
 
 
+/* ---- The interpreter's registries (leak finder) ---------------------------
+ * The at-fork lists and the audit hooks are PyInterpreterState fields on
+ * every version.  The codec registry moved into interp->codecs in 3.13.
+ * atexit keeps a C array of (func, args, kwargs) structs on 3.11-3.13 (slots
+ * of unregistered callbacks are NULL until the array is compacted) and a
+ * list of such tuples on 3.14+.  The interned strings are a dict of the
+ * interpreter's cached objects on 3.12+ (3.11 keeps a static one in
+ * unicodeobject.c).
+ */
+static void
+mh_registry_report(mh_interp_registry which, PyObject *obj, mh_interp_registry_fn fn, void *arg)
+{
+    if (obj != NULL)
+        fn(which, obj, arg);
+}
+
+static void
+mh_atexit_registries(PyInterpreterState *interp, mh_interp_registry_fn fn, void *arg)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    mh_registry_report(MH_INTERP_REG_ATEXIT_LIST, interp->atexit.callbacks, fn, arg);
+#else
+#  if PY_VERSION_HEX >= 0x030C0000
+    atexit_py_callback **callbacks = interp->atexit.callbacks;
+#  else
+    atexit_callback **callbacks = interp->atexit.callbacks;
+#  endif
+    for (int i = 0; callbacks != NULL && i < interp->atexit.ncallbacks; i++) {
+        if (callbacks[i] == NULL)
+            continue;
+        mh_registry_report(MH_INTERP_REG_ATEXIT_FUNC, callbacks[i]->func, fn, arg);
+        mh_registry_report(MH_INTERP_REG_ATEXIT_ARGS, callbacks[i]->args, fn, arg);
+        mh_registry_report(MH_INTERP_REG_ATEXIT_KWARGS, callbacks[i]->kwargs, fn, arg);
+    }
+#endif
+}
+
+void
+mh_compat_interp_registries(mh_interp_registry_fn fn, void *arg)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    mh_registry_report(MH_INTERP_REG_FORK_BEFORE, interp->before_forkers, fn, arg);
+    mh_registry_report(MH_INTERP_REG_FORK_PARENT, interp->after_forkers_parent, fn, arg);
+    mh_registry_report(MH_INTERP_REG_FORK_CHILD, interp->after_forkers_child, fn, arg);
+    mh_atexit_registries(interp, fn, arg);
+    mh_registry_report(MH_INTERP_REG_AUDIT_HOOKS, interp->audit_hooks, fn, arg);
+#if PY_VERSION_HEX >= 0x030D0000
+    mh_registry_report(MH_INTERP_REG_CODEC_SEARCH, interp->codecs.search_path, fn, arg);
+    mh_registry_report(MH_INTERP_REG_CODEC_CACHE, interp->codecs.search_cache, fn, arg);
+    mh_registry_report(MH_INTERP_REG_CODEC_ERRORS, interp->codecs.error_registry, fn, arg);
+#else
+    mh_registry_report(MH_INTERP_REG_CODEC_SEARCH, interp->codec_search_path, fn, arg);
+    mh_registry_report(MH_INTERP_REG_CODEC_CACHE, interp->codec_search_cache, fn, arg);
+    mh_registry_report(MH_INTERP_REG_CODEC_ERRORS, interp->codec_error_registry, fn, arg);
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+    mh_registry_report(MH_INTERP_REG_INTERNED, _Py_INTERP_CACHED_OBJECT(interp, interned_strings),
+                       fn, arg);
+#endif
+}
+
 /* ---- Free lists (3.11, 3.12) ----------------------------------------------
  * An object taken from a free list reuses a block without an allocation.
  * 3.13+ reports it through the reference tracer; 3.11 and 3.12 only tell

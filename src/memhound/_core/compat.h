@@ -191,4 +191,28 @@ int mh_compat_visit_tracked(int (*fn)(PyObject *, void *), void *arg);
  * visits only values (str-keyed tables). */
 int mh_compat_dict_visits_keys(PyObject *dict);
 
+/* ---- The interpreter's registries (leak finder, heap_roots.c) -----------
+ * Objects that only the interpreter state holds on behalf of Python code:
+ * without them, what is registered there looks "held outside Python". */
+typedef enum {
+    MH_INTERP_REG_FORK_BEFORE,      /* os.register_at_fork(before=...) list */
+    MH_INTERP_REG_FORK_PARENT,      /* ... after_in_parent=... list */
+    MH_INTERP_REG_FORK_CHILD,       /* ... after_in_child=... list */
+    MH_INTERP_REG_ATEXIT_LIST,      /* 3.14+: atexit's [(func, args, kwargs), ...] */
+    MH_INTERP_REG_ATEXIT_FUNC,      /* 3.11-3.13: one callback's func, args, kwargs */
+    MH_INTERP_REG_ATEXIT_ARGS,
+    MH_INTERP_REG_ATEXIT_KWARGS,
+    MH_INTERP_REG_AUDIT_HOOKS,      /* sys.addaudithook() list */
+    MH_INTERP_REG_CODEC_SEARCH,     /* codecs.register() list */
+    MH_INTERP_REG_CODEC_CACHE,      /* codecs.lookup() cache dict */
+    MH_INTERP_REG_CODEC_ERRORS,     /* codecs.register_error() dict */
+    MH_INTERP_REG_INTERNED,         /* 3.12+: the interned-strings dict */
+} mh_interp_registry;
+
+/* Calls fn(which, obj, arg) for every such object of the current
+ * interpreter (GIL held; obj borrowed, never NULL).  Reads fields only:
+ * allocates nothing, runs no Python code. */
+typedef void (*mh_interp_registry_fn)(mh_interp_registry which, PyObject *obj, void *arg);
+void mh_compat_interp_registries(mh_interp_registry_fn fn, void *arg);
+
 #endif

@@ -43,7 +43,12 @@ int mh_heap_census_take(mh_heap_set *s);
 #define MH_PARENT_MODULE    0xFFFFFFFEu
 #define MH_PARENT_CLASS     0xFFFFFFFDu
 #define MH_PARENT_EXTERNAL  0xFFFFFFFCu
-/* MH_PARENT_SPECIAL + k: held by the k-th thread-stack reference. */
+/* MH_PARENT_SPECIAL + k: held by the k-th thread-stack reference;
+ * MH_PARENT_REGISTRY + k: the k-th registry root (at most
+ * MH_MAX_REGISTRIES; thread-stack references never reach that range: each
+ * costs 40 bytes, 0x30000000 of them would be 30 GB). */
+#define MH_PARENT_REGISTRY  0xF0000000u
+#define MH_MAX_REGISTRIES   4096u
 #define MH_MAX_NODES        (MH_PARENT_SPECIAL - 0x01000000u)
 
 #define MH_NODE_SURVIVOR 0x01   /* not in the census: created since */
@@ -52,6 +57,8 @@ int mh_heap_census_take(mh_heap_set *s);
 #define MH_NODE_MODULE   0x04
 #define MH_NODE_TYPE     0x08
 #define MH_NODE_HELD     0x10   /* the graph holds a reference (mh_heap_graph_hold) */
+#define MH_NODE_REGISTRY 0x80   /* one of the interpreter's registries
+                                   (heap_roots.c): g->registries says which */
 
 /* A reference from a fast local of a running frame (a thread-stack root). */
 typedef struct {
@@ -62,6 +69,17 @@ typedef struct {
     int32_t line;
     int32_t depth;            /* 0 = the thread's newest frame */
 } mh_heap_stackref;
+
+/* One of the interpreter's registries found as a node (heap_roots.c). */
+#define MH_REGISTRY_LABEL 72
+typedef struct {
+    uint32_t node;
+    uint32_t first;           /* the first registry of the same kind and label
+                                 (one per atexit callback on 3.11-3.13): what
+                                 they hold is grouped together */
+    uint8_t kind;             /* mh_root_kind */
+    char label[MH_REGISTRY_LABEL];
+} mh_heap_registry;
 
 /* 12 bytes: the table is the biggest structure of the build. */
 typedef struct __attribute__((packed)) {
@@ -82,6 +100,8 @@ typedef struct {
     mh_heap_stackref *stack;
     size_t nstack, cap_stack;
     int stack_held;           /* the stack refs' code objects are referenced */
+    mh_heap_registry *registries;   /* registry roots, in search order */
+    uint32_t nregistries, cap_registries;
     uint32_t *parent;         /* BFS tree from the roots */
     uint32_t *order;          /* nodes in BFS order, nreached of them */
     uint32_t *anchor;         /* survivors: nearest pre-existing holder */
@@ -117,6 +137,19 @@ void mh_heap_graph_unhold(mh_heap_graph *g);
  * the graph's own reference of a held node).  Held nodes only, after the
  * build. */
 Py_ssize_t mh_heap_graph_extra(const mh_heap_graph *g, uint32_t i);
+
+/* ---- registry roots (heap_roots.c) --------------------------------------
+ * The interpreter's registries: os.register_at_fork and atexit callbacks,
+ * signal handlers, sys.modules, codec search functions, warnings filters
+ * and registries, threading's bookkeeping, audit hooks.  Called once per
+ * registry object with its root kind (heap_kinds.h) and label; GIL held, no
+ * Python code of user objects runs (only module dicts are read, and the
+ * builtin _signal.getsignal() is called).  Returns 0, or -1 when `fn` did. */
+typedef int (*mh_registry_fn)(PyObject *obj, int kind, const char *label, void *arg);
+int mh_heap_registries_each(mh_registry_fn fn, void *arg);
+
+/* The index of the registry whose node is `node`, or -1 (heap_graph.c). */
+int mh_heap_registry_of(const mh_heap_graph *g, uint32_t node);
 
 /* The path from the root to node `i` as a list of
  * (kind, label, target type name, target is a survivor) tuples; the first

@@ -27,7 +27,8 @@
  * frames) are compared with ob_refcnt: an excess means a holder that is not
  * a Python object (C code, the C stack, interpreter state).  The search is
  * breadth-first and iterative, forward from the named roots (modules, then
- * classes, then thread stacks) so that one pass gives every survivor its
+ * classes, then the interpreter's registries (heap_roots.c), then thread
+ * stacks) so that one pass gives every survivor its
  * shortest path; objects still unreached are then searched from the nodes
  * "held outside Python", old ones first.  Each survivor also gets an anchor:
  * the nearest old object on its path, which the leak finder uses to group.
@@ -37,6 +38,7 @@
  * 4 per edge; the census 10 per object (atoms included), freed before the
  * search.
  */
+#include <stdio.h>
 #include <time.h>
 
 #include "compat.h"
@@ -376,6 +378,7 @@ mh_heap_graph_free(mh_heap_graph *g)
     mh_g_free(g, g->fwd_off, (nc + 1) * sizeof(uint32_t));
     mh_g_free(g, g->fwd, g->cap_edges * sizeof(uint32_t));
     mh_g_free(g, g->stack, g->cap_stack * sizeof(mh_heap_stackref));
+    mh_g_free(g, g->registries, g->cap_registries * sizeof(mh_heap_registry));
     mh_g_free(g, g->parent, g->n * sizeof(uint32_t));
     mh_g_free(g, g->order, g->n * sizeof(uint32_t));
     mh_g_free(g, g->anchor, g->n * sizeof(uint32_t));
@@ -726,6 +729,60 @@ mh_build_frame(unsigned long tid, int depth, const mh_frame_view *f, void *arg)
     }
 }
 
+/* One of the interpreter's registries (heap_roots.c), unless it is a
+ * registry already (warnings.filters is also _warnings.filters).  An atom
+ * holds nothing and is skipped.  A container that is no node is one the
+ * collector does not track (sys.addaudithook's list is untracked on
+ * purpose): it becomes an old node, traversed by the caller -- registries
+ * are the interpreter's own, created once, not what a run leaked. */
+static int
+mh_build_registry(PyObject *obj, int kind, const char *label, void *arg)
+{
+    mh_build *b = arg;
+    mh_heap_graph *g = b->g;
+    uint32_t idx = mh_table_get(g, obj);
+    if (idx == UINT32_MAX) {
+        if (!mh_is_gc(obj) || obj == g->self_obj || g->nregistries == MH_MAX_REGISTRIES)
+            return 0;
+        idx = mh_node_add(g, obj, 0);
+        if (idx == UINT32_MAX)
+            return -1;
+    }
+    if ((g->flags[idx] & MH_NODE_REGISTRY) || g->nregistries == MH_MAX_REGISTRIES)
+        return 0;
+    if (g->nregistries == g->cap_registries) {
+        uint32_t nc = g->cap_registries ? g->cap_registries * 2 : 32;
+        mh_heap_registry *p = mh_g_realloc(g, g->registries, g->cap_registries * sizeof(*p),
+                                           nc * sizeof(*p));
+        if (p == NULL)
+            return -1;
+        g->registries = p;
+        g->cap_registries = nc;
+    }
+    g->flags[idx] |= MH_NODE_REGISTRY;
+    mh_heap_registry *r = &g->registries[g->nregistries++];
+    r->node = idx;
+    r->kind = (uint8_t)kind;
+    snprintf(r->label, sizeof r->label, "%s", label);
+    /* heap_roots.c reports the parts of one registry one after another. */
+    r->first = g->nregistries - 1;
+    if (r->first > 0 && r[-1].kind == r->kind && strcmp(r[-1].label, r->label) == 0)
+        r->first = r[-1].first;
+    return 0;
+}
+
+int
+mh_heap_registry_of(const mh_heap_graph *g, uint32_t node)
+{
+    if (!(g->flags[node] & MH_NODE_REGISTRY))
+        return -1;
+    for (uint32_t k = 0; k < g->nregistries; k++) {
+        if (g->registries[k].node == node)
+            return (int)k;
+    }
+    return -1;
+}
+
 Py_ssize_t
 mh_heap_graph_extra(const mh_heap_graph *g, uint32_t i)
 {
@@ -783,6 +840,17 @@ mh_bfs(mh_heap_graph *g)
     for (uint32_t i = 0; i < g->n; i++) {
         if ((g->flags[i] & (MH_NODE_SURVIVOR | MH_NODE_TYPE)) == MH_NODE_TYPE)
             mh_bfs_push(g, i, MH_PARENT_CLASS);
+    }
+    /* The interpreter's registries: what only they hold was registered
+     * there (a survivor registry entry is a root too: a handler set per
+     * call). */
+    for (uint32_t k = 0; k < g->nregistries; k++) {
+        uint32_t i = g->registries[k].node;
+        if (g->parent[i] != MH_PARENT_UNREACHED)
+            continue;
+        mh_bfs_push(g, i, MH_PARENT_REGISTRY + k);
+        if (g->flags[i] & MH_NODE_SURVIVOR)
+            g->anchor[i] = MH_PARENT_REGISTRY + g->registries[k].first;
     }
     for (size_t k = 0; k < g->nstack; k++) {
         uint32_t i = g->stack[k].node;
@@ -889,6 +957,9 @@ mh_heap_graph_build(mh_heap_graph *g, mh_heap_set *census, PyObject *self_obj,
     uint32_t before = g->n;
     mh_compat_thread_frames(mh_build_frame, b);
     if (b->nomem || mh_build_edges(b, before) < 0)
+        goto nomem;
+    before = g->n;
+    if (mh_heap_registries_each(mh_build_registry, b) < 0 || mh_build_edges(b, before) < 0)
         goto nomem;
     for (uint32_t i = 0; i < g->n; i++)
         g->nsurvivors += (g->flags[i] & MH_NODE_SURVIVOR) != 0;

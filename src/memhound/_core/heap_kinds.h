@@ -15,7 +15,17 @@
     X(MODULE, "module", "module {}")            /* a module in sys.modules */   \
     X(CLASS, "class", "class {}")               /* a class reachable from one */ \
     X(THREAD, "thread", "thread {}")            /* a thread's stack; label: id */ \
-    X(EXTERNAL, "external", "{}")               /* references from native code */
+    X(EXTERNAL, "external", "{}")               /* references from native code */ \
+    /* The interpreter's registries (heap_roots.c); label: which one. */        \
+    X(AT_FORK, "at_fork", "os.register_at_fork({}=...) callbacks")              \
+    X(ATEXIT, "atexit", "atexit.register() {}") /* callbacks, or one's args */  \
+    X(SIGNAL, "signal", "signal handler of {}") /* label: SIGUSR1 */            \
+    X(SYS_MODULES, "sys_modules", "sys.modules")                                \
+    X(CODECS, "codecs", "{}")                   /* search functions, cache */   \
+    X(WARNINGS, "warnings", "{}")               /* filters, __warningregistry__ */ \
+    X(THREADING, "threading", "threading.{}")   /* label: _active, _dangling */ \
+    X(AUDIT_HOOKS, "audit_hooks", "sys.addaudithook() hooks")                   \
+    X(INTERNED, "interned", "the interpreter's interned strings")
 
 #define MH_EDGE_KINDS(X)                                                        \
     X(GLOBAL, "global", "global {}")            /* a module's dict entry */     \

@@ -178,80 +178,105 @@ mh_is_lru(PyObject *o)
     return strcmp(Py_TYPE(o)->tp_name, "functools._lru_cache_wrapper") == 0;
 }
 
-/* Name the edge a -> b (c: the node after b, or NULL). */
+/* ---- naming one edge -----------------------------------------------------
+ * One labeller per family of parent objects.  Each names the edge a -> b
+ * (c: the node after b, or NULL) when `a` is of its family and it finds
+ * `b`: it returns 1 with `s` filled, 0 when the edge is not its to name,
+ * -1 with an exception set.  mh_label_edge() asks them in order. */
+
+/* Fills `s`; 1, or -1 when `label` (a new reference) is NULL. */
 static int
-mh_label_edge(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
+mh_step_set(mh_step *s, mh_edge_kind kind, PyObject *label, int consumed)
 {
-    s->consumed = 1;
-    s->label = NULL;
-    /* Module globals, class attributes, instance __dict__ entries. */
-    if (c != NULL && PyDict_Check(b)) {
-        PyObject *owner_dict = NULL;
-        mh_edge_kind kind = MH_EDGE_ATTR;
-        if (PyModule_Check(a)) {
-            owner_dict = PyModule_GetDict(a);
-            kind = MH_EDGE_GLOBAL;
-        }
-        else if (PyType_Check(a)) {
-            owner_dict = ((PyTypeObject *)a)->tp_dict;
-            kind = MH_EDGE_CLASS_ATTR;
-        }
-        else {
-            owner_dict = mh_compat_existing_dict(a);
-        }
-        if (owner_dict == b) {
-            PyObject *key = mh_dict_key_of(b, c);
-            if (key != NULL) {
-                s->kind = kind;
-                s->label = mh_name_text(key);
-                s->consumed = 2;
-                return s->label ? 0 : -1;
-            }
-        }
+    s->kind = kind;
+    s->label = label;
+    s->consumed = consumed;
+    return label != NULL ? 1 : -1;
+}
+
+/* Module globals, class attributes, instance __dict__ entries: the dict is
+ * storage, folded into one step named by the key. */
+static int
+mh_label_owner_dict(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
+{
+    if (c == NULL || !PyDict_Check(b))
+        return 0;
+    PyObject *owner_dict;
+    mh_edge_kind kind = MH_EDGE_ATTR;
+    if (PyModule_Check(a)) {
+        owner_dict = PyModule_GetDict(a);
+        kind = MH_EDGE_GLOBAL;
     }
-    if (mh_is_lru(a)) {
-        s->kind = MH_EDGE_LRU_CACHE;
-        s->label = mh_lru_label(a);
-        return s->label ? 0 : -1;
+    else if (PyType_Check(a)) {
+        owner_dict = ((PyTypeObject *)a)->tp_dict;
+        kind = MH_EDGE_CLASS_ATTR;
     }
-    if (PyFunction_Check(a)) {
-        PyObject *closure = PyFunction_GetClosure(a);
-        if (closure != NULL && closure == b && c != NULL && PyTuple_Check(b)) {
-            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(b); i++) {
-                if (PyTuple_GET_ITEM(b, i) != c)
-                    continue;
-                PyObject *names = PyObject_GetAttrString(PyFunction_GetCode(a), "co_freevars");
-                if (names == NULL)
-                    return -1;
-                if (PyTuple_Check(names) && i < PyTuple_GET_SIZE(names)) {
-                    s->kind = MH_EDGE_CLOSURE;
-                    s->label = Py_NewRef(PyTuple_GET_ITEM(names, i));
-                    s->consumed = 2;
-                }
-                Py_DECREF(names);
-                if (s->label != NULL)
-                    return 0;
-            }
-        }
+    else {
+        owner_dict = mh_compat_existing_dict(a);
     }
+    PyObject *key = owner_dict == b ? mh_dict_key_of(b, c) : NULL;
+    if (key == NULL)
+        return 0;
+    return mh_step_set(s, kind, mh_name_text(key), 2);
+}
+
+static int
+mh_label_lru(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
+{
+    (void)b; (void)c;
+    if (!mh_is_lru(a))
+        return 0;
+    return mh_step_set(s, MH_EDGE_LRU_CACHE, mh_lru_label(a), 1);
+}
+
+/* A function's __closure__ tuple and the cell in it: one step named by the
+ * free variable. */
+static int
+mh_label_closure(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
+{
+    if (!PyFunction_Check(a) || c == NULL || !PyTuple_Check(b) || PyFunction_GetClosure(a) != b)
+        return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(b); i++) {
+        if (PyTuple_GET_ITEM(b, i) != c)
+            continue;
+        PyObject *names = PyObject_GetAttrString(PyFunction_GetCode(a), "co_freevars");
+        if (names == NULL)
+            return -1;
+        int r = 0;
+        if (PyTuple_Check(names) && i < PyTuple_GET_SIZE(names))
+            r = mh_step_set(s, MH_EDGE_CLOSURE, Py_NewRef(PyTuple_GET_ITEM(names, i)), 2);
+        Py_DECREF(names);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Frames, generators, coroutines: the local slot. */
+static int
+mh_label_frame_local(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
+{
+    (void)c;
     mh_frame_view f;
-    if (mh_compat_object_frame(a, &f)) {
-        int idx;
-        PyObject *name = mh_local_name(&f, b, &idx);
-        if (name != NULL) {
-            PyObject *fn = ((PyCodeObject *)f.code)->co_qualname;
-            s->kind = MH_EDGE_LOCAL;
-            s->label = PyUnicode_FromFormat("%U() local %U", fn, name);
-            return s->label ? 0 : -1;
-        }
-    }
+    int idx;
+    PyObject *name = mh_compat_object_frame(a, &f) ? mh_local_name(&f, b, &idx) : NULL;
+    if (name == NULL)
+        return 0;
+    PyObject *fn = ((PyCodeObject *)f.code)->co_qualname;
+    return mh_step_set(s, MH_EDGE_LOCAL, PyUnicode_FromFormat("%U() local %U", fn, name), 1);
+}
+
+/* Tracebacks and exceptions: tb_next, tb_frame, __traceback__, ... */
+static int
+mh_label_exception(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
+{
+    (void)c;
     if (PyTraceBack_Check(a)) {
         PyTracebackObject *tb = (PyTracebackObject *)a;
-        if ((PyObject *)tb->tb_next == b || (PyObject *)tb->tb_frame == b) {
-            s->kind = MH_EDGE_TRACEBACK;
-            s->label = PyUnicode_FromString((PyObject *)tb->tb_next == b ? "tb_next" : "tb_frame");
-            return s->label ? 0 : -1;
-        }
+        if ((PyObject *)tb->tb_next == b || (PyObject *)tb->tb_frame == b)
+            return mh_step_set(s, MH_EDGE_TRACEBACK,
+                               PyUnicode_FromString((PyObject *)tb->tb_next == b ? "tb_next"
+                                                                                 : "tb_frame"), 1);
     }
     if (PyExceptionInstance_Check(a)) {
         PyBaseExceptionObject *e = (PyBaseExceptionObject *)a;
@@ -259,78 +284,117 @@ mh_label_edge(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
                       : b == e->context ? "__context__"
                       : b == e->cause ? "__cause__"
                       : b == e->args ? "args" : NULL;
-        if (n != NULL) {
-            s->kind = b == e->traceback ? MH_EDGE_TRACEBACK : MH_EDGE_ATTR;
-            s->label = PyUnicode_FromString(n);
-            return s->label ? 0 : -1;
-        }
+        if (n != NULL)
+            return mh_step_set(s, b == e->traceback ? MH_EDGE_TRACEBACK : MH_EDGE_ATTR,
+                               PyUnicode_FromString(n), 1);
     }
-    if (PyMethod_Check(a)) {
-        s->kind = MH_EDGE_ATTR;
-        s->label = PyUnicode_FromString(PyMethod_GET_SELF(a) == b ? "__self__" : "__func__");
-        return s->label ? 0 : -1;
-    }
-    if (PyCell_Check(a)) {
-        s->kind = MH_EDGE_ATTR;
-        s->label = PyUnicode_FromString("cell_contents");
-        return s->label ? 0 : -1;
-    }
-    if (PyDict_Check(a)) {
-        PyObject *key = mh_dict_key_of(a, b);
-        if (key != NULL) {
-            PyObject *text = mh_key_text(key);
-            if (text == NULL)
-                return -1;
-            s->kind = MH_EDGE_KEY;
-            s->label = PyUnicode_FromFormat("[%U]", text);
-            Py_DECREF(text);
-            return s->label ? 0 : -1;
-        }
-        if (mh_dict_has_key(a, b)) {
-            s->kind = MH_EDGE_DICT_KEY;
-            s->label = PyUnicode_FromString("key");
-            return s->label ? 0 : -1;
-        }
-    }
-    if (PyList_Check(a) || PyTuple_Check(a)) {
-        Py_ssize_t n = PyList_Check(a) ? PyList_GET_SIZE(a) : PyTuple_GET_SIZE(a);
-        PyObject **items = PyList_Check(a) ? ((PyListObject *)a)->ob_item
-                                           : ((PyTupleObject *)a)->ob_item;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (items[i] == b) {
-                s->kind = MH_EDGE_INDEX;
-                s->label = PyUnicode_FromFormat("[%zd]", i);
-                return s->label ? 0 : -1;
-            }
-        }
-    }
-    if (PyAnySet_Check(a) || strcmp(Py_TYPE(a)->tp_name, "collections.deque") == 0) {
-        s->kind = MH_EDGE_MEMBER;
-        s->label = PyUnicode_FromString(PyAnySet_Check(a) ? "set member" : "deque member");
-        return s->label ? 0 : -1;
-    }
-    PyObject *name = mh_compat_inline_attr_name(a, b);
-    if (name != NULL) {
-        s->kind = MH_EDGE_ATTR;
-        s->label = mh_name_text(name);
-        return s->label ? 0 : -1;
-    }
-    name = mh_member_name(a, b);
-    if (name != NULL) {
-        s->kind = MH_EDGE_ATTR;
-        s->label = name;
+    return 0;
+}
+
+/* Bound methods and cells: their one or two fixed references. */
+static int
+mh_label_method_or_cell(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
+{
+    (void)c;
+    if (PyMethod_Check(a))
+        return mh_step_set(s, MH_EDGE_ATTR,
+                           PyUnicode_FromString(PyMethod_GET_SELF(a) == b ? "__self__"
+                                                                          : "__func__"), 1);
+    if (PyCell_Check(a))
+        return mh_step_set(s, MH_EDGE_ATTR, PyUnicode_FromString("cell_contents"), 1);
+    return 0;
+}
+
+/* Any other dict: the key of the value, or "dict key". */
+static int
+mh_label_dict(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
+{
+    (void)c;
+    if (!PyDict_Check(a))
         return 0;
+    PyObject *key = mh_dict_key_of(a, b);
+    if (key != NULL) {
+        PyObject *text = mh_key_text(key);
+        if (text == NULL)
+            return -1;
+        PyObject *label = PyUnicode_FromFormat("[%U]", text);
+        Py_DECREF(text);
+        return mh_step_set(s, MH_EDGE_KEY, label, 1);
     }
+    if (mh_dict_has_key(a, b))
+        return mh_step_set(s, MH_EDGE_DICT_KEY, PyUnicode_FromString("key"), 1);
+    return 0;
+}
+
+/* Lists and tuples: the index. */
+static int
+mh_label_sequence(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
+{
+    (void)c;
+    if (!PyList_Check(a) && !PyTuple_Check(a))
+        return 0;
+    Py_ssize_t n = PyList_Check(a) ? PyList_GET_SIZE(a) : PyTuple_GET_SIZE(a);
+    PyObject **items = PyList_Check(a) ? ((PyListObject *)a)->ob_item
+                                       : ((PyTupleObject *)a)->ob_item;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (items[i] == b)
+            return mh_step_set(s, MH_EDGE_INDEX, PyUnicode_FromFormat("[%zd]", i), 1);
+    }
+    return 0;
+}
+
+/* Sets and deques: members have no position worth showing. */
+static int
+mh_label_set_or_deque(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
+{
+    (void)b; (void)c;
+    int is_set = PyAnySet_Check(a);
+    if (!is_set && strcmp(Py_TYPE(a)->tp_name, "collections.deque") != 0)
+        return 0;
+    return mh_step_set(s, MH_EDGE_MEMBER,
+                       PyUnicode_FromString(is_set ? "set member" : "deque member"), 1);
+}
+
+/* Instance attributes: inline values, __slots__ and other members, the
+ * class. */
+static int
+mh_label_attribute(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
+{
+    (void)c;
+    PyObject *name = mh_compat_inline_attr_name(a, b);
+    if (name != NULL)
+        return mh_step_set(s, MH_EDGE_ATTR, mh_name_text(name), 1);
+    name = mh_member_name(a, b);
+    if (name != NULL)
+        return mh_step_set(s, MH_EDGE_ATTR, name, 1);
     if (PyErr_Occurred())
         return -1;
-    if ((PyObject *)Py_TYPE(a) == b) {
-        s->kind = MH_EDGE_ATTR;
-        s->label = PyUnicode_FromString("__class__");
-        return s->label ? 0 : -1;
+    if ((PyObject *)Py_TYPE(a) == b)
+        return mh_step_set(s, MH_EDGE_ATTR, PyUnicode_FromString("__class__"), 1);
+    return 0;
+}
+
+typedef int (*mh_labeller)(PyObject *a, PyObject *b, PyObject *c, mh_step *s);
+
+/* In order: storage folding first (a module's dict before "any dict"). */
+static const mh_labeller mh_labellers[] = {
+    mh_label_owner_dict, mh_label_lru, mh_label_closure, mh_label_frame_local,
+    mh_label_exception, mh_label_method_or_cell, mh_label_dict, mh_label_sequence,
+    mh_label_set_or_deque, mh_label_attribute,
+};
+
+/* Name the edge a -> b (c: the node after b, or NULL); "referent" when no
+ * labeller knows it. */
+static int
+mh_label_edge(PyObject *a, PyObject *b, PyObject *c, mh_step *s)
+{
+    s->label = NULL;
+    for (size_t k = 0; k < sizeof mh_labellers / sizeof *mh_labellers; k++) {
+        int r = mh_labellers[k](a, b, c, s);
+        if (r != 0)
+            return r < 0 ? -1 : 0;
     }
-    s->kind = MH_EDGE_REF;
-    s->label = PyUnicode_FromString("referent");
-    return s->label ? 0 : -1;
+    return mh_step_set(s, MH_EDGE_REF, PyUnicode_FromString("referent"), 1) < 0 ? -1 : 0;
 }
 
 static int
@@ -347,6 +411,34 @@ mh_append_step(const mh_heap_graph *g, PyObject *list, const char *kind, PyObjec
     int r = PyList_Append(list, t);
     Py_DECREF(t);
     return r;
+}
+
+/* The root step of a registry (heap_roots.c): its kind and label. */
+static int
+mh_registry_step(const mh_heap_graph *g, uint32_t k, PyObject *list)
+{
+    const mh_heap_registry *reg = &g->registries[k];
+    PyObject *label = PyUnicode_FromString(reg->label);
+    int r = label ? mh_append_step(g, list, mh_root_kind_names[reg->kind], label, reg->node) : -1;
+    Py_XDECREF(label);
+    return r;
+}
+
+/* A path through one of the interpreter's registries starts at the one
+ * nearest to its target: "threading._dangling -> set member", not "module
+ * threading -> global _dangling (WeakSet) -> attribute data (set) -> set
+ * member".  Index into chain[] (chain[0] is the target), or -1. */
+static long
+mh_registry_on_path(const mh_heap_graph *g, const uint32_t *chain, size_t n, int *reg)
+{
+    if (g->nregistries == 0)
+        return -1;
+    for (size_t j = 0; j < n; j++) {
+        *reg = mh_heap_registry_of(g, chain[j]);
+        if (*reg >= 0)
+            return (long)j;
+    }
+    return -1;
 }
 
 static int
@@ -368,9 +460,17 @@ mh_root_step(const mh_heap_graph *g, uint32_t root, PyObject *list)
         label = mh_heap_type_name((PyTypeObject *)o);
         r = label ? mh_append_step(g, list, mh_root_kind_names[MH_ROOT_CLASS], label, root) : -1;
     }
+    else if (p == MH_PARENT_EXTERNAL && PyUnicode_CheckExact(o) && PyUnicode_CHECK_INTERNED(o)) {
+        /* Its extra references are the interned-string table's. */
+        label = PyUnicode_FromString("");
+        r = label ? mh_append_step(g, list, mh_root_kind_names[MH_ROOT_INTERNED], label, root) : -1;
+    }
     else if (p == MH_PARENT_EXTERNAL) {
         label = PyUnicode_FromString("held outside Python");
         r = label ? mh_append_step(g, list, mh_root_kind_names[MH_ROOT_EXTERNAL], label, root) : -1;
+    }
+    else if (p >= MH_PARENT_REGISTRY && p - MH_PARENT_REGISTRY < g->nregistries) {
+        return mh_registry_step(g, p - MH_PARENT_REGISTRY, list);
     }
     else {
         const mh_heap_stackref *ref = &g->stack[p - MH_PARENT_SPECIAL];
@@ -416,7 +516,13 @@ mh_heap_path(const mh_heap_graph *g, uint32_t i)
     }
     /* chain[n-1] is the root, chain[0] the target */
     PyObject *list = PyList_New(0);
-    if (list == NULL || mh_root_step(g, chain[n - 1], list) < 0)
+    if (list == NULL)
+        goto error;
+    int reg;
+    long at = mh_registry_on_path(g, chain, n, &reg);
+    if (at >= 0)
+        n = (size_t)at + 1;
+    if ((at >= 0 ? mh_registry_step(g, (uint32_t)reg, list) : mh_root_step(g, chain[n - 1], list)) < 0)
         goto error;
     size_t half = MH_PATH_MAX / 2;
     int elided = 0;
