@@ -540,17 +540,18 @@ def _orphan_groups(graph, runs, frames):
 
 _LRU_WRAPPER = getattr(functools, "_lru_cache_wrapper", None)
 _SIZED = (dict, list, set, collections.deque)
-_GROWABLE = _SIZED + (bytearray,)
+_FIXED_SIZE = (tuple, frozenset)
 
 
 def _in_new_container(graph, idx, anchor):
-    """Whether survivor `idx` is held, below its anchor, by a dict, list,
-    set, deque or bytearray created during the runs: its holder's size then
-    says nothing about how many of them there are."""
+    """Whether survivor `idx` is held, below its anchor, by anything but a
+    tuple or frozenset created during the runs (a list, a dict, a linked
+    node): its holder's size then says nothing about how many of them
+    there are."""
     try:
         j = graph.parent(idx)
         while 0 <= j != anchor:
-            if issubclass(type(graph.node(j)), _GROWABLE):
+            if not issubclass(type(graph.node(j)), _FIXED_SIZE):
                 return True
             j = graph.parent(j)
     except (ValueError, IndexError, OverflowError):
@@ -733,7 +734,7 @@ def _groups(graph, runs, frames, census_bytes, t0, c0):
     groups = {}
     order = []
     creation = _core._object_creation
-    nested = set()       # groups with members inside containers created by the runs
+    nested = set()       # groups with members held through other survivors (not tuples)
     for obj, idx, anchor, extra in found:
         tb = creation(obj)
         key = (type(obj), tb[0] if tb else None, anchor)
