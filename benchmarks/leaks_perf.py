@@ -90,6 +90,8 @@ def main():
           % (s["peak_bytes"] / 1e6, s["census_bytes"] / 1e6, tmp / s["nodes"]))
     print("whole find_leaks (incl. warm-up and runs): %.3f s; max RSS %d MB"
           % (total, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024))
+    print("extra runs (are the holders bounded?): %d calls, %.3f s"
+          % (report.extra_runs, s.get("t_extra", 0.0)))
     for g in report.groups[:10]:
         print("  %-22s %4d %-18s %s" % (g.type, g.count, g.cause, g.path_text))
     del heap

@@ -26,9 +26,11 @@ Example::
     >>> report.leaked
     True
 """
+import _thread
 import array
 import collections
 import contextlib
+import functools
 import gc
 import os
 import sys
@@ -102,6 +104,8 @@ HINTS = {
     "uncollectable": "the objects end in gc.garbage (gc.DEBUG_SAVEALL, or a cycle with legacy "
                      "finalizers): break the cycle and clear gc.garbage",
     "unknown": "no well-known holder was recognised: follow the path to see who keeps it",
+    "bounded": "the holder has a bound or keeps its own size in check (see bound): it stops "
+               "growing there, so this is not a leak by itself",
 }
 
 # Edges that are the cause wherever they are on the path (nearest to the
@@ -121,6 +125,24 @@ _REGISTRY_CAUSES = {"at_fork": "at-fork-callback", "atexit": "atexit-callback",
 
 _GEN_TYPES = ("generator", "coroutine", "async_generator")
 _CENSUS_CPU = array.array("d", [0.0])   # no float object: it would be a survivor
+
+# Threads a run starts are joined before the reading that follows it, for at
+# most THREAD_WAIT seconds per run; one still running then is reported (the
+# report's threads_left) and not waited for again.
+THREAD_WAIT = 1.0
+# Growth inside a structure with a bound (lru_cache(maxsize=M), deque(maxlen=M))
+# that is not full is "bounded, still filling (N of M)", not a leak.  When
+# every other leaking group sits in a plain container (dict, list, set,
+# deque), the function is called up to EXTRA_RUNS more times, for at most
+# max(EXTRA_TIME, the time of the warm-up and measured runs) seconds, and the
+# containers' sizes are watched: one that shrinks (a cache pruning itself) or
+# stops growing for STALL_RUNS calls in a row is bounded.  The extra calls
+# stop at the first container that outgrows EXTRA_GROWTH entries; there are
+# none when a measured run left threads running.
+EXTRA_RUNS = 200
+EXTRA_TIME = 1.0
+STALL_RUNS = 10
+EXTRA_GROWTH = 100000
 
 
 class LeakGroup:
@@ -160,7 +182,7 @@ class LeakGroup:
 
     __slots__ = ("type", "count", "count_per_run", "bytes", "created_at", "path",
                  "path_text", "cause", "hint", "held_by_survivor", "external_refs",
-                 "retained_bytes", "contents")
+                 "retained_bytes", "contents", "bound", "_holder")
 
     def to_dict(self):
         """The group as the JSON contract's dict.
@@ -172,7 +194,7 @@ class LeakGroup:
             ...     entries = []
             >>> report = memhound.find_leaks(lambda: Registry.entries.append(bytearray(8)))
             >>> sorted(report.groups[0].to_dict())            # doctest: +NORMALIZE_WHITESPACE
-            ['bytes', 'cause', 'contents', 'count', 'count_per_run', 'created_at',
+            ['bound', 'bytes', 'cause', 'contents', 'count', 'count_per_run', 'created_at',
              'external_refs', 'held_by_survivor', 'hint', 'path', 'path_text',
              'retained_bytes', 'type']
         """
@@ -187,6 +209,7 @@ class LeakGroup:
             "external_refs": self.external_refs,
             "retained_bytes": self.retained_bytes,
             "contents": [dict(c) for c in self.contents],
+            "bound": dict(getattr(self, "bound", None) or {}) or None,
         }
 
     def __repr__(self):
@@ -216,13 +239,20 @@ class LeakReport:
         ...
     """
 
-    def __init__(self, leaked, warmup, runs, deltas, groups, stats=None):
+    def __init__(self, leaked, warmup, runs, deltas, groups, stats=None, bounded=None,
+                 extra_runs=0, threads_left=None):
         self.leaked = leaked
         self.warmup = warmup
         self.runs = runs
         self.deltas = deltas
         self.groups = groups
         self.stats = stats or {}
+        # Groups whose growth is bounded (LeakGroup.bound says how), the
+        # calls made after the measured runs to tell, and per measured run
+        # the threads it started that were still running after THREAD_WAIT.
+        self.bounded = bounded or []
+        self.extra_runs = extra_runs
+        self.threads_left = threads_left or []
 
     def to_dict(self):
         """The report as the JSON contract (extra keys allowed).
@@ -236,7 +266,9 @@ class LeakReport:
         """
         return {"leaked": self.leaked, "warmup": self.warmup, "runs": self.runs,
                 "deltas": {k: list(v) for k, v in self.deltas.items()},
-                "groups": [g.to_dict() for g in self.groups]}
+                "groups": [g.to_dict() for g in self.groups],
+                "bounded": [g.to_dict() for g in self.bounded],
+                "extra_runs": self.extra_runs, "threads_left": list(self.threads_left)}
 
     def __bool__(self):
         return self.leaked
@@ -250,11 +282,15 @@ class LeakReport:
         if self.leaked:
             lines.append("LEAK: every measured run left memory behind (%d warm-up, %d measured runs)"
                          % (self.warmup, self.runs))
+        elif self.bounded:
+            lines.append("no leak: the growth is bounded (%d warm-up, %d measured runs, %d extra runs)"
+                         % (self.warmup, self.runs, self.extra_runs))
         else:
             lines.append("no leak (%d warm-up, %d measured runs)" % (self.warmup, self.runs))
         for key in ("blocks", "objects", "bytes"):
             if d.get(key):
                 lines.append("  %-8s %s" % (key, list(d[key])))
+        lines += _run_notes(self)
         for n, g in enumerate(self.groups, 1):
             lines.append("")
             per = g.count_per_run
@@ -278,6 +314,39 @@ def _contents_text(contents, limit=6):
     if len(contents) > limit:
         parts.append("%d more types" % (len(contents) - limit))
     return ", ".join(parts)
+
+
+def _bound_text(bound):
+    """What the size of a group's holder did, e.g. "bounded, still filling (8 of 128)"."""
+    state, size, limit = bound["state"], bound["size"], bound["maxsize"]
+    if state == "filling":
+        return "bounded, still filling (%d of %d)" % (size, limit)
+    if state == "full":
+        return "bounded, full (%d of %d)" % (size, limit)
+    if state == "pruned":
+        return "bounded: pruned itself from %d to %d entries after %d extra runs" % (
+            bound["peak"], bound["pruned_to"], bound["runs"])
+    if state == "stopped":
+        return "growth stopped after %d extra runs (%d entries)" % (bound["runs"], size)
+    if state == "growing":
+        return "kept growing in all %d extra runs (%d entries)" % (bound["runs"], size)
+    return "%s of %d entries" % (bound["structure"], size)
+
+
+def _run_notes(report):
+    """The report's lines about threads left running, extra runs and bounded growth."""
+    lines = []
+    if any(report.threads_left):
+        lines.append("  threads  %s still running %.1f s after their run (started by the runs)"
+                     % (list(report.threads_left), THREAD_WAIT))
+    for g in report.bounded:
+        lines.append("  bounded  %s: %s -- %s" % (g.type, _bound_text(g.bound),
+                                                 g.path_text or "(no path)"))
+    if report.leaked and report.extra_runs:
+        lines.append("  extra    %d more calls: the holders kept growing (limits: %d calls, "
+                     "%.1f s or the time of the first runs)"
+                     % (report.extra_runs, EXTRA_RUNS, EXTRA_TIME))
+    return lines
 
 
 MAX_RUNS = 1_000_000     # warm-up or measured runs: beyond, a typo rather than a plan
@@ -492,8 +561,193 @@ def _orphan_groups(graph, runs, frames):
         g.external_refs = count if kind == "object" else 0
         g.hint = HINTS[cause]
         g.held_by_survivor = False
+        g.bound = g._holder = None
         (raw if tp is None else groups).append(g)
     return groups, raw
+
+
+_LRU_WRAPPER = getattr(functools, "_lru_cache_wrapper", None)
+_SIZED = (dict, list, set, collections.deque)
+_FIXED_SIZE = (tuple, frozenset)
+
+
+def _in_new_container(graph, idx, anchor):
+    """Whether survivor `idx` is held, below its anchor, by anything but a
+    tuple or frozenset created during the runs (a list, a dict, a linked
+    node): its holder's size then says nothing about how many of them
+    there are."""
+    try:
+        j = graph.parent(idx)
+        while 0 <= j != anchor:
+            if not issubclass(type(graph.node(j)), _FIXED_SIZE):
+                return True
+            j = graph.parent(j)
+    except (ValueError, IndexError, OverflowError):
+        return True
+    return False
+
+
+def _group_bound(graph, surv, starts, members):
+    """_holder_bound() for a group: its first survivors must share one
+    holder, and survivors below them in anything but tuples and frozensets
+    (a bucket list, a linked node) make the holder's size meaningless."""
+    anchors = {surv.anchor[h] for h in starts}
+    if len(anchors) != 1:
+        return None, None
+    heads = set(starts)
+    nested = any(m not in heads and not isinstance(surv.obj[m], _FIXED_SIZE) for m in members)
+    return _holder_bound(graph, anchors.pop(), nested)
+
+
+def _holder_bound(graph, anchor, nested):
+    """(bound, container) for survivors held by the graph node `anchor`.
+
+    bound: None, or a dict {"structure", "size", "maxsize", "state"}: an
+    lru_cache (the holder or the holder's holder) or a deque with maxsize
+    set is "filling" or "full"; a plain dict, list, set or deque is
+    "unknown" and comes back as the container whose size the extra runs
+    watch.  Survivors `nested` in containers the runs created are bounded
+    only by an lru_cache (whose entries are the calls' results).  Sizes are
+    read through the builtin types' own slots: no method of a user
+    subclass runs."""
+    try:
+        holder = graph.node(anchor)
+        parent = graph.parent(anchor)
+        above = graph.node(parent) if parent >= 0 else None
+    except (ValueError, IndexError, OverflowError):
+        return None, None            # a root outside Python, or not held
+    for o in (holder, above):
+        if isinstance(_LRU_WRAPPER, type) and type(o) is _LRU_WRAPPER:
+            info = _LRU_WRAPPER.cache_info(o)
+            if info.maxsize is None:
+                return {"structure": "lru_cache", "size": info.currsize, "maxsize": None,
+                        "state": "unbounded"}, None
+            state = "filling" if info.currsize < info.maxsize else "full"
+            return {"structure": "lru_cache", "size": info.currsize,
+                    "maxsize": info.maxsize, "state": state}, None
+    if holder is gc.garbage or nested:   # gc.garbage grows at collections only
+        return None, None
+    tp = type(holder)
+    for base in _SIZED:
+        if not issubclass(tp, base):
+            continue
+        size = base.__len__(holder)
+        if base is collections.deque:
+            maxlen = collections.deque.maxlen.__get__(holder)
+            if maxlen is not None:
+                state = "filling" if size < maxlen else "full"
+                return {"structure": "deque", "size": size, "maxsize": maxlen,
+                        "state": state}, None
+        return {"structure": base.__name__, "size": size, "maxsize": None,
+                "state": "unknown"}, holder
+    return None, None
+
+
+class _ThreadWatch:
+    """Joins the threads a run started before the next reading (at most
+    THREAD_WAIT seconds per run) and counts those still running."""
+
+    def __init__(self, wait=None):
+        self.wait = wait                    # None: THREAD_WAIT when joining
+        self.known = array.array("Q")       # idents not waited for (again)
+        self.count = array.array("q", [0])  # _thread._count() after the last wait
+
+    def mark(self):
+        """Every thread running now is known: only later ones are waited for."""
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            self.known = array.array("Q", [t.ident for t in threading.enumerate()
+                                           if t.ident is not None])
+        self.count[0] = _thread._count()
+
+    def join(self):
+        """Wait for the threads started since the last call; the number of
+        those still running when the wait ended."""
+        deadline = time.monotonic() + (THREAD_WAIT if self.wait is None else self.wait)
+        left = 0
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            current = threading.get_ident()
+            dummy = getattr(threading, "_DummyThread", ())
+            for t in threading.enumerate():
+                ident = t.ident
+                if ident is None or ident == current or ident in self.known or isinstance(t, dummy):
+                    continue
+                try:
+                    t.join(max(0.0, deadline - time.monotonic()))
+                except RuntimeError:        # not started yet: counted below
+                    continue
+                if t.is_alive():
+                    self.known.append(ident)
+                    left += 1
+        # Threads not started through threading (_thread.start_new_thread).
+        while _thread._count() > self.count[0] + left and time.monotonic() < deadline:
+            time.sleep(0.001)
+        left = max(left, _thread._count() - self.count[0])
+        self.count[0] = _thread._count()
+        return left
+
+
+def _settle_bounds(groups, call, threads, seconds):
+    """Split the leaking groups into (leaking, bounded) and count the extra
+    calls made to tell (see EXTRA_RUNS)."""
+    def has_bound(g):
+        bound = getattr(g, "bound", None)
+        return bool(bound) and bound["state"] in ("filling", "full")
+
+    bounded = [g for g in groups if has_bound(g)]
+    rest = [g for g in groups if not has_bound(g)]
+    if not rest or any(getattr(g, "_holder", None) is None for g in rest):
+        return rest, bounded, 0
+    watched = {}                 # id -> [container, len, start, peak, last growth, pruned to]
+    for g in rest:
+        h = g._holder
+        if id(h) not in watched:
+            size = g.bound["size"]
+            length = next(base.__len__ for base in _SIZED if issubclass(type(h), base))
+            watched[id(h)] = [h, length, size, size, 0, None]
+    runs = 0
+    deadline = time.monotonic() + seconds
+
+    def settled():
+        done = True
+        for w in watched.values():
+            n = w[1](w[0])
+            if n < w[3] and w[5] is None:
+                w[5] = n
+            if n > w[3]:
+                w[3], w[4] = n, runs
+            if w[5] is None and runs - w[4] < STALL_RUNS:
+                done = False
+        return done
+
+    try:
+        while runs < EXTRA_RUNS and time.monotonic() < deadline:
+            call()
+            threads.join()
+            runs += 1
+            # A stall is confirmed after a full collection: what finalizers,
+            # weakref callbacks or the collector add shows up only then.
+            if settled() and (_clear_caches() or settled()):
+                break
+            if any(w[3] - w[2] > EXTRA_GROWTH for w in watched.values()):
+                break
+    except Exception as exc:     # the verdict stands; the extra runs are not the user's test
+        warnings.warn("memhound: extra runs stopped: %s: %s" % (type(exc).__name__, exc),
+                      RuntimeWarning, stacklevel=3)
+        return rest, bounded, runs
+    leaking = []
+    for g in rest:
+        w = watched[id(g._holder)]
+        n = w[1](w[0])
+        if w[5] is not None:
+            g.bound.update(state="pruned", size=n, peak=w[3], pruned_to=w[5], runs=runs)
+        elif runs - w[4] >= STALL_RUNS:
+            g.bound.update(state="stopped", size=n, runs=w[4])
+        else:
+            g.bound.update(state="growing", size=n, runs=runs)
+        (leaking if g.bound["state"] == "growing" else bounded).append(g)
+    return leaking, bounded, runs
 
 
 def _analyse(census, runs, frames):
@@ -801,6 +1055,7 @@ def _groups(graph, runs, frames, census_bytes, t0, c0):
         g.held_by_survivor = any(surv.holder.get(h) is not None and surv.holder[h] not in gparent
                                  for h in starts)
         g.hint = _hint(graph, surv, g, path, starts, runs, rep)
+        g.bound, g._holder = _group_bound(graph, surv, starts, members)
         result.append(g)
     # Memory that no Python object owns is mostly the buffers of the
     # objects above: it is reported only when nothing else explains a leak.
@@ -1037,12 +1292,17 @@ def _find_leaks(func, args, kwargs, warmup, runs, frames):
     blocks = array.array("q", bytes(8 * (runs + 1)))
     objects = array.array("q", bytes(8 * (runs + 1)))
     nbytes = array.array("q", bytes(8 * (runs + 1)))
+    threads_left = array.array("q", bytes(8 * runs))
+    threads = _ThreadWatch()
+    threads.mark()
+    started = time.monotonic()
     gc_was_enabled = gc.isenabled()
     census = None
     with _Tracing(frames):
         try:
             for _ in range(warmup):
                 func(*args, **kwargs)
+                threads.join()
                 _clear_caches()
             census = _take_census()
             steps = iter(range(1, runs + 1))
@@ -1055,6 +1315,7 @@ def _find_leaks(func, args, kwargs, warmup, runs, frames):
             nbytes[0] = _traced_bytes()
             for i in steps:
                 func(*args, **kwargs)
+                threads_left[i - 1] = threads.join()
                 _clear_caches()
                 blocks[i] = sys.getallocatedblocks()
                 objects[i] = len(gc.get_objects())
@@ -1070,7 +1331,22 @@ def _find_leaks(func, args, kwargs, warmup, runs, frames):
               for name, arr in (("blocks", blocks), ("objects", objects), ("bytes", nbytes))}
     leaked = (all(d >= 1 for d in deltas["blocks"]) or all(d >= 1 for d in deltas["objects"]))
     groups = [g for g in groups if _grows(g, runs)] if leaked else []
-    return LeakReport(leaked, warmup, runs, deltas, groups, stats)
+    bounded, extra = [], 0
+    # Runs that leave threads running are not a bounded pattern, and every
+    # extra call would wait THREAD_WAIT for them: no extra runs then.
+    if groups and not any(threads_left):
+        t_extra = time.monotonic()
+        seconds = max(EXTRA_TIME, t_extra - started)
+        groups, bounded, extra = _settle_bounds(groups, lambda: func(*args, **kwargs),
+                                                threads, seconds)
+        leaked = bool(groups)
+        stats["t_extra"] = time.monotonic() - t_extra
+    for g in groups + bounded:
+        g._holder = None
+    for g in bounded:
+        g.hint = HINTS["bounded"]
+    return LeakReport(leaked, warmup, runs, deltas, groups, stats, bounded=bounded,
+                      extra_runs=extra, threads_left=list(threads_left))
 
 
 class survivors:
@@ -1115,6 +1391,8 @@ class survivors:
             self._blocks[1] = sys.getallocatedblocks()
             gc.disable()
             groups, stats = _analyse_or_warn(census, 1, self.frames)
+            for g in groups:
+                g._holder = None
             deltas = {"blocks": [self._blocks[1] - self._blocks[0]], "objects": [], "bytes": []}
             self._report = LeakReport(bool(groups), 0, 1, deltas, groups, stats)
         finally:

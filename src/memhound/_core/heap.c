@@ -1,10 +1,14 @@
 /* heap.c -- Python face of the heap graph: _core.HeapCensus, _core.HeapGraph.
  *
  * Both are plain (non-GC) objects whose memory lives in memory.h, so they
- * never appear in the graph they describe.  A HeapGraph holds borrowed
- * pointers to every object: the leak finder (leaks.py) keeps the collector
- * disabled and runs no user code while one is open, and closes it before
- * returning.  These are private building blocks; the public API is
+ * never appear in the graph they describe.  A HeapGraph points to every
+ * object but, once built, holds a reference only to what it still reads:
+ * the survivors and the nodes on their paths (mh_heap_graph_hold()), so
+ * that threads which run while the leak finder's Python code runs -- and
+ * free objects, or exit -- cannot leave it a dangling pointer.  The
+ * orphans are computed in the same GIL-holding call as the build, for the
+ * same reason.  Methods that take a node index accept held nodes only.
+ * These are private building blocks; the public API is
  * memhound.find_leaks() and memhound.survivors().
  */
 #include "heap.h"
@@ -96,14 +100,20 @@ typedef struct {
     int open;
     char *skip;
     size_t skip_size;
+    PyObject *orphans;        /* mh_heap_orphans() taken right after the build */
 } mh_graph_object;
 
 static void
 mh_graph_release(mh_graph_object *self)
 {
-    if (self->open)
-        mh_heap_graph_free(&self->g);
+    /* Closed first: the references dropped below may run finalizers. */
+    int was_open = self->open;
     self->open = 0;
+    Py_CLEAR(self->orphans);
+    if (was_open) {
+        mh_heap_graph_unhold(&self->g);
+        mh_heap_graph_free(&self->g);
+    }
     if (self->skip != NULL)
         mh_mem_free(self->skip, self->skip_size);
     self->skip = NULL;
@@ -139,6 +149,20 @@ mh_graph_index(mh_graph_object *self, PyObject *arg, uint32_t *out)
         return -1;
     }
     *out = (uint32_t)i;
+    return 0;
+}
+
+/* A node that may be dereferenced: the graph holds a reference to it. */
+static int
+mh_graph_held_index(mh_graph_object *self, PyObject *arg, uint32_t *out)
+{
+    if (mh_graph_index(self, arg, out) < 0)
+        return -1;
+    if (!(self->g.flags[*out] & MH_NODE_HELD)) {
+        PyErr_Format(PyExc_ValueError,
+                     "node %u is neither a survivor nor on a survivor's path", *out);
+        return -1;
+    }
     return 0;
 }
 
@@ -190,7 +214,7 @@ static PyObject *
 mh_graph_path(mh_graph_object *self, PyObject *arg)
 {
     uint32_t i;
-    if (mh_graph_index(self, arg, &i) < 0)
+    if (mh_graph_held_index(self, arg, &i) < 0)
         return NULL;
     return mh_heap_path(&self->g, i);
 }
@@ -199,7 +223,7 @@ static PyObject *
 mh_graph_extra(mh_graph_object *self, PyObject *arg)
 {
     uint32_t i;
-    if (mh_graph_index(self, arg, &i) < 0)
+    if (mh_graph_held_index(self, arg, &i) < 0)
         return NULL;
     return PyLong_FromSsize_t(mh_heap_graph_extra(&self->g, i));
 }
@@ -219,7 +243,29 @@ mh_graph_orphans(mh_graph_object *self, PyObject *noargs)
     (void)noargs;
     if (mh_graph_check(self) < 0)
         return NULL;
-    return mh_heap_orphans(&self->g, self->skip);
+    return Py_NewRef(self->orphans);
+}
+
+/* The object of a held node (a survivor or a node on a survivor's path):
+ * the leak finder reads the holders of bounded structures through it. */
+static PyObject *
+mh_graph_node(mh_graph_object *self, PyObject *arg)
+{
+    uint32_t i;
+    if (mh_graph_held_index(self, arg, &i) < 0)
+        return NULL;
+    return Py_NewRef(self->g.nodes[i]);
+}
+
+/* The node that leads to a held node on its path, or -1 for a root. */
+static PyObject *
+mh_graph_parent(mh_graph_object *self, PyObject *arg)
+{
+    uint32_t i;
+    if (mh_graph_held_index(self, arg, &i) < 0)
+        return NULL;
+    uint32_t p = self->g.parent[i];
+    return PyLong_FromLong(p >= MH_PARENT_SPECIAL ? -1L : (long)p);
 }
 
 static PyObject *
@@ -229,15 +275,6 @@ mh_graph_group_links(mh_graph_object *self, PyObject *noargs)
     if (mh_graph_check(self) < 0)
         return NULL;
     return mh_heap_group_links(&self->g);
-}
-
-static PyObject *
-mh_graph_node(mh_graph_object *self, PyObject *arg)
-{
-    uint32_t i;
-    if (mh_graph_index(self, arg, &i) < 0)
-        return NULL;
-    return mh_heap_node(&self->g, i);
 }
 
 static PyObject *
@@ -279,13 +316,16 @@ static PyMethodDef mh_graph_methods[] = {
     {"extra", (PyCFunction)mh_graph_extra, METH_O,
      "References to node not found in Python objects."},
     {"found", (PyCFunction)mh_graph_found, METH_O, "References to node found."},
+    {"node", (PyCFunction)mh_graph_node, METH_O,
+     "The object of a survivor or of a node on a survivor's path."},
+    {"parent", (PyCFunction)mh_graph_parent, METH_O,
+     "The node before a held node on its path from the root, or -1."},
     {"orphans", (PyCFunction)mh_graph_orphans, METH_NOARGS,
      "[(type or None, frames, count, bytes, kind), ...] blocks allocated since the\n"
      "census, still alive, that no node of the graph explains."},
     {"group_links", (PyCFunction)mh_graph_group_links, METH_NOARGS,
      "(tree, cross): [(node, survivor parent or -1, root kind, thread id), ...] per\n"
      "survivor and [(survivor, head), ...] edges from survivors to other heads."},
-    {"node", (PyCFunction)mh_graph_node, METH_O, "The object of a node."},
     {"storage_creation", (PyCFunction)mh_graph_storage_creation, METH_O,
      "Traceback of the storage block of a list, dict or set (its last growth), or None."},
     {"stats", (PyCFunction)mh_graph_stats, METH_NOARGS, "Sizes and timings."},
@@ -340,6 +380,7 @@ mh_py_heap_graph(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     self->open = 0;
     self->skip = NULL;
     self->skip_size = 0;
+    self->orphans = NULL;
     if (skip != NULL) {
         size_t skip_len = strlen(skip);
         self->skip_size = skip_len + 1;
@@ -355,7 +396,14 @@ mh_py_heap_graph(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(self);
         return NULL;
     }
+    /* No Python code may run between the build and these two. */
+    mh_heap_graph_hold(&self->g);
     self->open = 1;
+    self->orphans = mh_heap_orphans(&self->g, self->skip);
+    if (self->orphans == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
     return (PyObject *)self;
 }
 

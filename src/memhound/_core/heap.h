@@ -56,6 +56,7 @@ int mh_heap_census_take(mh_heap_set *s);
                                    (computed for unreached nodes only) */
 #define MH_NODE_MODULE   0x04
 #define MH_NODE_TYPE     0x08
+#define MH_NODE_HELD     0x10   /* the graph holds a reference (mh_heap_graph_hold) */
 #define MH_NODE_REGISTRY 0x80   /* one of the interpreter's registries
                                    (heap_roots.c): g->registries says which */
 
@@ -98,6 +99,7 @@ typedef struct {
     size_t tcap, tcount;
     mh_heap_stackref *stack;
     size_t nstack, cap_stack;
+    int stack_held;           /* the stack refs' code objects are referenced */
     mh_heap_registry *registries;   /* registry roots, in search order */
     uint32_t nregistries, cap_registries;
     uint32_t *parent;         /* BFS tree from the roots */
@@ -120,7 +122,20 @@ typedef struct {
 int mh_heap_graph_build(mh_heap_graph *g, mh_heap_set *census,
                         PyObject *self_obj, const char *skip_prefix);
 void mh_heap_graph_free(mh_heap_graph *g);
-/* References held from outside Python objects (refcount - found). */
+
+/* Once the build returns, other threads may run (the leak finder runs
+ * Python code while the graph is open) and free any object the graph only
+ * points to.  mh_heap_graph_hold() takes a reference to every node that is
+ * read after the build -- the survivors and every node on their paths from
+ * the roots (MH_NODE_HELD) -- and to the code objects of the thread-stack
+ * roots; only those may be dereferenced afterwards.  Call it in the same
+ * GIL-holding stretch as the build.  mh_heap_graph_unhold() drops them
+ * (it may run finalizers of objects that died meanwhile). */
+void mh_heap_graph_hold(mh_heap_graph *g);
+void mh_heap_graph_unhold(mh_heap_graph *g);
+/* References held from outside Python objects (refcount - found, minus
+ * the graph's own reference of a held node).  Held nodes only, after the
+ * build. */
 Py_ssize_t mh_heap_graph_extra(const mh_heap_graph *g, uint32_t i);
 
 /* ---- registry roots (heap_roots.c) --------------------------------------
@@ -161,8 +176,6 @@ PyObject *mh_heap_orphans(const mh_heap_graph *g, const char *skip);
  * lists (survivor, head) for the edges from a survivor to a head that is
  * not the head's parent.  New reference, or NULL with an exception set. */
 PyObject *mh_heap_group_links(const mh_heap_graph *g);
-/* Node i's object (new reference; valid while the graph is open). */
-PyObject *mh_heap_node(const mh_heap_graph *g, uint32_t i);
 /* Creation traceback of the storage block of a list, dict or set -- the
  * line that last grew it -- or None (heap_growth.c).  New reference. */
 PyObject *mh_heap_storage_creation(PyObject *container);

@@ -786,7 +786,8 @@ mh_heap_registry_of(const mh_heap_graph *g, uint32_t node)
 Py_ssize_t
 mh_heap_graph_extra(const mh_heap_graph *g, uint32_t i)
 {
-    return mh_compat_refcnt(g->nodes[i]) - (Py_ssize_t)g->found[i];
+    Py_ssize_t own = (g->flags[i] & MH_NODE_HELD) != 0;
+    return mh_compat_refcnt(g->nodes[i]) - (Py_ssize_t)g->found[i] - own;
 }
 
 /* ---- graph: root search ------------------------------------------------- */
@@ -875,6 +876,50 @@ mh_bfs(mh_heap_graph *g)
         mh_bfs_run(g, head);
     }
     return 0;
+}
+
+/* ---- graph: references for the time after the build -------------------- */
+
+void
+mh_heap_graph_hold(mh_heap_graph *g)
+{
+    for (uint32_t i = 0; i < g->n; i++) {
+        if (!(g->flags[i] & MH_NODE_SURVIVOR))
+            continue;
+        /* Up the BFS tree until a root or a node already held: every path
+         * is held once, so this is linear in the nodes held. */
+        uint32_t j = i;
+        while (!(g->flags[j] & MH_NODE_HELD)) {
+            g->flags[j] |= MH_NODE_HELD;
+            Py_INCREF(g->nodes[j]);
+            uint32_t p = g->parent[j];
+            if (p >= MH_PARENT_SPECIAL)
+                break;
+            j = p;
+        }
+    }
+    for (size_t k = 0; k < g->nstack; k++)
+        Py_INCREF(g->stack[k].code);
+    g->stack_held = 1;
+}
+
+void
+mh_heap_graph_unhold(mh_heap_graph *g)
+{
+    /* Flags first, references after: a finalizer run by a Py_DECREF below
+     * must find nothing left to drop twice. */
+    uint32_t n = g->n;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!(g->flags[i] & MH_NODE_HELD))
+            continue;
+        g->flags[i] &= (uint8_t)~MH_NODE_HELD;
+        Py_DECREF(g->nodes[i]);
+    }
+    if (g->stack_held) {
+        g->stack_held = 0;
+        for (size_t k = 0; k < g->nstack; k++)
+            Py_DECREF(g->stack[k].code);
+    }
 }
 
 int

@@ -130,9 +130,3 @@ done:
     Py_XDECREF(cross);
     return res;
 }
-
-PyObject *
-mh_heap_node(const mh_heap_graph *g, uint32_t i)
-{
-    return Py_NewRef(g->nodes[i]);
-}
