@@ -25,7 +25,7 @@
  * be freed while the GIL is held); blocks of the RAW domain are counted by
  * site, never read.  Blocks whose newest frame is memhound's own file are
  * the analysis's own and left out.  GIL held; the collector is disabled by
- * the caller (leaks.py) while the graph is open.
+ * the caller (leaks/) while the graph is open.
  */
 #include <stdlib.h>
 #include <string.h>
