@@ -451,6 +451,10 @@ mh_heap_orphans(const mh_heap_graph *g, const char *skip)
         PyErr_NoMemory();
         goto done;
     }
+    if (o.n == 0) {             /* nothing new: and qsort() must not see NULL */
+        res = PyList_New(0);
+        goto done;
+    }
     if (mh_orphans_check_types(&o) < 0)
         goto done;
     mh_orphans_find_objects(&o);

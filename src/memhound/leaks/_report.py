@@ -126,10 +126,10 @@ class LeakGroup:
         >>> import memhound
         >>> class Registry:
         ...     entries = []
-        >>> report = memhound.find_leaks(lambda: Registry.entries.append(bytearray(8)))
+        >>> report = memhound.find_leaks(lambda: Registry.entries.extend(bytearray(8) for _ in range(50)))
         >>> g = report.groups[0]
         >>> g.type, g.cause, g.count_per_run
-        ('bytearray', 'class-collection', 1)
+        ('bytearray', 'class-collection', 50)
         >>> g.path_text                                      # doctest: +ELLIPSIS
         'class ...Registry -> class attribute entries (list) -> [...] -> bytearray'
     """
@@ -146,7 +146,7 @@ class LeakGroup:
             >>> import memhound
             >>> class Registry:
             ...     entries = []
-            >>> report = memhound.find_leaks(lambda: Registry.entries.append(bytearray(8)))
+            >>> report = memhound.find_leaks(lambda: Registry.entries.extend(bytearray(8) for _ in range(50)))
             >>> sorted(report.groups[0].to_dict())            # doctest: +NORMALIZE_WHITESPACE
             ['bound', 'bytes', 'cause', 'contents', 'count', 'count_per_run', 'created_at',
              'external_refs', 'held_by_survivor', 'hint', 'path', 'path_text',
@@ -183,13 +183,13 @@ class LeakReport:
         >>> import memhound
         >>> class Registry:
         ...     entries = []
-        >>> report = memhound.find_leaks(lambda: Registry.entries.append(bytearray(8)), runs=3)
+        >>> report = memhound.find_leaks(lambda: Registry.entries.extend(bytearray(8) for _ in range(50)), runs=3)
         >>> bool(report), report.runs, len(report.deltas["blocks"])
         (True, 3, 3)
         >>> print(report)                                   # doctest: +ELLIPSIS
         LEAK: every measured run left memory behind (3 warm-up, 3 measured runs)
         ...
-        #1 bytearray: 3 object(s), 1 per run, ... bytes  [class-collection]
+        #1 bytearray: 150 object(s), 50 per run, ... bytes  [class-collection]
         ...
     """
 
