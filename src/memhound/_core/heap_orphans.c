@@ -273,8 +273,10 @@ mh_orphan_by_obj(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void
-mh_orphans_mark_one(mh_orphan *objs, size_t nobj, uintptr_t p)
+/* The orphan whose object is at `p` among `objs` (sorted by object
+ * address), or NULL. */
+static mh_orphan *
+mh_orphans_find(mh_orphan *objs, size_t nobj, uintptr_t p)
 {
     size_t lo = 0, hi = nobj;
     while (lo < hi) {
@@ -284,11 +286,18 @@ mh_orphans_mark_one(mh_orphan *objs, size_t nobj, uintptr_t p)
             lo = mid + 1;
         else if (q > p)
             hi = mid;
-        else {
-            objs[mid].reached = 1;
-            return;
-        }
+        else
+            return &objs[mid];
     }
+    return NULL;
+}
+
+static void
+mh_orphans_mark_one(mh_orphan *objs, size_t nobj, uintptr_t p)
+{
+    mh_orphan *r = mh_orphans_find(objs, nobj, p);
+    if (r != NULL)
+        r->reached = 1;
 }
 
 /* Flag the objects that are nodes of the graph: the graph explains them;
@@ -326,21 +335,10 @@ static int
 mh_orphans_visit(PyObject *child, void *arg)
 {
     mh_hold_walk *w = arg;
-    size_t lo = 0, hi = w->nobj;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        mh_orphan *r = &w->objs[mid];
-        if ((uintptr_t)r->obj < (uintptr_t)child)
-            lo = mid + 1;
-        else if ((uintptr_t)r->obj > (uintptr_t)child)
-            hi = mid;
-        else {
-            if (r != w->holder && !r->held && !r->reached) {
-                r->held = 1;
-                w->holder->held_bytes += r->size + r->held_bytes;
-            }
-            break;
-        }
+    mh_orphan *r = mh_orphans_find(w->objs, w->nobj, (uintptr_t)child);
+    if (r != NULL && r != w->holder && !r->held && !r->reached) {
+        r->held = 1;
+        w->holder->held_bytes += r->size + r->held_bytes;
     }
     return 0;
 }
