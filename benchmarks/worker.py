@@ -239,6 +239,23 @@ class _Tracing:
         self._exit()
 
 
+def _paired_runs(timed, func, scale, pairs, budget, tracing):
+    """Up to `pairs` untraced/traced pairs of `timed()` runs, until the traced
+    runs have used `budget` seconds; `tracing(i)` is the context manager of
+    the i-th traced run."""
+    times, baseline, ratios = [], [], []
+    for i in range(pairs):
+        baseline.append(timed())
+        with tracing(i):
+            func(scale * 0.25)  # warm the tracer's interning tables
+            times.append(timed())
+        ratios.append(times[-1] / baseline[-1])
+        if sum(times) >= budget:
+            break
+    return {"times": times, "baseline": baseline, "pair_ratios": ratios,
+            "paired_ratio": statistics.median(ratios)}
+
+
 def task_overhead(task):
     """Time one workload under one mode.
 
@@ -270,17 +287,8 @@ def task_overhead(task):
         func(scale * 0.05)  # import-time and first-call effects, untraced
         if mode == "untraced":
             return {"times": [timed() for _ in range(pairs)]}
-        times, baseline, ratios = [], [], []
-        for i in range(pairs):
-            baseline.append(timed())
-            with _Tracing(mode, tmp, run=i):
-                func(scale * 0.25)  # warm the tracer's interning tables
-                times.append(timed())
-            ratios.append(times[-1] / baseline[-1])
-            if sum(times) >= budget:
-                break
-        return {"times": times, "baseline": baseline, "pair_ratios": ratios,
-                "paired_ratio": statistics.median(ratios)}
+        return _paired_runs(timed, func, scale, pairs, budget,
+                            lambda i: _Tracing(mode, tmp, run=i))
 
 
 # --------------------------------------------------------------------------
@@ -698,17 +706,8 @@ def task_program(task):
         func(scale * 0.05)  # import-time and first-call effects, untraced
         if mode == "untraced":
             return {"times": [timed() for _ in range(pairs)]}
-        times, baseline, ratios = [], [], []
-        for i in range(pairs):
-            baseline.append(timed())
-            with _program_tracing(mode, tmp, i):
-                func(scale * 0.25)  # warm the tracer's interning tables
-                times.append(timed())
-            ratios.append(times[-1] / baseline[-1])
-            if sum(times) >= budget:
-                break
-        out = {"times": times, "baseline": baseline, "pair_ratios": ratios,
-               "paired_ratio": statistics.median(ratios)}
+        out = _paired_runs(timed, func, scale, pairs, budget,
+                           lambda i: _program_tracing(mode, tmp, i))
         if task.get("memory") and mode.startswith(("memhound", "tracemalloc")):
             out["memory"] = _tracer_memory_at_peak(mode, func, scale, tmp)
         return out
