@@ -301,6 +301,55 @@ def test_threads_exiting_during_the_analysis_never_crash_or_flip():
     assert [v for v in verdicts if not v[0]] == [(False, False, False, True)], proc.stderr[-3000:]
 
 
+# ---- another thread frees its own objects during one measured run ---------
+_kept_records = []
+
+
+def _disturbing_thread(disturb_on_call):
+    """A leaky function (two lists per call) and a thread that frees 200 of
+    its own lists while call number `disturb_on_call` runs: that run shrinks."""
+    calls = [0]
+    held = [[n] for n in range(200)]
+    go, done = threading.Event(), threading.Event()
+
+    def other():
+        go.wait(60)
+        held.clear()
+        done.set()
+
+    thread = threading.Thread(target=other, daemon=True)
+    thread.start()
+
+    def handle():
+        calls[0] += 1
+        _kept_records.append([calls[0]])
+        _kept_records.append([-calls[0]])
+        if calls[0] == disturb_on_call:
+            go.set()
+            done.wait(60)
+    return handle, thread
+
+
+def test_a_run_disturbed_by_another_thread_is_measured_again():
+    handle, thread = _disturbing_thread(disturb_on_call=6)      # 3 warm-up, then runs 1-5
+    report = memhound.find_leaks(handle, runs=5)
+    thread.join(60)
+    first = report.disturbed["blocks"]
+    assert first[2] < 0 and sum(d >= 1 for d in first) == 4, first
+    assert report.leaked, str(report)
+    assert all(d >= 1 for d in report.deltas["blocks"]), str(report)
+    assert report.groups and report.groups[0].type == "list", str(report)
+    assert "measured again" in str(report)
+    assert report.to_dict()["disturbed"] == report.disturbed
+    _kept_records.clear()
+
+
+def test_no_second_measurement_without_a_disturbed_run():
+    report = memhound.find_leaks(lambda: None, runs=5)
+    assert not report.leaked and report.disturbed is None
+    assert "measured again" not in str(report)
+
+
 # ---- classes created during the runs ---------------------------------------
 class PluginBase:
     registry = []

@@ -194,7 +194,7 @@ class LeakReport:
     """
 
     def __init__(self, leaked, warmup, runs, deltas, groups, stats=None, bounded=None,
-                 extra_runs=0, threads_left=None):
+                 extra_runs=0, threads_left=None, disturbed=None):
         self.leaked = leaked
         self.warmup = warmup
         self.runs = runs
@@ -207,6 +207,10 @@ class LeakReport:
         self.bounded = bounded or []
         self.extra_runs = extra_runs
         self.threads_left = threads_left or []
+        # The deltas of a first measurement in which one run did not grow
+        # (another thread's doing, typically): `deltas` are then those of a
+        # second measurement of as many runs.
+        self.disturbed = disturbed
 
     def to_dict(self):
         """The report as the JSON contract (extra keys allowed).
@@ -222,7 +226,8 @@ class LeakReport:
                 "deltas": {k: list(v) for k, v in self.deltas.items()},
                 "groups": [g.to_dict() for g in self.groups],
                 "bounded": [g.to_dict() for g in self.bounded],
-                "extra_runs": self.extra_runs, "threads_left": list(self.threads_left)}
+                "extra_runs": self.extra_runs, "threads_left": list(self.threads_left),
+                "disturbed": self.disturbed}
 
     def __bool__(self):
         return self.leaked
@@ -293,6 +298,10 @@ def _run_notes(report):
     if any(report.threads_left):
         lines.append("  threads  %s still running %.1f s after their run (started by the runs)"
                      % (list(report.threads_left), _bounds.THREAD_WAIT))
+    if report.disturbed:
+        lines.append("  measured again: one run of the first %d did not grow (blocks %s); "
+                     "the deltas above are a second measurement"
+                     % (report.runs, list(report.disturbed["blocks"])))
     for g in report.bounded:
         lines.append("  bounded  %s: %s -- %s" % (g.type, _bound_text(g.bound),
                                                  g.path_text or "(no path)"))
