@@ -7,9 +7,11 @@
  * and dicts of atoms), the str keys that str-keyed dicts do not visit, and
  * the fast locals of every running frame.  An object of the graph whose
  * address is not in the census was created since: a survivor.  An object
- * created at the address of one freed during the runs is missed (it looks
- * old); that is the price of not holding a reference to every object,
- * which would change what the program frees.
+ * created at the address of one freed during the runs looks old to the
+ * census -- the price of not holding a reference to every object, which
+ * would change what the program frees -- but not to the tracer: a traced
+ * block allocated (or re-stamped from a free list) since the census is new
+ * (mh_is_old).  Only an untraced block at a reused address is missed.
  *
  * Graph.  After the runs one tp_traverse pass over the same set gives every
  * edge.  Atoms (non-GC objects: str, bytes, int, float, code) that were in
@@ -45,6 +47,7 @@
 #include "heap.h"
 #include "index.h"
 #include "memory.h"
+#include "tracer.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -494,6 +497,7 @@ mh_node_add(mh_heap_graph *g, PyObject *o, uint8_t flags)
 typedef struct {
     mh_heap_graph *g;
     const mh_heap_set *census;
+    mh_heap_set reborn;         /* traced blocks allocated since the census */
     int nomem;
     PyObject *raw[MH_BATCH];    /* targets waiting to be resolved */
     uint32_t nraw;
@@ -512,6 +516,32 @@ mh_prefetch_slot(const mh_build *b, PyObject *o)
         __builtin_prefetch(&b->census->slots[mh_index_home(mh_hash_ptr(o), b->census->cap)]);
 }
 
+/* Was `o` alive at the census?  The census remembers addresses, so an object
+ * created during the runs where one alive then was freed looks old; the
+ * tracer knows better when it traced the block: a block allocated since the
+ * census (or an object it re-stamped, taken from a free list) is new. */
+static inline int
+mh_is_old(const mh_build *b, PyObject *o)
+{
+    if (!mh_set_has(b->census, o))
+        return 0;
+    if (b->reborn.count == 0)
+        return 1;
+    return !mh_set_has(&b->reborn, (char *)o - mh_compat_preheader_size(Py_TYPE(o)));
+}
+
+static int
+mh_add_reborn(void *arg, uintptr_t ptr, size_t size, uint32_t tb, int raw)
+{
+    (void)size, (void)tb;
+    mh_heap_set *s = arg;
+    if (raw)
+        return 0;
+    if (s->slots == NULL && mh_set_alloc(s, 1024) < 0)
+        return -1;
+    return mh_set_add(s, (void *)ptr) < 0 ? -1 : 0;
+}
+
 /* The node of `o`, creating it when `o` is a container or a survivor;
  * UINT32_MAX when `o` is an old atom (or out of memory: b->nomem). */
 static inline uint32_t
@@ -519,12 +549,12 @@ mh_node_of(mh_build *b, PyObject *o)
 {
     mh_heap_graph *g = b->g;
     int gc = mh_is_gc(o);
-    if ((!gc && mh_set_has(b->census, o)) || o == g->self_obj)
+    if ((!gc && mh_is_old(b, o)) || o == g->self_obj)
         return UINT32_MAX;
     uint32_t idx = mh_table_get(g, o);
     if (idx != UINT32_MAX)
         return idx;
-    uint8_t flags = (gc && mh_set_has(b->census, o)) ? 0 : MH_NODE_SURVIVOR;
+    uint8_t flags = (gc && mh_is_old(b, o)) ? 0 : MH_NODE_SURVIVOR;
     idx = mh_node_add(g, o, flags);
     if (idx == UINT32_MAX)
         b->nomem = 1;
@@ -630,7 +660,7 @@ mh_build_index(mh_build *b)
         }
         PyObject *o = g->nodes[i];
         mh_table_put(g->table, g->tcap, o, i);
-        g->flags[i] = mh_set_has(cs, o) ? 0 : MH_NODE_SURVIVOR;
+        g->flags[i] = mh_is_old(b, o) ? 0 : MH_NODE_SURVIVOR;
         g->found[i] = 0;
     }
     g->tcount = n;
@@ -938,6 +968,8 @@ mh_heap_graph_build(mh_heap_graph *g, mh_heap_set *census, PyObject *self_obj,
     g->skip_prefix = skip_prefix;
     g->skip_len = skip_prefix ? strlen(skip_prefix) : 0;
     double t0 = mh_now();
+    if (mh_tracer_new_blocks(mh_add_reborn, &b->reborn) < 0)
+        goto nomem;
     /* Sizes from the census: tracked objects then, references to GC
      * objects then, plus a margin for what the runs added. */
     g->hint_nodes = (uint32_t)(census->ntracked + census->ntracked / 16 + 4096);
@@ -965,6 +997,7 @@ mh_heap_graph_build(mh_heap_graph *g, mh_heap_set *census, PyObject *self_obj,
         g->nsurvivors += (g->flags[i] & MH_NODE_SURVIVOR) != 0;
     mh_table_free(g);
     mh_heap_set_free(census);
+    mh_heap_set_free(&b->reborn);
     double t2 = mh_now();
     if (mh_bfs(g) < 0)
         goto nomem;
@@ -976,6 +1009,7 @@ mh_heap_graph_build(mh_heap_graph *g, mh_heap_set *census, PyObject *self_obj,
     return 0;
 nomem:
     PyErr_SetString(PyExc_MemoryError, "memhound: not enough memory for the heap graph");
+    mh_heap_set_free(&b->reborn);
     mh_mem_free(b, sizeof(mh_build));
     mh_heap_graph_free(g);
     return -1;

@@ -293,9 +293,12 @@ class survivors:
         self._report = None
         self._census = None
         self._tracing = None
+        self._paused = None
         self._blocks = array.array("q", [0, 0])
 
     def __enter__(self):
+        self._paused = _recording_paused()
+        self._paused.__enter__()
         self._tracing = _Tracing(self.frames).__enter__()
         _clear_caches()
         self._census = _take_census()
@@ -322,6 +325,7 @@ class survivors:
             if gc_was_enabled:
                 gc.enable()
             self._tracing.__exit__(None, None, None)
+            self._paused.__exit__(None, None, None)
         return False
 
     def report(self):
