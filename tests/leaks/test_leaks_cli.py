@@ -318,3 +318,24 @@ def test_ctrl_c_during_the_runs_prints_one_line_and_exits_130(tmp_path):
             proc.wait()
     assert proc.returncode == 130, err
     assert err == "memhound leaks: interrupted\n" and out == ""
+
+
+def test_survivors_under_memhound_run_ignore_the_recorder(tmp_path):
+    # `memhound run`'s recorder thread keeps a timeline while the block runs:
+    # memhound's own objects, parked like for find_leaks().
+    script = write(tmp_path, "idle.py", """
+        import time
+        import memhound
+        with memhound.survivors() as s:
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 0.3:
+                time.sleep(0.01)
+        print("GROUPS", [(g.type, g.path_text) for g in s.report().groups])
+    """)
+    proc = subprocess.run([sys.executable, "-m", "memhound", "run", script], env=child_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    groups = [line for line in proc.stdout.splitlines() if line.startswith("GROUPS")]
+    assert groups, proc.stdout[-3000:]
+    assert "recorder" not in groups[0], groups[0]
+    assert "float" in groups[0] and "global t0" in groups[0], groups[0]
