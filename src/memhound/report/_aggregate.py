@@ -79,25 +79,54 @@ def totals(snapshot):
 
 
 def site_rows(snapshot, group_by="lineno", cumulative=False, limit=10):
-    """Top ``limit`` sites of a snapshot, biggest first.
+    """Top ``limit`` sites of a snapshot, biggest first.  In a snapshot of
+    ``memhound run`` the launcher's frames (LAUNCHER_FRAMES) are left out:
+    of the tracebacks shown, and as sites of their own (cumulative).
 
     >>> rows = site_rows(snapshot, "lineno", limit=3)     # doctest: +SKIP
     >>> rows[0].size, rows[0].frames[0]                     # doctest: +SKIP
     (1048576, ('app.py', 12, 'load'))
     """
-    stats = snapshot.statistics(group_by, cumulative)
-    if limit is not None:
-        stats = stats[:limit]
-    return [SiteRow(s.size, s.count, _frames(s.traceback, group_by)) for s in stats]
+    stats = _without_launcher(snapshot, snapshot.statistics(group_by, cumulative), group_by,
+                              cumulative, limit)
+    return [SiteRow(s.size, s.count, _shown_frames(snapshot, s.traceback, group_by))
+            for s in stats]
 
 
 def compare_rows(old, new, group_by="lineno", cumulative=False, limit=10):
     """Top ``limit`` differences between two snapshots, largest change first."""
-    stats = new.compare_to(old, group_by, cumulative)
-    if limit is not None:
-        stats = stats[:limit]
-    return [SiteRow(s.size, s.count, _frames(s.traceback, group_by), s.size_diff, s.count_diff)
+    stats = _without_launcher(new, new.compare_to(old, group_by, cumulative), group_by,
+                              cumulative, limit)
+    return [SiteRow(s.size, s.count, _shown_frames(new, s.traceback, group_by), s.size_diff,
+                    s.count_diff)
             for s in stats]
+
+
+def _without_launcher(snapshot, stats, group_by, cumulative, limit):
+    """``stats`` up to ``limit``, without the launcher's own frames as sites
+    (only cumulative statistics have them)."""
+    if cumulative and _from_run(snapshot):
+        launcher = set()
+        for frames, _functions, _size, _count in _grouped(snapshot):
+            start, _kept = strip_frames(frames, _LAUNCHER_ROOT)
+            launcher.update(frames[:start])
+        if group_by == "filename":
+            launcher = {f[0] for f in launcher}
+            stats = [s for s in stats if s.traceback[0].filename not in launcher]
+        else:
+            stats = [s for s in stats
+                     if (s.traceback[0].filename, s.traceback[0].lineno) not in launcher]
+    return stats[:limit] if limit is not None else stats
+
+
+def _shown_frames(snapshot, traceback, group_by):
+    frames = _frames(traceback, group_by)
+    if len(frames) > 1 and _from_run(snapshot):
+        root_first = frames[::-1]
+        start, _kept = strip_frames([f[:2] for f in root_first], _LAUNCHER_ROOT)
+        if start < len(frames):
+            frames = root_first[start:][::-1]
+    return frames
 
 
 class RootFrames(NamedTuple):
@@ -131,6 +160,8 @@ IMPORT_FRAMES = _import_machinery_files()
 # first 16.
 LAUNCHER_FRAMES = RootFrames(files=LAUNCHER_FILES[:1], then_files=LAUNCHER_FILES[1:], depth=16,
                              collapse=IMPORT_FRAMES + LAUNCHER_FILES[1:])
+# The tables show whole tracebacks: only the launcher's root leaves them.
+_LAUNCHER_ROOT = LAUNCHER_FRAMES._replace(collapse=())
 # Any other snapshot: only the import machinery collapses.
 NO_LAUNCHER = RootFrames(files=(), then_files=(), depth=0, collapse=IMPORT_FRAMES)
 
