@@ -3,12 +3,16 @@
 
 The program gets its own ``__main__`` module, ``sys.argv`` and
 ``sys.path[0]``; its exit status, uncaught exceptions (with memhound's
-frames removed from the traceback), non-daemon threads and Ctrl-C behave as
-under the plain interpreter.  While it runs a recorder thread keeps a
-timeline of current and peak traced memory, keeps a snapshot near the peak
-and writes the ``--interval`` and ``--signal`` snapshots.  At exit the top
-sites go to stderr (stdout belongs to the program) and the snapshot and HTML
-files are written.
+frames removed from the traceback), python's own errors (no such module, no
+``__main__`` in a directory, a syntax error: then no report, the program
+never ran), non-daemon threads and Ctrl-C behave as under the plain
+interpreter.  While it runs a recorder thread keeps a timeline of current
+and peak traced memory, keeps a snapshot near the peak and writes the
+``--interval`` and ``--signal`` snapshots.  At exit the top sites go to
+stderr (stdout belongs to the program) and the snapshot and HTML files are
+written.  Only the program's code runs traced: memhound's own work on the
+main thread, the recorder thread and the signal handler run inside
+``pause_tracing()``, so nothing of memhound's is in a snapshot or the peak.
 
 >>> from memhound import runner
 >>> runner.run(["app.py", "--port", "8000"], top=5)       # doctest: +SKIP
@@ -31,8 +35,9 @@ from .report.terminal import print_error
 # Files whose frames sit at the root of every traceback recorded under
 # `memhound run`, below whatever started memhound: this module first (the
 # frames that run the program), then runpy's, which start a module (-m), a
-# directory or a zip file after it.  Reports strip them (report._aggregate),
-# as does the traceback of an uncaught exception.
+# directory or a zip file after it.  Reports strip them (report._aggregate);
+# the traceback of an uncaught exception loses this module's frames only
+# (python shows runpy's too).
 LAUNCHER_FILES = (os.path.abspath(__file__), os.path.abspath(runpy.__file__), "<frozen runpy>")
 
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__))
