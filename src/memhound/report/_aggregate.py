@@ -87,25 +87,26 @@ def site_rows(snapshot, group_by="lineno", cumulative=False, limit=10):
     >>> rows[0].size, rows[0].frames[0]                     # doctest: +SKIP
     (1048576, ('app.py', 12, 'load'))
     """
-    stats = _without_launcher(snapshot, snapshot.statistics(group_by, cumulative), group_by,
+    run = _from_run(snapshot)
+    stats = _without_launcher(snapshot, run, snapshot.statistics(group_by, cumulative), group_by,
                               cumulative, limit)
-    return [SiteRow(s.size, s.count, _shown_frames(snapshot, s.traceback, group_by))
-            for s in stats]
+    return [SiteRow(s.size, s.count, _shown_frames(run, s.traceback, group_by)) for s in stats]
 
 
 def compare_rows(old, new, group_by="lineno", cumulative=False, limit=10):
     """Top ``limit`` differences between two snapshots, largest change first."""
-    stats = _without_launcher(new, new.compare_to(old, group_by, cumulative), group_by,
+    run = _from_run(new)
+    stats = _without_launcher(new, run, new.compare_to(old, group_by, cumulative), group_by,
                               cumulative, limit)
-    return [SiteRow(s.size, s.count, _shown_frames(new, s.traceback, group_by), s.size_diff,
+    return [SiteRow(s.size, s.count, _shown_frames(run, s.traceback, group_by), s.size_diff,
                     s.count_diff)
             for s in stats]
 
 
-def _without_launcher(snapshot, stats, group_by, cumulative, limit):
+def _without_launcher(snapshot, run, stats, group_by, cumulative, limit):
     """``stats`` up to ``limit``, without the launcher's own frames as sites
-    (only cumulative statistics have them)."""
-    if cumulative and _from_run(snapshot):
+    (only cumulative statistics of a ``run`` snapshot have them)."""
+    if cumulative and run:
         launcher = set()
         for frames, _functions, _size, _count in _grouped(snapshot):
             start, _kept = strip_frames(frames, _LAUNCHER_ROOT)
@@ -119,9 +120,9 @@ def _without_launcher(snapshot, stats, group_by, cumulative, limit):
     return stats[:limit] if limit is not None else stats
 
 
-def _shown_frames(snapshot, traceback, group_by):
+def _shown_frames(run, traceback, group_by):
     frames = _frames(traceback, group_by)
-    if len(frames) > 1 and _from_run(snapshot):
+    if len(frames) > 1 and run:
         root_first = frames[::-1]
         start, _kept = strip_frames([f[:2] for f in root_first], _LAUNCHER_ROOT)
         if start < len(frames):
