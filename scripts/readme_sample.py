@@ -102,8 +102,10 @@ def structure(report):
 def write(readme, sample):
     """README text with its sample block replaced by ``sample``.
 
-    >>> write("x\\n<!-- sample:start -->\\nold\\n<!-- sample:end -->\\n", "new\\n")
-    'x\\n<!-- sample:start -->\\n```\\n$ memhound leaks examples/leaky_app.py:handle_request\\nnew\\n```\\n<!-- sample:end -->\\n'
+    >>> write("x\\n<!-- sample:start -->\\nold\\n<!-- sample:end -->\\n", "new\\n").splitlines()
+    ... # doctest: +NORMALIZE_WHITESPACE
+    ['x', '<!-- sample:start -->', '```', '$ memhound leaks examples/leaky_app.py:handle_request',
+     'new', '```', '<!-- sample:end -->']
     """
     a = readme.index(START) + len(START)
     b = readme.index(END)

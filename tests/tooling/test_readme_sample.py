@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCRIPT = os.path.join(ROOT, "scripts", "readme_sample.py")
 
 pytestmark = pytest.mark.skipif(not os.path.exists(SCRIPT),
-                                reason="scripts/ not in this copy of the tree (CI's sanitizer lane)")
+                                reason="scripts/ not in this copy of the tree (sanitizer lane)")
 
 
 @pytest.fixture(scope="module")
