@@ -389,6 +389,10 @@ def _run_program(module, program, code):
     saved_main = sys.modules.get("__main__")
     main_module = type(sys)("__main__")
     main_module.__dict__["__builtins__"] = builtins
+    if sys.version_info < (3, 14):
+        # the interpreter's own __main__ starts with an empty __annotations__
+        # until PEP 649 (3.14) makes annotations lazy
+        main_module.__dict__["__annotations__"] = {}
     sys.modules["__main__"] = main_module
     interrupted, ran = False, True
     try:
@@ -463,8 +467,10 @@ def _run_script(main_module, program, code):
     sys.argv = list(program)
     path = code.co_filename
     g = main_module.__dict__
-    g.update(__file__=path, __cached__=None, __package__=None, __spec__=None,
+    g.update(__file__=path, __package__=None, __spec__=None,
              __loader__=SourceFileLoader("__main__", path))
+    if sys.version_info < (3, 15):      # 3.15 no longer sets __cached__ on __main__
+        g["__cached__"] = None
     _set_path0(os.path.dirname(os.path.realpath(path)))
     _traced(exec, code, g)
 

@@ -168,3 +168,24 @@ def test_script_path_and_file(tmp_path):
     plain, under = both(tmp_path, "./sub/../sub/where.py", "x")
     assert_like_python(plain, under)
     assert os.sep + "sub" in plain.stdout
+
+
+GLOBALS = textwrap.dedent("""\
+    import re
+    names = {k: repr(v) for k, v in globals().items() if k != "re"}
+    print(re.sub(r" at 0x[0-9a-f]+", "", repr(sorted(names.items()))))
+    print(__annotations__ if "__annotations__" in names else "no annotations")
+    """)
+
+
+@pytest.mark.parametrize("kind", ["script", "directory", "module"])
+def test_main_module_globals(tmp_path, kind):
+    # the same names and values in __main__ (__annotations__ until 3.13,
+    # __cached__ until 3.14 for a script) as the interpreter's own
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "__main__.py").write_text(GLOBALS)
+    (tmp_path / "g.py").write_text(GLOBALS)
+    target = {"script": ["g.py"], "directory": ["g"], "module": ["-m", "g"]}[kind]
+    plain, under = both(tmp_path, *target)
+    assert plain.returncode == 0 and "__name__" in plain.stdout
+    assert_like_python(plain, under)
