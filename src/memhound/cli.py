@@ -82,7 +82,7 @@ def _positive_float(text):
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
+    if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
 
@@ -117,8 +117,8 @@ def _build_parser():
                                    "module') with memory tracing. At exit, print the top "
                                    "allocation sites of live memory and of the peak to stderr.",
                        epilog=_EXAMPLES["run"], formatter_class=fmt)
-    p.add_argument("--frames", type=_frames, default=tracing.RUN_FRAMES, metavar="N",
-                   help=f"frames stored per traceback (default: {tracing.RUN_FRAMES})")
+    p.add_argument("--frames", type=_frames, default=runner.DEFAULT_FRAMES, metavar="N",
+                   help=f"frames stored per traceback (default: {runner.DEFAULT_FRAMES})")
     p.add_argument("--top", type=_positive_int, default=10, metavar="N",
                    help="sites shown at exit (default: 10)")
     p.add_argument("--snapshot", metavar="FILE", help="write a snapshot file at exit")
@@ -317,19 +317,19 @@ def _split_run_argv(argv):
 
 
 def _parse_signal(name):
-    text = name.upper()
+    """The signal named by --signal: a name with or without SIG, or a
+    number; never one the program could not survive or memhound not catch."""
+    text = name.strip().upper()
     if text.isdigit():
         try:
-            return signal.Signals(int(text))
+            sig = signal.Signals(int(text))
         except ValueError:
-            pass
+            sig = None
     else:
-        if not text.startswith("SIG"):
-            text = "SIG" + text
-        sig = getattr(signal.Signals, text, None)
-        if sig is not None and sig not in (signal.SIGKILL, signal.SIGSTOP):
-            return sig
-    raise _UsageError(f"--signal: unknown or uncatchable signal {name!r} (try USR1 or USR2)")
+        sig = getattr(signal.Signals, text if text.startswith("SIG") else "SIG" + text, None)
+    if sig is None or sig not in signal.valid_signals() or sig in (signal.SIGKILL, signal.SIGSTOP):
+        raise _UsageError(f"--signal: unknown or uncatchable signal {name!r} (try USR1 or USR2)")
+    return sig
 
 
 def _cmd_run(args, program):

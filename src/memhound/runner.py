@@ -3,12 +3,16 @@
 
 The program gets its own ``__main__`` module, ``sys.argv`` and
 ``sys.path[0]``; its exit status, uncaught exceptions (with memhound's
-frames removed from the traceback), non-daemon threads and Ctrl-C behave as
-under the plain interpreter.  While it runs a recorder thread keeps a
-timeline of current and peak traced memory, keeps a snapshot near the peak
-and writes the ``--interval`` and ``--signal`` snapshots.  At exit the top
-sites go to stderr (stdout belongs to the program) and the snapshot and HTML
-files are written.
+frames removed from the traceback), python's own errors (no such module, no
+``__main__`` in a directory, a syntax error: then no report, the program
+never ran), non-daemon threads and Ctrl-C behave as under the plain
+interpreter.  While it runs a recorder thread keeps a timeline of current
+and peak traced memory, keeps a snapshot near the peak and writes the
+``--interval`` and ``--signal`` snapshots.  At exit the top sites go to
+stderr (stdout belongs to the program) and the snapshot and HTML files are
+written.  Only the program's code runs traced: memhound's own work on the
+main thread, the recorder thread and the signal handler run inside
+``pause_tracing()``, so nothing of memhound's is in a snapshot or the peak.
 
 >>> from memhound import runner
 >>> runner.run(["app.py", "--port", "8000"], top=5)       # doctest: +SKIP
@@ -25,20 +29,26 @@ import time
 import zipfile
 from importlib.machinery import SourceFileLoader
 
-from . import tracing
+from . import _core, tracing
 from .report.terminal import print_error
 
 # Files whose frames sit at the root of every traceback recorded under
 # `memhound run`, below whatever started memhound: this module first (the
 # frames that run the program), then runpy's, which start a module (-m), a
-# directory or a zip file after it.  Reports strip them (report._aggregate),
-# as does the traceback of an uncaught exception.
+# directory or a zip file after it.  Reports strip them (report._aggregate);
+# the traceback of an uncaught exception loses this module's frames only
+# (python shows runpy's too).
 LAUNCHER_FILES = (os.path.abspath(__file__), os.path.abspath(runpy.__file__), "<frozen runpy>")
 
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__))
 
+# Frames stored per traceback by `memhound run`: a web framework puts 30-50
+# frames between the server loop and a request handler, and the flame graph
+# needs the handler and its callers (benchmarks/README.md has the cost).
+DEFAULT_FRAMES = 64
 
-def run(program, module=None, *, frames=tracing.RUN_FRAMES, top=10, snapshot=None, html=None,
+
+def run(program, module=None, *, frames=DEFAULT_FRAMES, top=10, snapshot=None, html=None,
         interval=None, signal_number=None):
     """Run ``program`` (``[script, *args]``, or the arguments of ``module``
     with ``module=``) under tracing; return its exit status.
@@ -51,30 +61,41 @@ def run(program, module=None, *, frames=tracing.RUN_FRAMES, top=10, snapshot=Non
     >>> run(["app.py"], snapshot="app.snap", html="app.html")     # doctest: +SKIP
     0
     """
-    if module is None:
-        script = program[0]
-        if not os.path.exists(script):
-            print(f"memhound: can't open file {os.path.abspath(script)!r}: "
-                  f"[Errno 2] No such file or directory", file=sys.stderr)
-            return 2
     if tracing.is_tracing():
         tracing.stop()
+    # Everything memhound does on this thread is untraced; only the
+    # program's own code runs with tracing resumed (_traced).
+    with tracing.pause_tracing():
+        return _run(program, module, frames, top, snapshot, html, interval, signal_number)
+
+
+def _run(program, module, frames, top, snapshot, html, interval, signal_number):
+    if module is None:
+        code = _load_script(program[0])
+        if isinstance(code, int):
+            return code                 # could not be opened or compiled: never ran
+    else:
+        code = None
     recorder = _Recorder(interval, snapshot)
     if signal_number is not None:
         def on_signal(signum, frame):
-            path = recorder.write_snapshot(f"signal {signal.Signals(signum).name}")
-            if path in recorder.written:
-                print(f"memhound: wrote {path}", file=sys.stderr)
+            with tracing.pause_tracing():
+                path = recorder.write_snapshot(f"signal {signal.Signals(signum).name}")
+                if path in recorder.written:
+                    _say(f"memhound: wrote {path}")
         signal.signal(signal_number, on_signal)
-    recorder.start()                    # before tracing: its setup is not traced
+    recorder.start()                    # parked in pause_tracing before tracing starts
     tracing.start(frames)
-    status, interrupted, keep_alive = _run_program(module, program)
+    status, ran, interrupted, keep_alive = _run_program(module, program, code)
     interrupted = _wait_for_threads() or interrupted
     # the program's globals (keep_alive) are still alive: this is "at exit"
     try:
         recorder.finish()
+        if not ran:                     # runpy found nothing to run: python's error only
+            tracing.stop()
+            return status
         if not tracing.is_tracing():
-            print("memhound: the program stopped tracing; no report", file=sys.stderr)
+            _say("memhound: the program stopped tracing; no report")
             return status
         final = recorder.take()
         meta = recorder.metadata("exit")
@@ -84,8 +105,9 @@ def run(program, module=None, *, frames=tracing.RUN_FRAMES, top=10, snapshot=Non
         if recorder.peak_snapshot is not None:
             recorder.peak_snapshot = recorder.clean(recorder.peak_snapshot)
         final.metadata.update(meta)
-        title = " ".join(["memhound run"] + (["-m", module] if module else []) + program)
-        # files first: a closed stderr (`| head`) must not lose them
+        # the page heading reads "memhound run app.py": no second "memhound"
+        title = " ".join(["run"] + (["-m", module] if module else []) + program)
+        # files first: a closed stderr (`| head`, fd 2 closed) must not lose them
         written, failed = [], False
         for path, write in ((snapshot, final.dump),
                             (html, lambda p: _write_html(final, snapshot or "exit", title, p))):
@@ -96,12 +118,12 @@ def run(program, module=None, *, frames=tracing.RUN_FRAMES, top=10, snapshot=Non
                 written.append(path)
             except OSError as exc:
                 failed = True
-                print_error(f"cannot write {path}: {exc.strerror or exc}")
+                _say(None, f"cannot write {path}: {exc.strerror or exc}")
         try:
             _report(final, recorder, current, peak, top)
             for path in written:
-                print(f"memhound: wrote {path}", file=sys.stderr)
-        except BrokenPipeError:
+                _say(f"memhound: wrote {path}")
+        except (OSError, ValueError):   # stderr closed by the program or the reader
             pass
         if failed and status == 0:
             status = 1
@@ -110,6 +132,51 @@ def run(program, module=None, *, frames=tracing.RUN_FRAMES, top=10, snapshot=Non
     if interrupted:
         _reraise_sigint()
     return status
+
+
+def _say(line, error=None):
+    """One line of memhound's own on stderr; nothing if the program closed
+    or replaced stderr (python exits as usual then, and so does run)."""
+    try:
+        if sys.stderr is None:
+            return
+        if error is not None:
+            print_error(error)
+        else:
+            print(line, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+
+
+def _traced(fn, *args):
+    """Call the program's code with this thread's tracing resumed."""
+    _core.resume()
+    try:
+        return fn(*args)
+    finally:
+        _core.suspend()
+
+
+def _load_script(script):
+    """The compiled code of a script, None for a directory or zip file (run
+    by runpy like python does), or the exit status after python's message
+    when it cannot be opened or compiled."""
+    path = _script_path(script)
+    if os.path.isdir(path) or _is_zip(path):
+        return None
+    try:
+        with io.open_code(path) as fp:
+            source = fp.read()
+    except OSError as exc:
+        _say(f"memhound: can't open file {path!r}: [Errno {exc.errno}] {exc.strerror}")
+        return 2
+    try:
+        return compile(source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        exc.__traceback__ = None        # python shows no frame: the program never started
+        _flush(sys.stdout)
+        sys.excepthook(type(exc), exc, None)
+        return 1
 
 
 def _numbered(path, n):
@@ -173,6 +240,7 @@ class _Recorder:
         self.go = threading.Event()       # cleared: park (see paused())
         self.go.set()
         self.parked = threading.Event()
+        self.ready = threading.Event()
         self.thread = None
         self.excluded = [tracing.Filter(False, os.path.join(_OWN_DIR, "*"))]
 
@@ -180,6 +248,8 @@ class _Recorder:
         self._point(0.0, 0, 0)          # tracing starts right after this
         self.thread = threading.Thread(target=self._loop, name="memhound-recorder", daemon=True)
         self.thread.start()
+        # no allocation of the thread's own start-up may be traced
+        self.ready.wait()
         _RECORDERS.append(self)
 
     def pause(self, timeout=10.0):
@@ -194,6 +264,7 @@ class _Recorder:
 
     def _loop(self):
         with tracing.pause_tracing():
+            self.ready.set()
             self._poll()
 
     def _poll(self):
@@ -251,11 +322,12 @@ class _Recorder:
         snap = self.take()
         if snap is None:
             return None
+        snap = self.clean(snap)
         snap.metadata.update(meta)
         try:
             snap.dump(path)
         except OSError as exc:
-            print(f"memhound: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+            _say(f"memhound: cannot write {path}: {exc.strerror or exc}")
             return path
         self.written.append(path)
         return path
@@ -310,28 +382,40 @@ def _flush(stream):
         pass
 
 
-def _run_program(module, program):
+def _run_program(module, program, code):
     """Run the program like the interpreter would; return (exit status,
-    interrupted by Ctrl-C, the program's __main__ globals)."""
+    whether it ran, interrupted by Ctrl-C, the program's __main__ globals)."""
     saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
     saved_main = sys.modules.get("__main__")
     main_module = type(sys)("__main__")
     main_module.__dict__["__builtins__"] = builtins
+    if sys.version_info < (3, 14):
+        # the interpreter's own __main__ starts with an empty __annotations__
+        # until PEP 649 (3.14) makes annotations lazy
+        main_module.__dict__["__annotations__"] = {}
     sys.modules["__main__"] = main_module
-    interrupted = False
+    interrupted, ran = False, True
     try:
         if module is not None:
             sys.argv = [module] + program
             _set_path0(os.getcwd())
-            runpy._run_module_as_main(module, alter_argv=True)
+            _traced(runpy._run_module_as_main, module, True)
+        elif code is None:
+            # a directory or zip file: its __main__ module, exactly as python
+            # runs it (sys.path[0] is the path itself, runpy's frames stay in
+            # tracebacks)
+            sys.argv = list(program)
+            _set_path0(_script_path(program[0]))
+            _traced(runpy._run_module_as_main, "__main__", False)
         else:
-            _run_script(main_module, program)
+            _run_script(main_module, program, code)
         status = 0
     except SystemExit as exc:
+        ran = not _runpy_found_nothing(exc)
         status = _exit_status(exc)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
-        tb = _program_traceback(exc.__traceback__, module is None)
+        tb = _program_traceback(exc.__traceback__)
         exc.__traceback__ = tb          # the default hook prints this one
         _flush(sys.stdout)
         sys.excepthook(type(exc), exc, tb)
@@ -342,7 +426,17 @@ def _run_program(module, program):
         if saved_path0 is not None and sys.path:
             sys.path[0] = saved_path0
         sys.argv = saved_argv
-    return status, interrupted, main_module.__dict__
+    return status, ran, interrupted, main_module.__dict__
+
+
+def _runpy_found_nothing(exc):
+    """True for the SystemExit runpy raises when there is no module (or no
+    __main__) to run: python prints that one line, and no program ran."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return (isinstance(exc.__context__, runpy._Error) and tb is not None
+            and tb.tb_frame.f_code is runpy._run_module_as_main.__code__)
 
 
 def _wait_for_threads():
@@ -363,22 +457,22 @@ def _set_path0(path):
         sys.path.insert(0, path)
 
 
-def _run_script(main_module, program):
-    script = program[0]
+def _script_path(script):
+    # python's __file__ and sys.path[0] use the path as given, made absolute
+    # without normalising it
+    return script if os.path.isabs(script) else os.path.join(os.getcwd(), script)
+
+
+def _run_script(main_module, program, code):
     sys.argv = list(program)
-    path = script if os.path.isabs(script) else os.path.join(os.getcwd(), script)
-    if os.path.isdir(path) or not path.endswith((".py", ".pyw")) and _is_zip(path):
-        _set_path0(os.path.dirname(os.path.realpath(path)))
-        runpy.run_path(script, run_name="__main__")
-        return
-    with io.open_code(path) as fp:
-        source = fp.read()
+    path = code.co_filename
     g = main_module.__dict__
-    g.update(__file__=path, __cached__=None, __package__=None, __spec__=None,
+    g.update(__file__=path, __package__=None, __spec__=None,
              __loader__=SourceFileLoader("__main__", path))
+    if sys.version_info < (3, 15):      # 3.15 no longer sets __cached__ on __main__
+        g["__cached__"] = None
     _set_path0(os.path.dirname(os.path.realpath(path)))
-    code = compile(source, path, "exec", dont_inherit=True)
-    exec(code, g)
+    _traced(exec, code, g)
 
 
 def _is_zip(path):
@@ -388,11 +482,11 @@ def _is_zip(path):
         return False
 
 
-def _program_traceback(tb, script_mode):
-    """Drop memhound's own frames (and, for a script, runpy's) from the root
-    of a traceback, so it reads exactly as under plain ``python``."""
-    launcher = set(LAUNCHER_FILES if script_mode else LAUNCHER_FILES[:1])
-    while tb is not None and tb.tb_frame.f_code.co_filename in launcher:
+def _program_traceback(tb):
+    """Drop memhound's own frames from the root of a traceback, so it reads
+    exactly as under plain ``python`` (runpy's stay: python shows them too
+    for -m, a directory or a zip file)."""
+    while tb is not None and tb.tb_frame.f_code.co_filename == LAUNCHER_FILES[0]:
         tb = tb.tb_next
     return tb
 
@@ -403,9 +497,10 @@ def _exit_status(exc):
     if code is None:
         return 0
     if isinstance(code, int):
-        return code & 0xFF
+        # the interpreter reads it as a C long: -1 (255) when it does not fit
+        return code & 0xFF if -sys.maxsize - 1 <= code <= sys.maxsize else 255
     _flush(sys.stdout)
-    print(code, file=sys.stderr)
+    _say(code)
     return 1
 
 

@@ -113,7 +113,8 @@ def test_snapshot_html_and_interval_files(prog):
     own = os.path.join(SRC, "memhound")
     assert not [s for s in snap.statistics("lineno") if s.traceback[0].filename.startswith(own)]
     html = (prog / "out.html").read_text()
-    assert "memhound run prog.py" in html and "prog.py" in html
+    # the heading reads "memhound run prog.py" (the logo, then the title)
+    assert "<title>run prog.py - memhound</title>" in html
     # the flame graph starts at the program: the launcher's frames are stripped
     data = json.loads(re.search(r'<script id="mh-data" type="application/json">(.*?)</script>',
                                 html, re.S).group(1).replace("<\\/", "</"))

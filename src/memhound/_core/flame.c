@@ -10,8 +10,9 @@
  * smaller than `threshold` are folded into their parent and never walked
  * deeper.  Locations are dense ids (snapshot_group.h), so the split needs
  * no hash table: a stamp per location says whether the current node has
- * seen it.  The caller may name root frames to leave out (root_strip); this
- * file knows nothing of who put them there.
+ * seen it.  The caller may name root frames to leave out and files whose
+ * frames collapse into their caller (root_strip); this file knows nothing of
+ * who put them there.
  *
  * Costs: O(sum of walked depths) time, ~40 bytes per distinct traceback of
  * temporaries, Python objects only for the results.
@@ -212,15 +213,18 @@ done:
     return rc;
 }
 
-/* Root frames to leave out (flame_tree()'s root_strip): flag[uid] says
- * whether a string is one of `files` (MH_STRIP_FILE) or `then_files`
- * (MH_STRIP_THEN). */
-enum { MH_STRIP_FILE = 1, MH_STRIP_THEN = 2 };
+/* Frames to leave out (flame_tree()'s root_strip): flag[uid] says whether
+ * a string is one of `files` (MH_STRIP_FILE), `then_files` (MH_STRIP_THEN)
+ * or `collapse` (MH_STRIP_COLLAPSE). */
+enum { MH_STRIP_FILE = 1, MH_STRIP_THEN = 2, MH_STRIP_COLLAPSE = 4 };
 
 typedef struct {
     uint8_t *flag;              /* per unified string; NULL: strip nothing */
     size_t nflag;
     uint32_t depth;
+    int collapse;               /* some string is MH_STRIP_COLLAPSE */
+    uint32_t *pool;             /* collapsed copies of the members' locations */
+    size_t npool;
 } mh_flame_strip;
 
 /* Where the kept part of a traceback starts: after the last `files` frame
@@ -267,17 +271,18 @@ mh_flame_strip_mark(mh_flame_strip *sp, const mh_group *g, PyObject *files, uint
 static int
 mh_flame_strip_init(mh_flame_strip *sp, const mh_group *g, PyObject *root_strip)
 {
-    PyObject *files, *then_files;
+    PyObject *files, *then_files, *collapse = NULL;
     if (root_strip == Py_None)
         return 0;
     if (!PyTuple_Check(root_strip)) {
-        PyErr_SetString(PyExc_TypeError,
-                        "flame_tree(): root_strip must be None or (files, then_files, depth)");
+        PyErr_SetString(PyExc_TypeError, "flame_tree(): root_strip must be None or "
+                        "(files, then_files, depth[, collapse])");
         return -1;
     }
-    if (!PyArg_ParseTuple(root_strip, "O!O!I:flame_tree root_strip", &PyTuple_Type, &files,
-                          &PyTuple_Type, &then_files, &sp->depth)
-        || mh_flame_strip_files(files) < 0 || mh_flame_strip_files(then_files) < 0)
+    if (!PyArg_ParseTuple(root_strip, "O!O!I|O!:flame_tree root_strip", &PyTuple_Type, &files,
+                          &PyTuple_Type, &then_files, &sp->depth, &PyTuple_Type, &collapse)
+        || mh_flame_strip_files(files) < 0 || mh_flame_strip_files(then_files) < 0
+        || (collapse && mh_flame_strip_files(collapse) < 0))
         return -1;
     sp->nflag = g->nu ? g->nu : 1;
     sp->flag = mh_mem_calloc(sp->nflag, 1);
@@ -287,6 +292,11 @@ mh_flame_strip_init(mh_flame_strip *sp, const mh_group *g, PyObject *root_strip)
     }
     mh_flame_strip_mark(sp, g, files, MH_STRIP_FILE);
     mh_flame_strip_mark(sp, g, then_files, MH_STRIP_THEN);
+    if (collapse != NULL) {
+        mh_flame_strip_mark(sp, g, collapse, MH_STRIP_COLLAPSE);
+        for (size_t u = 0; u < g->nu && !sp->collapse; u++)
+            sp->collapse = (sp->flag[u] & MH_STRIP_COLLAPSE) != 0;
+    }
     return 0;
 }
 
@@ -390,6 +400,59 @@ mh_flame_members_fill(mh_group *g, const uint32_t *order, size_t norder,
         st->count[leaf] += m->count[i];
     }
     m->n = norder;
+}
+
+/* Is the location of a non-leaf frame one that collapses into its caller? */
+static inline int
+mh_flame_collapses(const mh_flame_strip *sp, const mh_group *g, uint32_t loc)
+{
+    return (sp->flag[g->loc[loc].uid] & MH_STRIP_COLLAPSE) != 0;
+}
+
+/* Leave out the collapsing frames of every member but its leaf (what a
+ * site allocated stays its own): members that have any get a copy in
+ * sp->pool, the others keep pointing into the grouping's pool. */
+static int
+mh_flame_members_collapse(mh_flame_strip *sp, const mh_group *g, mh_flame_members *m)
+{
+    if (!sp->collapse)
+        return 0;
+    size_t need = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        for (uint32_t j = 0; j + 1 < m->len[i]; j++) {
+            if (mh_flame_collapses(sp, g, m->seq[i][j])) {
+                need += m->len[i];
+                break;
+            }
+        }
+    }
+    if (need == 0)
+        return 0;
+    sp->pool = mh_mem_malloc(need * sizeof(uint32_t));
+    if (sp->pool == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    sp->npool = need;
+    size_t used = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        const uint32_t *seq = m->seq[i];
+        uint32_t len = m->len[i], j = 0;
+        while (j + 1 < len && !mh_flame_collapses(sp, g, seq[j]))
+            j++;
+        if (j + 1 >= len)
+            continue;
+        uint32_t *out = sp->pool + used, n = 0;
+        for (uint32_t k = 0; k + 1 < len; k++) {
+            if (!mh_flame_collapses(sp, g, seq[k]))
+                out[n++] = seq[k];
+        }
+        out[n++] = seq[len - 1];
+        m->seq[i] = out;
+        m->len[i] = n;
+        used += len;
+    }
+    return 0;
 }
 
 typedef struct {
@@ -519,6 +582,8 @@ mh_flame_py_tree(PyObject *snap, PyObject *args)
         || mh_flame_alloc(&g, norder, &m, &mcap, &st) < 0)
         goto done;
     mh_flame_members_fill(&g, order, norder, &strip, &unknown, &m, &st);
+    if (mh_flame_members_collapse(&strip, &g, &m) < 0)
+        goto done;
     for (size_t i = 0; i < m.n; i++) {
         total_size += m.size[i];
         total_count += m.count[i];
@@ -530,6 +595,7 @@ mh_flame_py_tree(PyObject *snap, PyObject *args)
     result = mh_flame_result(&g, &t, &sp, &st, folded);
 done:
     mh_mem_free(strip.flag, strip.nflag);
+    mh_mem_free(strip.pool, strip.npool * sizeof(uint32_t));
     mh_mem_free(order, (g.nkey ? g.nkey : 1) * sizeof(uint32_t));
     mh_flame_members_free(&m, mcap);
     mh_flame_sites_free(&st);

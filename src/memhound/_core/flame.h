@@ -5,7 +5,9 @@
 
 #include <Python.h>
 
-/* flame_tree(min_share, root_strip=None): see the method's docstring. */
+/* flame_tree(min_share, root_strip=None): see the method's docstring.
+ * root_strip may carry a fourth item, `collapse`: files whose frames are
+ * left out of every traceback except as its most recent frame. */
 PyObject *mh_flame_py_tree(PyObject *snap, PyObject *args);
 
 #endif

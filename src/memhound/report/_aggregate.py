@@ -8,7 +8,9 @@ from the smallest nodes up; what is cut is accounted for in its parent, so
 every percentage stays exact.
 """
 import heapq
+import os
 import sys
+from importlib import _bootstrap, _bootstrap_external
 from typing import NamedTuple
 
 from ..runner import LAUNCHER_FILES
@@ -77,41 +79,117 @@ def totals(snapshot):
 
 
 def site_rows(snapshot, group_by="lineno", cumulative=False, limit=10):
-    """Top ``limit`` sites of a snapshot, biggest first.
+    """Top ``limit`` sites of a snapshot, biggest first.  In a snapshot of
+    ``memhound run`` the launcher's frames (LAUNCHER_FRAMES) are left out:
+    of the tracebacks shown, and as sites of their own (cumulative).
 
     >>> rows = site_rows(snapshot, "lineno", limit=3)     # doctest: +SKIP
     >>> rows[0].size, rows[0].frames[0]                     # doctest: +SKIP
     (1048576, ('app.py', 12, 'load'))
     """
-    stats = snapshot.statistics(group_by, cumulative)
-    if limit is not None:
-        stats = stats[:limit]
-    return [SiteRow(s.size, s.count, _frames(s.traceback, group_by)) for s in stats]
+    run = _from_run(snapshot)
+    stats = _without_launcher(snapshot, run, snapshot.statistics(group_by, cumulative), group_by,
+                              cumulative, limit)
+    return [SiteRow(s.size, s.count, _shown_frames(run, s.traceback, group_by)) for s in stats]
 
 
 def compare_rows(old, new, group_by="lineno", cumulative=False, limit=10):
     """Top ``limit`` differences between two snapshots, largest change first."""
-    stats = new.compare_to(old, group_by, cumulative)
-    if limit is not None:
-        stats = stats[:limit]
-    return [SiteRow(s.size, s.count, _frames(s.traceback, group_by), s.size_diff, s.count_diff)
+    run = _from_run(new)
+    stats = _without_launcher(new, run, new.compare_to(old, group_by, cumulative), group_by,
+                              cumulative, limit)
+    return [SiteRow(s.size, s.count, _shown_frames(run, s.traceback, group_by), s.size_diff,
+                    s.count_diff)
             for s in stats]
 
 
+def _without_launcher(snapshot, run, stats, group_by, cumulative, limit):
+    """``stats`` up to ``limit``, without the launcher's own frames as sites
+    (only cumulative statistics of a ``run`` snapshot have them)."""
+    if cumulative and run:
+        launcher = set()
+        for frames, _functions, _size, _count in _grouped(snapshot):
+            start, _kept = strip_frames(frames, _LAUNCHER_ROOT)
+            launcher.update(frames[:start])
+        if group_by == "filename":
+            launcher = {f[0] for f in launcher}
+            stats = [s for s in stats if s.traceback[0].filename not in launcher]
+        else:
+            stats = [s for s in stats
+                     if (s.traceback[0].filename, s.traceback[0].lineno) not in launcher]
+    return stats[:limit] if limit is not None else stats
+
+
+def _shown_frames(run, traceback, group_by):
+    frames = _frames(traceback, group_by)
+    if len(frames) > 1 and run:
+        root_first = frames[::-1]
+        start, _kept = strip_frames([f[:2] for f in root_first], _LAUNCHER_ROOT)
+        if start < len(frames):
+            frames = root_first[start:][::-1]
+    return frames
+
+
 class RootFrames(NamedTuple):
-    """Frames to leave out at the root (oldest end) of every traceback: up to
-    the last frame among the first ``depth`` whose file is in ``files``,
-    then the frames of ``then_files`` right after it."""
+    """Frames to leave out of every traceback: at the root (oldest end), up
+    to the last frame among the first ``depth`` whose file is in ``files``,
+    then the frames of ``then_files`` right after it; anywhere but the most
+    recent frame, the frames of ``collapse`` (their callee takes their place
+    under their caller)."""
     files: tuple
     then_files: tuple
     depth: int
+    collapse: tuple = ()
 
+
+def _import_machinery_files():
+    files = {"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>",
+             "<frozen zipimport>", _bootstrap.__file__, _bootstrap_external.__file__,
+             os.path.join(os.path.dirname(_bootstrap.__file__), "__init__.py")}
+    return tuple(sorted(os.path.abspath(f) if not f.startswith("<") else f for f in files))
+
+
+# The import machinery between an `import` and the imported module's code:
+# a flame graph reads "app.py:3 -> models.py:10" without the frames of
+# importlib in between.  What the machinery allocates itself (its leaf
+# frames: code objects, specs) stays visible.
+IMPORT_FRAMES = _import_machinery_files()
 
 # The frames of the `memhound run` launcher, not of the program, at the root of
 # every traceback recorded under `run`: whatever started memhound, then
 # memhound's runner, then (for -m) runpy.  The launcher's frames are among the
 # first 16.
-LAUNCHER_FRAMES = RootFrames(files=LAUNCHER_FILES[:1], then_files=LAUNCHER_FILES[1:], depth=16)
+LAUNCHER_FRAMES = RootFrames(files=LAUNCHER_FILES[:1], then_files=LAUNCHER_FILES[1:], depth=16,
+                             collapse=IMPORT_FRAMES + LAUNCHER_FILES[1:])
+# The tables show whole tracebacks: only the launcher's root leaves them.
+_LAUNCHER_ROOT = LAUNCHER_FRAMES._replace(collapse=())
+# Any other snapshot: only the import machinery collapses.
+NO_LAUNCHER = RootFrames(files=(), then_files=(), depth=0, collapse=IMPORT_FRAMES)
+
+
+def _from_run(snapshot):
+    meta = metadata(snapshot).get("memhound")
+    return isinstance(meta, dict) and "argv" in meta
+
+
+def strip_frames(frames, strip):
+    """Index of the first kept frame of ``frames`` (root first) and the kept
+    frames: ``strip`` (a RootFrames) applied as the flame graph applies it.
+
+    >>> strip_frames([("r.py", 1), ("<frozen runpy>", 9), ("app.py", 2)],
+    ...              RootFrames(("r.py",), ("<frozen runpy>",), 16))
+    (2, [('app.py', 2)])
+    """
+    start = 0
+    for i, f in enumerate(frames[:strip.depth]):    # root first
+        if f[0] in strip.files:
+            start = i + 1
+    while start and start < len(frames) and frames[start][0] in strip.then_files:
+        start += 1
+    kept = list(frames[start:])
+    if strip.collapse and len(kept) > 1:
+        kept = [f for f in kept[:-1] if f[0] not in strip.collapse] + kept[-1:]
+    return start, kept
 
 
 def stacks(snapshot, strip_launcher=True):
@@ -120,20 +198,20 @@ def stacks(snapshot, strip_launcher=True):
     ``functions`` the matching function names, or None when unknown (stdlib
     snapshots).  With ``strip_launcher`` and a snapshot written by
     ``memhound run`` (its metadata says so), the frames of the launcher
-    itself (runner.py, runpy) are left out."""
-    meta = metadata(snapshot).get("memhound")
-    strip_launcher = strip_launcher and isinstance(meta, dict) and "argv" in meta
+    itself (runner.py, runpy) are left out; the import machinery's frames
+    collapse (IMPORT_FRAMES) in every snapshot."""
+    strip = LAUNCHER_FRAMES if strip_launcher and _from_run(snapshot) else NO_LAUNCHER
     for frames, functions, size, count in _grouped(snapshot):
-        if strip_launcher:
-            start = 0
-            for i, f in enumerate(frames[:LAUNCHER_FRAMES.depth]):    # root first
-                if f[0] in LAUNCHER_FRAMES.files:
-                    start = i + 1
-            while start and start < len(frames) and frames[start][0] in LAUNCHER_FRAMES.then_files:
-                start += 1
-            if start:
-                frames = frames[start:]
-                functions = functions[start:] if functions else functions
+        start, kept = strip_frames(frames, strip)
+        if len(kept) != len(frames):
+            if functions:
+                pairs = list(zip(frames[start:], functions[start:]))
+                if len(pairs) > 1:
+                    pairs = [p for p in pairs[:-1] if p[0][0] not in strip.collapse] + pairs[-1:]
+                functions = tuple(p[1] for p in pairs)
+            frames = tuple(kept)
+            if not frames:              # only launcher frames: as the engine's flame_tree
+                frames, functions = _UNKNOWN, None
         yield frames, functions, size, count
 
 
@@ -219,9 +297,7 @@ def flame_tree(snapshot, max_nodes=20000, strip_launcher=True):
 def _tree_c(data, snapshot, strip_launcher):
     """The call tree built by memhound's engine (SnapshotData.flame_tree):
     same nodes, numbering and sites as _tree_python, no object per trace."""
-    meta = metadata(snapshot).get("memhound")
-    from_run = strip_launcher and isinstance(meta, dict) and "argv" in meta
-    strip = LAUNCHER_FRAMES if from_run else None
+    strip = LAUNCHER_FRAMES if strip_launcher and _from_run(snapshot) else NO_LAUNCHER
     frames, parent_of, frame_of, size_of, count_of, folded, site_frames, site_size, \
         site_count = data.flame_tree(MIN_SHARE, strip)
     sites = {f: [size, count] for f, size, count in zip(site_frames, site_size, site_count)}
