@@ -25,6 +25,7 @@ PUBLIC_MODULES = [
     "memhound.report.html",
     "memhound.report.terminal",
     "memhound.report.export",
+    "memhound.report.pprof",
 ]
 
 # The tracemalloc-compatible API is documented by example, class by class.

@@ -43,7 +43,8 @@ _EXAMPLES = {
   memhound html leaks.json -o leaks.html   leak report written by memhound leaks --json""",
     "export": """examples:
   memhound export app.snap --format speedscope -o app.speedscope.json
-  memhound export app.snap --format collapsed -o app.folded   (flamegraph.pl / inferno input)""",
+  memhound export app.snap --format collapsed -o app.folded   (flamegraph.pl / inferno input)
+  memhound export app.snap --format pprof -o app.pb.gz   (go tool pprof, Pyroscope, Parca)""",
     "leaks": """examples:
   memhound leaks app/cache.py:handle_request
   memhound leaks mypkg.worker:step --runs 10 --json leaks.json
@@ -154,13 +155,14 @@ def _build_parser():
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="HTML file to write")
     p.add_argument("--title", help="report title (default: the last file name)")
 
-    p = sub.add_parser("export", help="export a snapshot for speedscope or flamegraph.pl",
+    p = sub.add_parser("export", help="export a snapshot for speedscope, flamegraph.pl or pprof",
                        description="Export live memory by traceback as speedscope JSON "
-                                   "(https://www.speedscope.app, works offline too) or as "
-                                   "collapsed stacks (flamegraph.pl, inferno).",
+                                   "(https://www.speedscope.app, works offline too), as "
+                                   "collapsed stacks (flamegraph.pl, inferno) or as a gzipped "
+                                   "pprof profile (go tool pprof, Pyroscope, Parca).",
                        epilog=_EXAMPLES["export"], formatter_class=fmt)
     p.add_argument("file", metavar="FILE", help="snapshot file")
-    p.add_argument("--format", required=True, choices=("speedscope", "collapsed"))
+    p.add_argument("--format", required=True, choices=("speedscope", "collapsed", "pprof"))
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write ('-' for stdout)")
 
     p = sub.add_parser("leaks", help="repeat a function and report what leaks and why",
@@ -272,6 +274,8 @@ def _cmd_html(args):
 
 def _cmd_export(args):
     snap = _source.load_snapshot(args.file)
+    if args.format == "pprof":
+        return _write_pprof(snap, args.output)
     if args.format == "speedscope":
         text = export.speedscope(snap, name=os.path.basename(args.file))
     else:
@@ -282,6 +286,18 @@ def _cmd_export(args):
         with open(args.output, "w", encoding="utf-8") as fp:
             fp.write(text)
         print(f"memhound: wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _write_pprof(snap, output):
+    from .report import pprof
+    if output == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(pprof.dumps(snap))
+        sys.stdout.buffer.flush()
+    else:
+        pprof.write(snap, output)
+        print(f"memhound: wrote {output}", file=sys.stderr)
     return 0
 
 

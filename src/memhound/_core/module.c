@@ -14,6 +14,7 @@
 #include "heap.h"
 #include "heap_kinds.h"
 #include "memory.h"
+#include "pprof.h"
 #include "snapshot.h"
 #include "tracer.h"
 
@@ -174,6 +175,8 @@ static PyMethodDef mh_methods[] = {
     {"resume", mh_py_resume, METH_NOARGS, "Undo one suspend()."},
     {"_set_memory_limit", mh_py_set_memory_limit, METH_O,
      "Test hook: cap memhound's own memory (0 = no cap)."},
+    {"pprof_encode", mh_pprof_py_encode, METH_VARARGS,
+     "pprof_encode(snapshot_data, time_nanos, period, comments, root_strip=None) -> profile.proto bytes"},
     {NULL, NULL, 0, NULL}
 };
 

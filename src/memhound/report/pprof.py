@@ -1,0 +1,114 @@
+"""Snapshots as pprof profiles (gzip-compressed profile.proto), the format
+that continuous-profiling systems (Pyroscope, Parca, Datadog) and
+``go tool pprof`` read.
+
+The profile is encoded by memhound's engine (``_core.pprof_encode``) from
+the snapshot's tables; this module adds the time, the sampling period, the
+comments and the compression.  Sample types are ``inuse_objects/count`` and
+``inuse_space/bytes`` (the default); memhound records live memory only, so
+there are no ``alloc_*`` values.
+
+>>> import gzip, memhound
+>>> snap = memhound.Snapshot([(0, 4096, (("app.py", 12, "load"),), 1)], 1)
+>>> gzip.decompress(dumps(snap))[:2]      # field 1 (sample_type), a message
+b'\\n\\x04'
+"""
+import gzip
+import os
+import tempfile
+import time
+
+from .. import __version__, tracing
+from . import _aggregate as agg
+from ._source import metadata
+
+
+def sample_every(snapshot):
+    """Sampling rate in bytes of a snapshot; 0 for exact tracing.
+
+    >>> import memhound
+    >>> sample_every(memhound.Snapshot([], 1))
+    0
+    """
+    return getattr(snapshot, "sample_every", 0) or 0
+
+
+def _time_nanos(snapshot):
+    meta = metadata(snapshot).get("memhound")
+    wall = meta.get("wall_time") if isinstance(meta, dict) else None
+    if not isinstance(wall, (int, float)) or isinstance(wall, bool):
+        wall = time.time()
+    return int(wall * 1e9)
+
+
+def profile(snapshot, time_nanos=None):
+    """The uncompressed profile.proto of a snapshot, as bytes.
+
+    ``time_nanos`` defaults to the snapshot's wall time when ``memhound
+    run`` wrote it, else now.  Values of a sampled snapshot are estimates:
+    the profile's period is the sampling rate and a comment says so.
+
+    >>> import memhound
+    >>> snap = memhound.Snapshot([(0, 64, (("a.py", 3, "f"),), 1)], 1)
+    >>> b"inuse_space" in profile(snap, time_nanos=0)
+    True
+    """
+    data = getattr(getattr(snapshot, "traces", None), "_data", None)
+    if data is None:                       # a stdlib tracemalloc.Snapshot
+        snapshot = tracing.Snapshot.from_tracemalloc(snapshot)
+        data = snapshot.traces._data
+    rate = sample_every(snapshot)
+    comments = [f"memhound {__version__}: live memory by allocation site"]
+    if rate:
+        comments.append(f"values are estimates: allocations sampled about every {rate} bytes "
+                        f"and weighted")
+    meta = metadata(snapshot).get("memhound")
+    strip = agg.LAUNCHER_FRAMES if isinstance(meta, dict) and "argv" in meta else None
+    if time_nanos is None:
+        time_nanos = _time_nanos(snapshot)
+    with tracing.pause_tracing():
+        return tracing._core.pprof_encode(data, int(time_nanos), rate or 1, tuple(comments),
+                                          None if strip is None else tuple(strip))
+
+
+def dumps(snapshot, time_nanos=None):
+    """The gzip-compressed profile (what pprof readers expect), as bytes.
+
+    >>> import gzip, memhound
+    >>> snap = memhound.Snapshot([(0, 64, (("a.py", 3, "f"),), 1)], 1)
+    >>> gzip.decompress(dumps(snap, 0)) == profile(snap, 0)
+    True
+    """
+    raw = profile(snapshot, time_nanos)
+    with tracing.pause_tracing():
+        return gzip.compress(raw, compresslevel=6, mtime=0)
+
+
+def write(snapshot, path):
+    """Write the compressed profile to ``path``, replacing it atomically (a
+    reader polling the file never sees half of it).
+
+    >>> import memhound, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "app.pb.gz")
+    >>> write(memhound.Snapshot([(0, 64, (("a.py", 3, "f"),), 1)], 1), path)
+    >>> open(path, "rb").read(2) == b"\\x1f\\x8b"
+    True
+    """
+    blob = dumps(snapshot)
+    with tracing.pause_tracing():
+        directory = os.path.dirname(os.path.abspath(path))
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".memhound-", suffix=".tmp", dir=directory)
+        except OSError as exc:          # name the file asked for, not the temporary one
+            raise OSError(exc.errno, exc.strerror, path) from None
+        try:
+            os.fchmod(fd, 0o644)          # mkstemp makes it private; profiles are shared
+            with os.fdopen(fd, "wb") as fp:
+                fp.write(blob)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
