@@ -26,6 +26,7 @@ PUBLIC_MODULES = [
     "memhound.report.terminal",
     "memhound.report.export",
     "memhound.report.pprof",
+    "memhound.watch",
 ]
 
 # The tracemalloc-compatible API is documented by example, class by class.

@@ -50,3 +50,5 @@ __version__ = "0.1.0"
 __all__ = list(_tracing_all) + ["pause_tracing"]
 from .leaks import find_leaks, survivors, LeakReport  # noqa: F401,E402
 __all__ += ["find_leaks", "survivors", "LeakReport"]
+from .watch import watch, Watch  # noqa: F401,E402  (memhound.watch is the function)
+__all__ += ["watch", "Watch"]

@@ -28,7 +28,9 @@ _EXAMPLES = {
   memhound run app.py --port 8000          run app.py with its own arguments
   memhound run --top 20 -m http.server     run a module like python -m
   memhound run --snapshot app.snap --html app.html --interval 1 app.py
-  memhound run --signal USR2 --snapshot srv.snap server.py   (kill -USR2 PID writes srv.NNNN.snap)""",
+  memhound run --signal USR2 --snapshot srv.snap server.py   (kill -USR2 PID writes srv.NNNN.snap)
+  memhound run --watch 10 --watch-html growth.html server.py   (sites that grow steadily)
+  memhound run --pprof srv.pb.gz --interval 60 server.py   (a pprof profile, replaced every minute)""",
     "top": """examples:
   memhound top app.snap                    10 biggest lines of live memory
   memhound top app.snap --group-by traceback --limit 5
@@ -88,6 +90,14 @@ def _positive_float(text):
     return value
 
 
+def _watch_seconds(text):
+    from .watch import check_interval
+    try:
+        return check_interval(text, None)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_site_options(p):
     p.add_argument("--group-by", choices=("lineno", "filename", "traceback"), default="lineno",
                    help="group traces by source line, file or whole traceback (default: lineno)")
@@ -130,6 +140,15 @@ def _build_parser():
                         "(snapshots are spaced to cost the program at most ~10%%)")
     p.add_argument("--signal", metavar="SIGNAME",
                    help="write a snapshot when the program receives this signal (e.g. USR2)")
+    p.add_argument("--pprof", metavar="FILE",
+                   help="write a gzipped pprof profile of live memory at exit, and replace it "
+                        "every --interval SECONDS while the program runs")
+    p.add_argument("--watch", type=_watch_seconds, metavar="SECONDS",
+                   help="measure every site's live size every SECONDS and report at exit the "
+                        "sites that grow steadily (a trend test on per-window minima)")
+    p.add_argument("--watch-json", metavar="FILE", help="write the --watch results as JSON")
+    p.add_argument("--watch-html", metavar="FILE",
+                   help="write the --watch results as HTML, one timeline per growing site")
     p.add_argument("-m", dest="module", metavar="module", help="run a library module as a script")
 
     p = sub.add_parser("top", help="top allocation sites of a snapshot",
@@ -303,7 +322,8 @@ def _write_pprof(snap, output):
 
 # ---------------------------------------------------------------- run
 
-_RUN_VALUE_OPTIONS = {"--frames", "--top", "--snapshot", "--html", "--interval", "--signal"}
+_RUN_VALUE_OPTIONS = {"--frames", "--top", "--snapshot", "--html", "--interval", "--signal",
+                      "--pprof", "--watch", "--watch-json", "--watch-html"}
 
 
 def _split_run_argv(argv):
@@ -352,6 +372,10 @@ def _cmd_run(args, program):
     if args.module is None and not program:
         raise _UsageError("run: expected a script or -m module (see 'memhound run --help')")
     signal_number = _parse_signal(args.signal) if args.signal else None
+    if args.watch is None and (args.watch_json or args.watch_html):
+        raise _UsageError("--watch-json and --watch-html need --watch SECONDS "
+                          "(see 'memhound run --help')")
     return runner.run(program, args.module, frames=args.frames, top=args.top,
                       snapshot=args.snapshot, html=args.html, interval=args.interval,
-                      signal_number=signal_number)
+                      signal_number=signal_number, pprof=args.pprof, watch=args.watch,
+                      watch_json=args.watch_json, watch_html=args.watch_html)

@@ -49,14 +49,18 @@ DEFAULT_FRAMES = 64
 
 
 def run(program, module=None, *, frames=DEFAULT_FRAMES, top=10, snapshot=None, html=None,
-        interval=None, signal_number=None):
+        interval=None, signal_number=None, pprof=None, watch=None, watch_json=None,
+        watch_html=None):
     """Run ``program`` (``[script, *args]``, or the arguments of ``module``
     with ``module=``) under tracing; return its exit status.
 
     ``snapshot`` and ``html`` name files written at exit; ``interval``
     (seconds) also writes numbered snapshots while it runs when ``snapshot``
     is given; ``signal_number`` writes a snapshot whenever the process
-    receives that signal.
+    receives that signal.  ``pprof`` names a gzipped pprof profile written
+    at exit and, with ``interval``, replaced atomically every interval.
+    ``watch`` (seconds) runs a growth watch (``memhound.watch``) whose report
+    goes to stderr at exit, and to ``watch_json`` / ``watch_html`` if given.
 
     >>> run(["app.py"], snapshot="app.snap", html="app.html")     # doctest: +SKIP
     0
@@ -66,10 +70,12 @@ def run(program, module=None, *, frames=DEFAULT_FRAMES, top=10, snapshot=None, h
     # Everything memhound does on this thread is untraced; only the
     # program's own code runs with tracing resumed (_traced).
     with tracing.pause_tracing():
-        return _run(program, module, frames, top, snapshot, html, interval, signal_number)
+        return _run(program, module, frames, top, snapshot, html, interval, signal_number,
+                    pprof, watch, watch_json, watch_html)
 
 
-def _run(program, module, frames, top, snapshot, html, interval, signal_number):
+def _run(program, module, frames, top, snapshot, html, interval, signal_number, pprof, watch,
+         watch_json, watch_html):
     if module is None:
         code = _load_script(program[0])
         if isinstance(code, int):
@@ -77,6 +83,7 @@ def _run(program, module, frames, top, snapshot, html, interval, signal_number):
     else:
         code = None
     recorder = _Recorder(interval, snapshot)
+    recorder.pprof_path = pprof
     if signal_number is not None:
         def on_signal(signum, frame):
             with tracing.pause_tracing():
@@ -86,11 +93,14 @@ def _run(program, module, frames, top, snapshot, html, interval, signal_number):
         signal.signal(signal_number, on_signal)
     recorder.start()                    # parked in pause_tracing before tracing starts
     tracing.start(frames)
+    watcher = _start_watch(watch)
     status, ran, interrupted, keep_alive = _run_program(module, program, code)
     interrupted = _wait_for_threads() or interrupted
     # the program's globals (keep_alive) are still alive: this is "at exit"
     try:
         recorder.finish()
+        if watcher is not None:
+            watcher.stop()
         if not ran:                     # runpy found nothing to run: python's error only
             tracing.stop()
             return status
@@ -110,7 +120,10 @@ def _run(program, module, frames, top, snapshot, html, interval, signal_number):
         # files first: a closed stderr (`| head`, fd 2 closed) must not lose them
         written, failed = [], False
         for path, write in ((snapshot, final.dump),
-                            (html, lambda p: _write_html(final, snapshot or "exit", title, p))):
+                            (html, lambda p: _write_html(final, snapshot or "exit", title, p)),
+                            (pprof, lambda p: _write_pprof(final, p)),
+                            (watch_json, lambda p: watcher.write_json(p)),
+                            (watch_html, lambda p: watcher.write_html(p, title))):
             if not path:
                 continue
             try:
@@ -121,6 +134,8 @@ def _run(program, module, frames, top, snapshot, html, interval, signal_number):
                 _say(None, f"cannot write {path}: {exc.strerror or exc}")
         try:
             _report(final, recorder, current, peak, top)
+            if watcher is not None:
+                _say(watcher.report(top))
             for path in written:
                 _say(f"memhound: wrote {path}")
         except (OSError, ValueError):   # stderr closed by the program or the reader
@@ -179,6 +194,19 @@ def _load_script(script):
         return 1
 
 
+def _start_watch(interval):
+    if interval is None:
+        return None
+    from .watch import Watch
+    with tracing.pause_tracing():
+        return Watch(interval).start()
+
+
+def _write_pprof(snap, path):
+    from .report import pprof
+    pprof.write(snap, path)
+
+
 def _numbered(path, n):
     base, ext = os.path.splitext(path)
     return f"{base}.{n:04d}{ext}"
@@ -228,6 +256,7 @@ class _Recorder:
     def __init__(self, interval, snapshot_path):
         self.interval = interval
         self.snapshot_path = snapshot_path
+        self.pprof_path = None
         self.t0 = time.monotonic()
         self.timeline = []
         self.peak_snapshot = None
@@ -281,8 +310,9 @@ class _Recorder:
             if now >= next_point:
                 self._point(now, current, peak)
                 next_point = now + step
-                if self.interval and self.snapshot_path and now >= next_snapshot:
-                    self.write_snapshot("interval")
+                if self.interval and (self.snapshot_path or self.pprof_path) \
+                        and now >= next_snapshot:
+                    self._write_interval()
                     next_snapshot = now + max(step, self.SNAPSHOT_SHARE * self.snapshot_cost)
             if current > self.peak_snapshot_size * 1.1 + 65536 and now >= next_snapshot:
                 snap = self.take()
@@ -331,6 +361,27 @@ class _Recorder:
             return path
         self.written.append(path)
         return path
+
+    def _write_interval(self):
+        """The --interval files: a numbered snapshot, and the pprof file
+        replaced in place."""
+        if self.snapshot_path:
+            self.write_snapshot("interval")
+        if not self.pprof_path:
+            return
+        snap = self.take()
+        if snap is None:
+            return
+        snap.metadata.update(self.metadata("interval"))
+        try:
+            _write_pprof(self.clean(snap), self.pprof_path)
+        except OSError as exc:
+            print(f"memhound: cannot write {self.pprof_path}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            self.pprof_path = None         # said once; tried again at exit
+            return
+        if self.pprof_path not in self.written:
+            self.written.append(self.pprof_path)
 
     def metadata(self, kind):
         current, peak = tracing.get_traced_memory()
