@@ -338,3 +338,47 @@ def test_go_tool_pprof_agrees_with_memhound_top(tmp_path):
     # and the exact bytes of the snapshot's statistics
     stats = memhound.Snapshot.load(snap_path).statistics("lineno")[:len(top)]
     assert [s.size for s in stats] == [size for _, size in by_line[:len(top)]]
+
+
+# ---------------------------------------------------------------- memhound run --pprof
+
+RUN_PROGRAM = """\
+import gzip, os, sys, time
+path = sys.argv[1]
+keep = [bytearray(100000) for _ in range(5)]            # kept
+seen = 0
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline and seen < 2:          # two interval writes
+    if os.path.exists(path):
+        stamp = os.stat(path).st_mtime_ns
+        with open(path, "rb") as fp:
+            gzip.decompress(fp.read())                  # always a whole file
+        while time.monotonic() < deadline and os.path.exists(path) \\
+                and os.stat(path).st_mtime_ns == stamp:
+            time.sleep(0.01)
+        seen += 1
+    time.sleep(0.01)
+print("seen", seen)
+"""
+
+
+def test_run_pprof_every_interval_and_at_exit(tmp_path):
+    from memhound.runner import LAUNCHER_FILES
+    script = tmp_path / "prog.py"
+    script.write_text(RUN_PROGRAM)
+    out = tmp_path / "prog.pb.gz"
+    proc = subprocess.run([sys.executable, "-m", "memhound", "run", "--pprof", str(out),
+                           "--interval", "0.2", str(script), str(out)],
+                          capture_output=True, text=True, env=child_env(), timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "seen 2" in proc.stdout and f"wrote {out}" in proc.stderr
+    p = decode(gzip.decompress(out.read_bytes()))
+    got = stacks(p)
+    line = marker_line(str(script), "kept")
+    kept = [v for frames, v in got.items() if frames[0][1:] == (str(script), line)]
+    assert sum(v[1] for v in kept) >= 500000
+    # the launcher's frames are not in the profile, nor memhound's own files
+    files = {frame[1] for frames in got for frame in frames}
+    assert not files & set(LAUNCHER_FILES)
+    assert not [f for f in files if os.sep + "memhound" + os.sep in f]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".memhound-")]
