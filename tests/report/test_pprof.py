@@ -296,8 +296,10 @@ def _memhound_top(snap_path, limit):
 def _go_top(pb_path, tmp_path, lines):
     argv = [GO, "tool", "pprof", "-top", "-sample_index=inuse_space", "-unit=B"]
     argv += ["-lines"] if lines else []
-    proc = subprocess.run(argv + [pb_path], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, HOME=str(tmp_path), PPROF_TMPDIR=str(tmp_path)))
+    # Newer Go builds `go tool pprof` on first use into the user's build
+    # cache: keep HOME (and so that cache), or every run rebuilds it.
+    proc = subprocess.run(argv + [pb_path], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PPROF_TMPDIR=str(tmp_path)))
     assert proc.returncode == 0, proc.stderr
     rows = []
     for text in proc.stdout.splitlines():
