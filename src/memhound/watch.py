@@ -270,16 +270,26 @@ class Watch:
     def resume(self):
         self._go.set()
 
+    # A sample holds the GIL for about one snapshot: the next one waits at
+    # least SHARE times as long as the last took, so the watch costs the
+    # program at most ~10% even when `interval` is too short for its heap.
+    SHARE = 10
+
     def _loop(self):
         with tracing.pause_tracing():
-            while not self._stop.wait(self.interval):
+            wait = self.interval
+            while not self._stop.wait(wait):
                 if not self._go.is_set():
                     self._parked.set()
                     self._go.wait()
                     self._parked.clear()
                     continue
+                # this thread's CPU time: its wall time also counts the
+                # program's threads that ran while it waited for the GIL
+                t = time.thread_time()
                 if not self.sample():
                     return
+                wait = max(self.interval, self.SHARE * (time.thread_time() - t))
 
     # ------------------------------------------------------------ measuring
 

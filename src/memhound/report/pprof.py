@@ -81,7 +81,8 @@ def dumps(snapshot, time_nanos=None):
     """
     raw = profile(snapshot, time_nanos)
     with tracing.pause_tracing():
-        return gzip.compress(raw, compresslevel=6, mtime=0)
+        # level 1: as small as level 6 on profiles (measured), several times faster
+        return gzip.compress(raw, compresslevel=1, mtime=0)
 
 
 def write(snapshot, path):
