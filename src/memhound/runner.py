@@ -122,8 +122,8 @@ def _run(program, module, frames, top, snapshot, html, interval, signal_number, 
         for path, write in ((snapshot, final.dump),
                             (html, lambda p: _write_html(final, snapshot or "exit", title, p)),
                             (pprof, lambda p: _write_pprof(final, p)),
-                            (watch_json, lambda p: watcher.write_json(p)),
-                            (watch_html, lambda p: watcher.write_html(p, title))):
+                            (watcher and watch_json, lambda p: watcher.write_json(p)),
+                            (watcher and watch_html, lambda p: watcher.write_html(p, title))):
             if not path:
                 continue
             try:
