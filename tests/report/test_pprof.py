@@ -194,6 +194,12 @@ def test_launcher_frames_left_out_of_run_snapshots():
     assert list(stacks(decode(pprof.profile(snap, 0)))) == [(("f", "app.py", 3),)]
 
 
+def test_negative_and_zero_line_numbers():
+    raw = [(0, 10, (("a.py", -1, "f"), ("a.py", 0, "<module>")), 2)]
+    assert stacks(decode(pprof.profile(memhound.Snapshot(tuple(raw), 2), 0))) == {
+        (("f", "a.py", -1), ("<module>", "a.py", 0)): [1, 10]}
+
+
 def test_non_utf8_names_are_escaped():
     raw = [(0, 10, (("caf\udce9.py", 1, "f\udcff"),), 1)]
     p = decode(pprof.profile(memhound.Snapshot(tuple(raw), 1), 0))

@@ -192,7 +192,24 @@ def test_html_has_one_timeline_per_growing_site(traced, tmp_path):
     w.write_html(str(path), title="<demo>")
     page = path.read_text()
     assert page.count("<svg") == len(w.growing()) == 2
-    assert "&lt;demo&gt;" in page and "<script" not in page and "http" not in page.split("<body>")[1]
+    body = page.split("<body>")[1]
+    assert "&lt;demo&gt;" in page and "<script" not in page and "http" not in body
+
+
+def test_sampled_snapshots_are_reported_as_estimates(traced, monkeypatch, tmp_path):
+    from memhound.report import pprof
+    monkeypatch.setattr(pprof, "sample_every", lambda snapshot: 512 * KiB)
+    w = Watch(60, window=2, min_windows=6)
+    hoard = []
+    for _ in range(30):
+        hoard.append(bytearray(16 * KiB))
+        w.sample()
+    (g,) = w.growing()
+    assert g.estimates and "estimates" in w.report()
+    data = json.loads(w.to_json())
+    assert data["summary"]["estimates"] and data["summary"]["sample_every"] == 512 * KiB
+    w.write_html(str(tmp_path / "w.html"))
+    assert "estimates" in (tmp_path / "w.html").read_text()
 
 
 # ---------------------------------------------------------------- memhound run --watch
