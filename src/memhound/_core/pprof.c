@@ -180,7 +180,8 @@ mh_pprof_add_str(mh_pprof *pp, PyObject *s, const char *suffix)
     }
     else {
         memcpy(pp->strings.p + pp->strings.n, utf8, (size_t)len);
-        memcpy(pp->strings.p + pp->strings.n + len, suffix, slen);
+        if (slen)       /* memcpy from NULL is undefined even for 0 bytes (UBSan) */
+            memcpy(pp->strings.p + pp->strings.n + len, suffix, slen);
         pp->strings.n += (size_t)len + slen;
         sid = pp->nstrings++;
     }
