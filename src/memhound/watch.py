@@ -506,9 +506,10 @@ def _esc(text):
             .replace('"', "&quot;"))
 
 
-def _chart(g, width=720, height=180):
+def _chart(g, tested_since=None, width=720, height=180):
     """An inline SVG line chart of a site's per-window minima (line) and
-    maxima (shaded band), time in seconds across, bytes up."""
+    maxima (shaded band), time in seconds across, bytes up; the tested
+    windows on a tinted background."""
     from .report.terminal import format_size
     pad_l, pad_r, pad_t, pad_b = 70, 10, 10, 24
     pts = g.windows
@@ -533,8 +534,12 @@ def _chart(g, width=720, height=180):
                     f'{_esc(format_size(int(v)))}</text>'
                     f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
                     f'class="grid"/>')
-    for t in (t0, (t0 + t1) / 2, t1):
-        axis.append(f'<text x="{x(t):.1f}" y="{height - 6}" text-anchor="middle">{t:.0f} s</text>')
+    for t, anchor in ((t0, "start"), ((t0 + t1) / 2, "middle"), (t1, "end")):
+        axis.append(f'<text x="{x(t):.1f}" y="{height - 6}" text-anchor="{anchor}">{t:.0f} s</text>')
+    if tested_since is not None:
+        axis.insert(0, f'<rect x="{x(tested_since):.1f}" y="{pad_t}" '
+                       f'width="{x(t1) - x(tested_since):.1f}" height="{height - pad_t - pad_b}" '
+                       f'class="tested"><title>tested windows</title></rect>')
     return (f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" '
             f'aria-label="live size of {_esc(g.site)} over time">{"".join(axis)}'
             f'<polygon points="{band}" class="band"/>'
@@ -565,7 +570,7 @@ def render_html(summary, found, title="memhound watch"):
             f'<section class="site"><h2>{_esc(where)}</h2><p class="facts">'
             f'{_esc(format_size(g.rate))}/s, {_esc(format_size(g.growth, sign=True))} over the '
             f'tested windows, {_esc(format_size(g.size))} live at the last sample, '
-            f'p = {g.p_value:.2g}</p>{_chart(g)}</section>')
+            f'p = {g.p_value:.2g}</p>{_chart(g, summary["tested_since"])}</section>')
     page = resources.files("memhound.report").joinpath("watch.html").read_text(encoding="utf-8")
     parts = {"title": _esc(title), "summary": _esc(text),
              "sites": "".join(sections) or "<p>No site grows steadily.</p>"}
