@@ -535,7 +535,8 @@ def _chart(g, tested_since=None, width=720, height=180):
                     f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
                     f'class="grid"/>')
     for t, anchor in ((t0, "start"), ((t0 + t1) / 2, "middle"), (t1, "end")):
-        axis.append(f'<text x="{x(t):.1f}" y="{height - 6}" text-anchor="{anchor}">{t:.0f} s</text>')
+        axis.append(f'<text x="{x(t):.1f}" y="{height - 6}" text-anchor="{anchor}">'
+                    f'{t:.0f} s</text>')
     if tested_since is not None:
         axis.insert(0, f'<rect x="{x(tested_since):.1f}" y="{pad_t}" '
                        f'width="{x(t1) - x(tested_since):.1f}" height="{height - pad_t - pad_b}" '
