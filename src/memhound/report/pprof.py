@@ -63,12 +63,15 @@ def profile(snapshot, time_nanos=None):
         comments.append(f"values are estimates: allocations sampled about every {rate} bytes "
                         f"and weighted")
     meta = metadata(snapshot).get("memhound")
-    strip = agg.LAUNCHER_FRAMES if isinstance(meta, dict) and "argv" in meta else None
+    strip = None
+    if isinstance(meta, dict) and "argv" in meta:       # written by memhound run
+        launcher = agg.LAUNCHER_FRAMES
+        strip = (tuple(launcher.files), tuple(launcher.then_files), launcher.depth)
     if time_nanos is None:
         time_nanos = _time_nanos(snapshot)
     with tracing.pause_tracing():
         return tracing._core.pprof_encode(data, int(time_nanos), rate or 1, tuple(comments),
-                                          None if strip is None else tuple(strip))
+                                          strip)
 
 
 def dumps(snapshot, time_nanos=None):
