@@ -35,7 +35,8 @@ import threading
 import time
 
 from . import _core, tracing
-from .leaks import LeakReport, _analyse, _clear_caches
+from .leaks import LeakReport, _clear_caches
+from .leaks._grouping import _groups
 from .leaks._report import _OWN_DIR, _path_text, _type_name
 
 __all__ = ["handle", "census"]
@@ -229,7 +230,7 @@ def _interval_end(census_obj, old_snapshot, readings, t, frames):
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            groups, stats = _analyse(census_obj, 1, frames)
+            groups, stats = _analyse(census_obj, frames)
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -244,6 +245,22 @@ def _interval_end(census_obj, old_snapshot, readings, t, frames):
     return {"report": report.to_dict(), "text": str(report), "seconds": seconds,
             "readings": [blocks, objects],
             "grown_lines": _grown_lines(old_snapshot, new_snapshot, 10)}
+
+
+def _analyse(census_obj, frames):
+    """The leak finder's analysis (leaks._analyse) of one interval, with the
+    graph built by heap_graph_live(): in a live process other threads run
+    between any two calls, and what they put on the interpreter's free lists
+    must not be taken for orphans."""
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    census_bytes = census_obj.nbytes
+    graph = _core.heap_graph_live(census_obj, _OWN_DIR)
+    census_obj.close()
+    try:
+        return _groups(graph, 1, frames, census_bytes, t0, c0)
+    finally:
+        graph.close()
 
 
 def _grown_lines(old, new, limit):

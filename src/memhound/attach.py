@@ -403,7 +403,7 @@ class Session:
 
 def _check_args(args):
     chosen = [name for name in ("census", "start", "stop", "snapshot", "watch", "detach")
-              if getattr(args, name) not in (None, False)]
+              if getattr(args, name) is not None and getattr(args, name) is not False]
     if not chosen:
         raise AttachError("say what to do: --census, --start, --stop, --snapshot FILE, "
                           "--watch SECONDS or --detach")

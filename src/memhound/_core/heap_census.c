@@ -31,6 +31,7 @@
 #include "heap_census.h"
 #include "index.h"
 #include "memory.h"
+#include "tracer.h"
 
 #define MH_CONTENTS 6            /* types listed per holder */
 #define MH_MAX_TOP 1000
@@ -481,7 +482,29 @@ mh_py_heap_census_report(PyObject *module, PyObject *const *args, Py_ssize_t nar
     return r;
 }
 
+/* heap_graph(census, skip) with every live block marked old first, in one
+ * C call (no bytecode runs between, so no other thread can allocate in
+ * between): the graph then finds no orphans.  For a live process: on 3.14+
+ * a list or tuple on a free list keeps its type and a pointer in its
+ * reference count's place whose low 32 bits look like a count, and
+ * heap_orphans.c would traverse it as a live object. */
+static PyObject *
+mh_py_heap_graph_live(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *graph = PyObject_GetAttrString(module, "heap_graph");
+    if (graph == NULL)
+        return NULL;
+    mh_tracer_mark_blocks();
+    PyObject *r = PyObject_Vectorcall(graph, args, (size_t)nargs, NULL);
+    Py_DECREF(graph);
+    return r;
+}
+
 static PyMethodDef mh_heap_census_functions[] = {
+    {"heap_graph_live", (PyCFunction)(void (*)(void))mh_py_heap_graph_live, METH_FASTCALL,
+     "heap_graph_live(census, skip_prefix=None) -> HeapGraph\n--\n\n"
+     "heap_graph() without orphans: every live block is marked old first, in the\n"
+     "same call.  For a process whose other threads run between the calls."},
     {"heap_census_report", (PyCFunction)(void (*)(void))mh_py_heap_census_report, METH_FASTCALL,
      "heap_census_report(skip_prefix, ntypes, nholders) -> dict\n--\n\n"
      "The live heap now: objects and bytes in total and for the ntypes biggest\n"
