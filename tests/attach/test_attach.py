@@ -338,6 +338,10 @@ def test_refuses_a_process_that_is_not_running(capsys):
 def test_refuses_a_process_that_is_not_python(capsys):
     child = subprocess.Popen(["sleep", "30"])
     try:
+        deadline = time.monotonic() + 10       # until the fork has exec'd sleep
+        while not os.readlink("/proc/%d/exe" % child.pid).endswith("sleep"):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         err = _refused([child.pid, "--census"], capsys)
         assert "process %d (sleep" % child.pid in err and "is not a Python process" in err
     finally:
@@ -378,6 +382,11 @@ def test_refuses_when_remote_debugging_is_disabled(capsys, how):
                     reason="needs root to run the attaching side as another user")
 def test_refuses_without_permission(tmp_path):
     """An unprivileged user may not attach to root's process."""
+    try:
+        subprocess.run([sys.executable, "-c", "pass"], user=65534, group=65534, cwd="/",
+                       check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip("user 65534 cannot run %s here: %s" % (sys.executable, exc))
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], env=child_env())
     try:
         proc = subprocess.run([sys.executable, "-m", "memhound", "attach", str(child.pid), "--census"],
