@@ -64,13 +64,14 @@ mh_census_is_gc(PyObject *o)
 }
 
 /* Builtins whose size depends on more than the type and ob_size: their
- * __sizeof__ is C code of CPython's, never a user's. */
+ * __sizeof__ is C code of CPython's, never a user's.  (tuple and bytes are
+ * exactly basicsize + ob_size * itemsize, an ASCII str its length: no call.) */
 static int
 mh_sizeof_builtin(PyTypeObject *tp)
 {
-    return tp == &PyUnicode_Type || tp == &PyBytes_Type || tp == &PyByteArray_Type
-        || tp == &PyList_Type || tp == &PyDict_Type || tp == &PySet_Type
-        || tp == &PyFrozenSet_Type || tp == &PyLong_Type || tp == &PyTuple_Type;
+    return tp == &PyUnicode_Type || tp == &PyByteArray_Type || tp == &PyList_Type
+        || tp == &PyDict_Type || tp == &PySet_Type || tp == &PyFrozenSet_Type
+        || tp == &PyLong_Type;
 }
 
 static void
@@ -144,6 +145,9 @@ mh_census_sizeof(const mh_tstat *e, PyObject *o)
 {
     PyTypeObject *tp = e->tp;
     size_t pre = mh_compat_preheader_size(tp);
+    /* Most strings: the data follows the header, and is its own UTF-8. */
+    if (tp == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(o))
+        return sizeof(PyASCIIObject) + (size_t)PyUnicode_GET_LENGTH(o) + 1;
     if (e->sizeof_fn != NULL) {
         PyObject *r = PyObject_CallOneArg(e->sizeof_fn, o);
         if (r != NULL) {
