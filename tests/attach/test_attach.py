@@ -143,7 +143,7 @@ def _comparable(state):
 
 # ---- with sys.remote_exec ------------------------------------------------------------
 
-def test_census_names_the_registry_and_the_type(server, capsys):
+def test_census_names_the_registry_and_the_type(server, capsys, tmp_path):
     needs_remote_exec()
     for _ in range(300):
         server.get("/leak")
@@ -170,6 +170,12 @@ def test_census_names_the_registry_and_the_type(server, capsys):
     assert "module leaky_app -> global REGISTRY -> list" in out
     assert "300 leaky_app.Record" in out
     assert server.state()["served"] == 300     # /state counts itself after answering
+    page = tmp_path / "census.html"
+    status, out, err = attach(capsys, server.pid, "--census", "--html", page)
+    assert status == 0, err
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    assert "module leaky_app -> global REGISTRY -> list" in html and "leaky_app.Record" in html
 
 
 def test_census_while_serving_from_several_threads(server, capsys):
@@ -320,6 +326,14 @@ def test_memhound_not_importable_in_the_target(capsys, tmp_path):
         child.kill()
         child.wait()
         child.stdout.close()
+
+
+def test_agent_examples():
+    """The agent is private (not in test_doctests' list); its examples run here."""
+    import doctest
+    from memhound import _attach_agent
+    result = doctest.testmod(_attach_agent, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 3 and result.failed == 0
 
 
 # ---- refusals that need no injection -------------------------------------------------
