@@ -36,6 +36,7 @@ import time
 
 from . import _core, tracing
 from .leaks import LeakReport, _clear_caches
+from .leaks._bounds import _SIZED
 from .leaks._grouping import _groups
 from .leaks._report import _OWN_DIR, _path_text, _type_name
 
@@ -239,10 +240,14 @@ def _interval_end(census_obj, old_snapshot, readings, t, frames):
     deltas = {"blocks": [blocks - readings[0]], "objects": [objects - readings[1]], "bytes": []}
     grew = deltas["blocks"][0] >= 1 or deltas["objects"][0] >= 1
     report = LeakReport(grew and bool(groups), 0, 1, deltas, groups, stats)
-    for g in groups:
+    as_dict = report.to_dict()
+    # The holder's size now: over the intervals, a holder that grows is a
+    # leak, one whose entries are only replaced is not.
+    for g, d in zip(groups, as_dict["groups"]):
+        d["holder_len"] = _holder_len(g._holder)
         g._holder = None
     new_snapshot = _take_snapshot() if _core.is_tracing() else None
-    return {"report": report.to_dict(), "text": str(report), "seconds": seconds,
+    return {"report": as_dict, "text": str(report), "seconds": seconds,
             "readings": [blocks, objects],
             "grown_lines": _grown_lines(old_snapshot, new_snapshot, 10)}
 
@@ -261,6 +266,15 @@ def _analyse(census_obj, frames):
         return _groups(graph, 1, frames, census_bytes, t0, c0)
     finally:
         graph.close()
+
+
+def _holder_len(holder):
+    """len() of a plain dict, list, set or deque through the builtin's own
+    slot (no user __len__), else None."""
+    for base in _SIZED:
+        if isinstance(holder, base):
+            return base.__len__(holder)
+    return None
 
 
 def _grown_lines(old, new, limit):

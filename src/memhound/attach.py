@@ -556,9 +556,11 @@ def _watch(args, session, out):
         raise
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    grew = bool(intervals) and all(i["report"]["leaked"] for i in intervals)
+    grew = bool(steady_groups(intervals))
     print(format_watch_summary(intervals, grew), file=out)
     _write_json(args, {"pid": pid, "command": "watch", "seconds": args.watch, "grew": grew,
+                       "steady": [{"type": t, "path_text": p, "counts": c}
+                                  for t, p, c in steady_groups(intervals)],
                        "target": intervals[-1]["target"] if intervals else None,
                        "intervals": [{"seconds": i["seconds"], "report": i["report"],
                                       "grown_lines": i["grown_lines"]} for i in intervals]})
@@ -654,8 +656,44 @@ def format_interval(n, times, data):
     return "\n".join(lines) + "\n"
 
 
+def steady_groups(intervals):
+    """The refleak rule over time: [(type, path, counts)] of the groups that
+    every interval left alive, in intervals that all left more blocks or
+    objects.  The same holder at another index is the same leak.  Left out:
+    a group held only by a running frame's local (the main loop's current
+    list is new in every interval without growing), and one whose holder is
+    a plain container that did not grow (its entries were replaced).
+
+    Example::
+
+        >>> g = {"type": "app.Order", "path_text": "module app -> global _q (list) -> [7] -> app.Order",
+        ...      "count": 3}
+        >>> i = {"report": {"deltas": {"blocks": [9], "objects": [3]}, "groups": [g]}}
+        >>> steady_groups([i, i])
+        [('app.Order', 'module app -> global _q (list) -> [...] -> app.Order', [3, 3])]
+    """
+    if not intervals or not all(i["report"]["deltas"]["blocks"][0] >= 1
+                                or i["report"]["deltas"]["objects"][0] >= 1 for i in intervals):
+        return []
+    kinds = {}
+    for i in intervals:
+        for g in i["report"]["groups"]:
+            path = re.sub(r"\[\d+\]", "[...]", g["path_text"] or "")
+            if path.startswith("thread "):
+                continue
+            kinds.setdefault((g["type"], path), []).append((g["count"], g.get("holder_len")))
+    out = []
+    for (tp, path), seen in kinds.items():
+        sizes = [n for _c, n in seen]
+        if len(seen) != len(intervals) or (
+                None not in sizes and any(b <= a for a, b in zip(sizes, sizes[1:]))):
+            continue
+        out.append((tp, path, [c for c, _n in seen]))
+    return out
+
+
 def format_watch_summary(intervals, grew):
-    """The closing line of --watch.
+    """The closing lines of --watch.
 
     Example::
 
@@ -664,14 +702,7 @@ def format_watch_summary(intervals, grew):
     """
     if not grew:
         return "no steady growth over %d interval(s)" % len(intervals)
-    kinds = {}
-    for i in intervals:
-        for g in i["report"]["groups"]:
-            # The same holder at another index is the same leak.
-            path = re.sub(r"\[\d+\]", "[...]", g["path_text"] or "")
-            kinds.setdefault((g["type"], path), []).append(g["count"])
-    steady = [(k, v) for k, v in kinds.items() if len(v) == len(intervals)]
     lines = ["LEAK: memory grew in every one of %d intervals" % len(intervals)]
-    for (tp, path), counts in steady:
+    for tp, path, counts in steady_groups(intervals):
         lines.append("  %s via %s: %s per interval" % (tp, path, ", ".join(map(str, counts))))
     return "\n".join(lines)

@@ -203,7 +203,10 @@ def test_watch_names_registry_type_and_handler_line(server, capsys, tmp_path):
     assert "LEAK: memory grew in every one of 2 intervals" in out
     data = json.loads(report.read_text())
     line = marker_line(APP, "leak-line")
-    assert len(data["intervals"]) == 2
+    assert len(data["intervals"]) == 2 and data["grew"] is True
+    assert [x["type"] for x in data["steady"]] == ["leaky_app.Record"]
+    assert data["steady"][0]["path_text"] == ("module leaky_app -> global REGISTRY (list) -> [...] "
+                                              "-> leaky_app.Record")
     for interval in data["intervals"]:
         groups = [g for g in interval["report"]["groups"] if g["type"] == "leaky_app.Record"]
         assert groups, [g["type"] for g in interval["report"]["groups"]]
@@ -438,3 +441,26 @@ def test_cli_subprocess_exit_status(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == "memhound attach: error: no process 999999999 is running\n"
     assert proc.stdout == ""
+
+
+def _interval(blocks, *groups):
+    return {"report": {"deltas": {"blocks": [blocks], "objects": [0]},
+                       "groups": [dict(zip(("type", "path_text", "count", "holder_len"), g))
+                                  for g in groups]}}
+
+
+def test_steady_groups_is_the_refleak_rule_over_time():
+    from memhound.attach import steady_groups
+    reg = "module app -> global REG (list) -> [%d] -> app.Rec"
+    grows = [_interval(5, ("app.Rec", reg % 3, 2, 10)), _interval(5, ("app.Rec", reg % 9, 4, 14))]
+    assert steady_groups(grows) == [("app.Rec", reg.replace("%d", "..."), [2, 4])]
+    # The holder did not grow: its entries were replaced (a counter in a list).
+    replaced = [_interval(5, ("int", "module app -> global N (list) -> [0] -> int", 1, 1))] * 3
+    assert steady_groups(replaced) == []
+    # A running frame's local, new in every interval.
+    local = [_interval(5, ("list", "thread MainThread -> f() local x (a.py:3) -> list", 2, None))] * 2
+    assert steady_groups(local) == []
+    # An interval that left nothing more alive breaks the rule.
+    assert steady_groups([grows[0], _interval(-3, ("app.Rec", reg % 5, 1, 15))]) == []
+    # Missing from one interval: not steady.
+    assert steady_groups([grows[0], _interval(5)]) == []
