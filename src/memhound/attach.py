@@ -102,7 +102,14 @@ class _Late(Exception):
 
 
 class Target:
-    """What /proc says about the process to attach to."""
+    """What /proc says about the process to attach to (inspect_target()).
+
+    Example::
+
+        >>> t = Target(4242)
+        >>> t.pid, t.version
+        (4242, None)
+    """
 
     def __init__(self, pid):
         self.pid = pid
@@ -292,7 +299,17 @@ class Session:
         return d
 
     def request(self, command, **fields):
-        """Run one command in the target; its result dict, or AttachError."""
+        """Run one command in the target: (result dict, private directory),
+        or AttachError.
+
+        Example::
+
+            >>> t = Target(999999999); t.version = sys.version_info[:2]
+            >>> Session(t, timeout=1).request("state")         # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            memhound.attach.AttachError: ...
+        """
         d = self._private_dir()
         late = False
         try:
@@ -325,7 +342,17 @@ class Session:
 
     def wait_for(self, directory, name, deadline):
         """The JSON result file `name` once it is there; _Late after
-        `deadline` (time.monotonic()), AttachError if the target exits."""
+        `deadline` (time.monotonic()), AttachError if the target exits.
+
+        Example::
+
+            >>> import os, tempfile
+            >>> d = tempfile.mkdtemp()
+            >>> with open(os.path.join(d, "result.json"), "w") as f:
+            ...     _ = f.write('{"ok": true}')
+            >>> Session(Target(os.getpid())).wait_for(d, "result.json", time.monotonic() + 1)
+            {'ok': True}
+        """
         path = os.path.join(directory, name)
         while not os.path.exists(path):
             if time.monotonic() > deadline:
@@ -337,7 +364,16 @@ class Session:
             return json.load(f)
 
     def call(self, command, **fields):
-        """request(), the directory removed and the agent's refusals raised."""
+        """request(), the directory removed and the agent's refusals raised.
+
+        Example::
+
+            >>> t = Target(999999999); t.version = sys.version_info[:2]
+            >>> Session(t, timeout=1).call("census")           # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            memhound.attach.AttachError: ...
+        """
         data, d = self.request(command, **fields)
         shutil.rmtree(d, ignore_errors=True)
         self._check(data)
