@@ -48,12 +48,32 @@ _state = {"thread": None, "stop": None, "started": False}
 
 
 def _result(directory, data, name="result.json"):
+    # Plain file descriptors: no io objects are made in the target.
     path = os.path.join(directory, name)
     tmp = path + ".tmp"
+    blob = json.dumps(data).encode("utf-8")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f)
+    try:
+        view = memoryview(blob)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
+
+
+def _read_request(directory):
+    fd = os.open(os.path.join(directory, "request.json"), os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return json.loads(b"".join(chunks).decode("utf-8"))
 
 
 def _describe():
@@ -79,19 +99,19 @@ def handle(directory):
         ...     len(json.load(f)["census"]["types"])
         3
     """
-    try:
-        with open(os.path.join(directory, "request.json"), encoding="utf-8") as f:
-            request = json.load(f)
-        with tracing.pause_tracing():
+    with tracing.pause_tracing():
+        try:
+            request = _read_request(directory)
             data = _COMMANDS[request["command"]](directory, request)
-        data.setdefault("ok", True)
-        data["target"] = _describe()
-    except Exception as exc:  # the target must never see it
-        data = {"ok": False, "error": "agent", "message": "%s: %s" % (type(exc).__name__, exc)}
-    try:
-        _result(directory, data)
-    except Exception:
-        pass    # the attaching side reports the timeout; nothing to tell here
+            data.setdefault("ok", True)
+            data["target"] = _describe()
+        except Exception as exc:  # the target must never see it
+            data = {"ok": False, "error": "agent",
+                    "message": "%s: %s" % (type(exc).__name__, exc)}
+        try:
+            _result(directory, data)
+        except Exception:
+            pass    # the attaching side reports the timeout; nothing to tell here
 
 
 def census(types=25, holders=10, collect=True):

@@ -64,7 +64,13 @@ def state():
             "gc_callbacks": len(gc.callbacks),
             "memhound_imported": mh is not None,
             "memhound_tracing": bool(mh is not None and mh.is_tracing()),
-            "registry": len(REGISTRY), "served": _COUNT[0]}
+            "registry": len(REGISTRY), "served": _COUNT[0],
+            "blocks": _blocks()}
+
+
+def _blocks():
+    gc.collect()
+    return sys.getallocatedblocks()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
