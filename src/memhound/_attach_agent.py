@@ -30,6 +30,7 @@ Example (in-process, as the target would)::
 import gc
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -85,8 +86,10 @@ def _describe():
             "watching": _state["thread"] is not None and _state["thread"].is_alive()}
 
 
-def handle(directory):
-    """Run the request in ``directory`` and write its result there.
+def handle(directory, deadline=None):
+    """Run the request in ``directory`` and write its result there; after
+    ``deadline`` (``time.time()``) the attaching side has given up: remove
+    the directory and do nothing else.
 
     Example::
 
@@ -100,6 +103,9 @@ def handle(directory):
         3
     """
     with tracing.pause_tracing():
+        if deadline is not None and time.time() > deadline:
+            shutil.rmtree(directory, ignore_errors=True)
+            return
         try:
             request = _read_request(directory)
             data = _COMMANDS[request["command"]](directory, request)

@@ -53,29 +53,29 @@ _POLL = 0.01
 
 # Run by the target at its next safe point.  Nothing of it stays in the
 # target's namespace; a late run (the attaching side gave up) removes its
-# directory and does nothing else.
+# directory and does nothing else.  Until the agent pauses tracing it
+# allocates nothing (no function object, no bound method): a traceback
+# through this script would keep its code objects alive for as long as the
+# target traces.
 _SCRIPT = '''\
-def _memhound_attach(directory={directory!r}, deadline={deadline!r}):
-    import os, shutil, sys, time
-    if time.time() > deadline:
-        shutil.rmtree(directory, ignore_errors=True)
-        return
-    try:
-        from memhound import _attach_agent
-    except BaseException as exc:
-        import json
+try:
+    __import__("memhound._attach_agent", None, None, ("handle",)).handle({directory!r}, {deadline!r})
+except ImportError as _memhound_exc:
+    def _memhound_failed(exc, directory={directory!r}, deadline={deadline!r}):
+        import json, os, shutil, sys, time
+        if time.time() > deadline:
+            shutil.rmtree(directory, ignore_errors=True)
+            return
         tmp = os.path.join(directory, "result.json.tmp")
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             json.dump({{"ok": False, "error": "import", "message": "%s: %s" % (type(exc).__name__, exc),
                        "executable": sys.executable, "path": list(sys.path),
                        "version": "%d.%d.%d" % sys.version_info[:3]}}, f)
         os.replace(tmp, os.path.join(directory, "result.json"))
-        return
-    _attach_agent.handle(directory)
-try:
-    _memhound_attach()
-finally:
-    del _memhound_attach
+    try:
+        _memhound_failed(_memhound_exc)
+    finally:
+        del _memhound_failed
 '''
 
 # sys.remote_exec() from the target's own interpreter, when this one has
@@ -432,6 +432,9 @@ class Session:
             return AttachError("remote debugging is disabled in process %d: %s" % (pid, text))
         if "permission" in text.lower() or "not permitted" in text.lower():
             return AttachError("no permission to attach to process %d: %s" % (pid, _ptrace_note()))
+        if "PyRuntime" in text:
+            return AttachError("cannot find the Python runtime in process %d (still starting, or "
+                               "not a CPython 3.14+ interpreter?): %s" % (pid, text))
         return AttachError("cannot attach to process %d: %s" % (pid, text))
 
 

@@ -204,9 +204,12 @@ def test_watch_names_registry_type_and_handler_line(server, capsys, tmp_path):
     data = json.loads(report.read_text())
     line = marker_line(APP, "leak-line")
     assert len(data["intervals"]) == 2 and data["grew"] is True
-    assert [x["type"] for x in data["steady"]] == ["leaky_app.Record"]
-    assert data["steady"][0]["path_text"] == ("module leaky_app -> global REGISTRY (list) -> [...] "
-                                              "-> leaky_app.Record")
+    steady = {x["type"]: x["path_text"] for x in data["steady"]}
+    assert steady["leaky_app.Record"] == ("module leaky_app -> global REGISTRY (list) -> [...] "
+                                          "-> leaky_app.Record")
+    # A request caught between its two allocations may split off its
+    # bytearray; whatever is steady is held by the registry.
+    assert all("global REGISTRY (list)" in p for p in steady.values()), steady
     for interval in data["intervals"]:
         groups = [g for g in interval["report"]["groups"] if g["type"] == "leaky_app.Record"]
         assert groups, [g["type"] for g in interval["report"]["groups"]]
@@ -393,14 +396,17 @@ def test_refuses_python_older_than_3_14(capsys):
 def test_refuses_when_remote_debugging_is_disabled(capsys, how):
     env = child_env(PYTHON_DISABLE_REMOTE_DEBUG="1" if how == "env" else None)
     options = ["-X", "disable_remote_debug"] if how == "xoption" else []
-    child = subprocess.Popen([sys.executable, *options, "-c", "import time; time.sleep(30)"], env=env)
+    child = subprocess.Popen([sys.executable, *options, "-c", "import time; print('up', flush=True); "
+                              "time.sleep(30)"], env=env, stdout=subprocess.PIPE, text=True)
     try:
+        child.stdout.readline()
         err = _refused([child.pid, "--census"], capsys)
         assert "remote debugging is disabled in process %d" % child.pid in err
         assert ("PYTHON_DISABLE_REMOTE_DEBUG" if how == "env" else "-X disable_remote_debug") in err
     finally:
         child.kill()
         child.wait()
+        child.stdout.close()
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
