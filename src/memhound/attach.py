@@ -700,8 +700,10 @@ def steady_groups(intervals):
     every interval left alive, in intervals that all left more blocks or
     objects.  The same holder at another index is the same leak.  Left out:
     a group held only by a running frame's local (the main loop's current
-    list is new in every interval without growing), and one whose holder is
-    a plain container that did not grow (its entries were replaced).
+    list is new in every interval without growing) or only from outside
+    Python (the thread-state dict of a request in flight), and one whose
+    holder is a plain container that did not grow (its entries were
+    replaced).
 
     Example::
 
@@ -718,7 +720,8 @@ def steady_groups(intervals):
     for i in intervals:
         for g in i["report"]["groups"]:
             path = re.sub(r"\[\d+\]", "[...]", g["path_text"] or "")
-            if path.startswith("thread "):
+            root = (g.get("path") or [{}])[0].get("kind")
+            if path.startswith("thread ") or root == "external":
                 continue
             kinds.setdefault((g["type"], path), []).append((g["count"], g.get("holder_len")))
     out = []

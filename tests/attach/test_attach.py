@@ -471,6 +471,10 @@ def test_steady_groups_is_the_refleak_rule_over_time():
     # The holder did not grow: its entries were replaced (a counter in a list).
     replaced = [_interval(5, ("int", "module app -> global N (list) -> [0] -> int", 1, 1))] * 3
     assert steady_groups(replaced) == []
+    # Held from outside Python only (a request thread's state in flight).
+    ext = [_interval(5, ("dict", "dict: held outside Python", 1, None))] * 2
+    ext[0]["report"]["groups"][0]["path"] = [{"kind": "external", "label": "", "type": "dict"}]
+    assert steady_groups(ext) == []
     # A running frame's local, new in every interval.
     local = [_interval(5, ("list", "thread MainThread -> f() local x (a.py:3) -> list", 2, None))] * 2
     assert steady_groups(local) == []
