@@ -178,6 +178,23 @@ def test_census_names_the_registry_and_the_type(server, capsys, tmp_path):
     assert "module leaky_app -> global REGISTRY -> list" in html and "leaky_app.Record" in html
 
 
+def test_attaching_python_without_remote_exec(server, capsys, monkeypatch):
+    """A 3.11-3.13 attaching side has no sys.remote_exec: the target's own
+    interpreter makes the call.  That helper is not the target's parent, so
+    Yama's ptrace scope lets only root do it."""
+    needs_remote_exec()
+    if os.geteuid() != 0:
+        pytest.skip("the helper is not the target's parent: needs root under ptrace scope 1")
+    monkeypatch.delattr(sys, "remote_exec")
+    for _ in range(300):
+        server.get("/leak")
+    status, out, err = attach(capsys, server.pid, "--census", "--json", "-", "--top", "40")
+    assert status == 0, err
+    holders = json.loads(out)["census"]["holders"]
+    assert any(h["path_text"] == "module leaky_app -> global REGISTRY -> list" and h["count"] == 300
+               for h in holders)
+
+
 def test_census_while_serving_from_several_threads(server, capsys):
     needs_remote_exec()
     with Load(server, threads=4):
