@@ -137,6 +137,7 @@ def census(types=25, holders=10, collect=True):
     t1 = time.perf_counter()
     raw = _core.heap_census_report(_OWN_DIR, types, holders)
     out = {"objects": raw["objects"], "bytes": raw["bytes"], "gc_objects": raw["gc_objects"],
+           "own_objects": raw["own_objects"], "own_bytes": raw["own_bytes"],
            "types_seen": raw["types_seen"],
            "types": [{"type": _type_name(tp), "count": c, "bytes": b} for tp, c, b in raw["types"]],
            "holders": [], "stats": raw["stats"]}

@@ -164,6 +164,10 @@ def test_census_names_the_registry_and_the_type(server, capsys, tmp_path):
     # Each Record keeps its bytearray: the list keeps more than the Records alone.
     assert h["keeps"] > h["contents"][0]["bytes"] + 300 * 64
     assert "str" in by_type and by_type["str"]["count"] > 1000
+    # memhound's own modules, classes and what only they hold are left out.
+    assert census["own_objects"] > 100
+    assert not [t for t in by_type if t.startswith("memhound")]
+    assert not [h for h in census["holders"] if "memhound" in h["path_text"]]
     # The text report says the same.
     status, out, err = attach(capsys, server.pid, "--census", "--top", "40")
     assert status == 0, err

@@ -21,8 +21,12 @@
  * holders, and are left out.  Only the chosen holders are traversed again
  * for their contents by type.
  *
+ * memhound's own objects -- what its modules and classes reach first, and
+ * the atoms only those hold -- are neither counted by type nor holders
+ * (own_objects, own_bytes say how much was left out).
+ *
  * Memory: the census (10 bytes per object) and the graph (heap_graph.c),
- * plus 12 bytes per graph node here, all from memory.h.
+ * plus 13 bytes per graph node here, all from memory.h.
  */
 #include <time.h>
 
@@ -172,6 +176,8 @@ mh_census_sizeof(const mh_tstat *e, PyObject *o)
 typedef struct {
     mh_ttable *types;
     size_t count, bytes;
+    int own;                  /* the node is memhound's own */
+    size_t own_count, own_bytes;
 } mh_atoms;
 
 static int
@@ -183,8 +189,50 @@ mh_visit_atom(PyObject *o, void *arg)
     mh_tstat *e = mh_ttable_get(a->types, Py_TYPE(o));
     if (e == NULL)
         return -1;
+    size_t size = mh_census_sizeof(e, o);
     a->count++;
-    a->bytes += mh_census_sizeof(e, o);
+    a->bytes += size;
+    /* Counted by type only when memhound's node is its one holder (a
+     * docstring, a code object's own bytes): a shared atom is the program's. */
+    if (a->own && mh_compat_refcnt(o) == 1 && e->count > 0) {
+        e->count--;
+        e->bytes -= size < e->bytes ? size : e->bytes;
+        a->own_count++;
+        a->own_bytes += size;
+    }
+    return 0;
+}
+
+/* 1 if `name` is memhound or one of its submodules. */
+static int
+mh_own_name(const char *name)
+{
+    return name != NULL && strncmp(name, "memhound", 8) == 0 && (name[8] == '\0' || name[8] == '.');
+}
+
+/* A root of memhound's own: one of its modules, or a class defined in one
+ * (read from the type, never through a lookup that could run user code). */
+static int
+mh_own_root(PyObject *o, uint32_t parent)
+{
+    if (parent == MH_PARENT_MODULE) {
+        const char *name = PyModule_GetName(o);
+        if (name == NULL)
+            PyErr_Clear();
+        return mh_own_name(name);
+    }
+    if (parent != MH_PARENT_CLASS || !PyType_Check(o))
+        return 0;
+    PyTypeObject *tp = (PyTypeObject *)o;
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        return mh_own_name(tp->tp_name);
+    PyObject *dict = tp->tp_dict, *key, *value;
+    Py_ssize_t pos = 0;
+    while (dict != NULL && PyDict_Next(dict, &pos, &key, &value)) {
+        if (PyUnicode_CheckExact(key) && PyUnicode_CompareWithASCIIString(key, "__module__") == 0)
+            return PyUnicode_CheckExact(value) && mh_own_name(PyUnicode_AsUTF8(value));
+    }
+    PyErr_Clear();
     return 0;
 }
 
@@ -299,30 +347,45 @@ mh_holder_item(const mh_heap_graph *g, mh_ttable *types, uint32_t i, uint32_t di
 
 /* The holders, biggest first, with their contents and paths. */
 static PyObject *
-mh_census_holders(const mh_heap_graph *g, mh_ttable *types, size_t limit, double *t_keep)
+mh_census_holders(const mh_heap_graph *g, mh_ttable *types, size_t limit, double *t_keep,
+                  size_t *own_count, size_t *own_bytes)
 {
     double t0 = mh_census_now();
     uint32_t n = g->n;
     uint64_t *keeps = mh_mem_calloc(n ? n : 1, sizeof(uint64_t));
     uint32_t *direct = mh_mem_calloc(n ? n : 1, sizeof(uint32_t));
     uint32_t *top = mh_mem_calloc(limit ? limit : 1, sizeof(uint32_t));
+    uint8_t *own = mh_mem_calloc(n ? n : 1, 1);
     PyObject *list = NULL;
-    if (keeps == NULL || direct == NULL || top == NULL) {
+    if (keeps == NULL || direct == NULL || top == NULL || own == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     for (uint32_t j = 0; j < g->nreached; j++) {
         uint32_t i = g->order[j];
         PyObject *o = g->nodes[i];
+        uint32_t p = g->parent[i];
+        /* Parents come first in BFS order: memhound's own is what its
+         * modules and classes reach first. */
+        own[i] = p < MH_PARENT_SPECIAL ? own[p] : (uint8_t)mh_own_root(o, p);
         mh_tstat *e = mh_ttable_get(types, Py_TYPE(o));
-        mh_atoms a = {.types = types};
+        mh_atoms a = {.types = types, .own = own[i]};
         traverseproc trav = Py_TYPE(o)->tp_traverse;
         if (e == NULL || (trav != NULL && mh_census_is_gc(o) && trav(o, mh_visit_atom, &a) < 0)) {
             PyErr_NoMemory();
             goto done;
         }
-        keeps[i] = mh_census_sizeof(e, o) + a.bytes;
+        size_t size = mh_census_sizeof(e, o);
+        keeps[i] = size + a.bytes;
         direct[i] = (uint32_t)a.count;
+        *own_count += a.own_count;
+        *own_bytes += a.own_bytes;
+        if (own[i] && e->count > 0) {
+            e->count--;
+            e->bytes -= size < e->bytes ? size : e->bytes;
+            (*own_count)++;
+            *own_bytes += size;
+        }
     }
     /* Children come after their parent in BFS order. */
     for (uint32_t j = g->nreached; j-- > 0;) {
@@ -336,7 +399,7 @@ mh_census_holders(const mh_heap_graph *g, mh_ttable *types, size_t limit, double
     size_t ntop = 0;
     for (uint32_t j = 0; j < g->nreached && limit > 0; j++) {
         uint32_t i = g->order[j];
-        if (direct[i] == 0 || mh_not_a_holder(g, i))
+        if (direct[i] == 0 || own[i] || mh_not_a_holder(g, i))
             continue;
         size_t k = ntop;
         while (k > 0 && (direct[i] > direct[top[k - 1]]
@@ -365,6 +428,7 @@ done:
     mh_mem_free(keeps, (n ? n : 1) * sizeof(uint64_t));
     mh_mem_free(direct, (n ? n : 1) * sizeof(uint32_t));
     mh_mem_free(top, (limit ? limit : 1) * sizeof(uint32_t));
+    mh_mem_free(own, n ? n : 1);
     return list;
 }
 
@@ -425,7 +489,8 @@ mh_census_report(const char *skip, size_t ntypes, size_t nholders)
     graph_built = 1;
     double t3 = mh_census_now();
     double t_keep = 0;
-    holders = mh_census_holders(&g, &types, nholders, &t_keep);
+    size_t own_count = 0, own_bytes = 0;
+    holders = mh_census_holders(&g, &types, nholders, &t_keep, &own_count, &own_bytes);
     if (holders == NULL)
         goto done;
     double t4 = mh_census_now();
@@ -439,8 +504,9 @@ mh_census_report(const char *skip, size_t ntypes, size_t nholders)
                           "peak_bytes", (Py_ssize_t)g.mem_peak);
     if (stats == NULL)
         goto done;
-    result = Py_BuildValue("{snsnsnsnsOsOsO}", "objects", (Py_ssize_t)nobjects,
-                           "bytes", (Py_ssize_t)nbytes, "gc_objects", (Py_ssize_t)ntracked,
+    result = Py_BuildValue("{snsnsnsnsnsnsOsOsO}", "objects", (Py_ssize_t)(nobjects - own_count),
+                           "bytes", (Py_ssize_t)(nbytes - own_bytes), "gc_objects", (Py_ssize_t)ntracked,
+                           "own_objects", (Py_ssize_t)own_count, "own_bytes", (Py_ssize_t)own_bytes,
                            "types_seen", (Py_ssize_t)types.n, "types", by_type,
                            "holders", holders, "stats", stats);
 done:
@@ -514,7 +580,8 @@ static PyMethodDef mh_heap_census_functions[] = {
      "The live heap now: objects and bytes in total and for the ntypes biggest\n"
      "types, and the nholders objects that hold the most objects directly, with\n"
      "what they keep, their contents by type and their path from a named root.\n"
-     "Frames of files under skip_prefix are memhound's own."},
+     "memhound's own objects are left out; frames of files under skip_prefix are\n"
+     "memhound's own."},
     {NULL, NULL, 0, NULL}
 };
 
