@@ -20,6 +20,7 @@ PUBLIC_MODULES = [
     "memhound.pytest_plugin",
     "memhound.cli",
     "memhound.cli_leaks",
+    "memhound.attach",
     "memhound.runner",
     "memhound.report",
     "memhound.report.html",

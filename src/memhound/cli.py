@@ -6,6 +6,7 @@
     memhound html FILE... -o report.html           self-contained HTML report
     memhound export FILE --format speedscope -o out.json
     memhound leaks TARGET                          repeated runs, leak verdict, who holds what
+    memhound attach PID --census                   a running Python 3.14+ process: heap, tracing, leaks
 
 ``python -m memhound`` is the same program.  Every command writes its tables
 to stdout, except ``run``, whose stdout belongs to the program: its report goes
@@ -19,6 +20,7 @@ import signal
 import sys
 
 from . import __version__, cli_leaks, runner, tracing
+from . import attach as cli_attach
 from .report import _aggregate as agg, _source, export, html
 from .report._source import SnapshotError
 from .report.terminal import format_count, format_size, print_error, print_table
@@ -51,6 +53,11 @@ _EXAMPLES = {
   memhound leaks app/cache.py:handle_request
   memhound leaks mypkg.worker:step --runs 10 --json leaks.json
   memhound leaks app/cache.py:handle_request --html leaks.html""",
+    "attach": """examples:
+  memhound attach 4242 --census            objects by type, biggest holders and their paths
+  memhound attach 4242 --start --watch 10 --times 3   what each 10 s left alive, and where
+  memhound attach 4242 --snapshot srv.snap then: memhound top srv.snap
+  memhound attach 4242 --detach            stop tracing, drop memhound's state in the target""",
 }
 
 
@@ -190,6 +197,14 @@ def _build_parser():
                                    "Exit status: 0 no leak, 1 leak found, 2 usage or target error.",
                        epilog=_EXAMPLES["leaks"], formatter_class=fmt)
     cli_leaks.add_arguments(p)
+
+    p = sub.add_parser("attach", help="attach to a running Python 3.14+ process (census, tracing, leaks)",
+                       description="Attach to a running CPython 3.14+ process (PEP 768) and take a "
+                                   "heap census, control tracing, write a snapshot or watch what "
+                                   "stays alive. Exit status: 0 done, 1 --watch saw growth in every "
+                                   "interval, 2 refused or failed (one line on stderr).",
+                       epilog=_EXAMPLES["attach"], formatter_class=fmt)
+    cli_attach.add_arguments(p)
     return parser
 
 
@@ -222,6 +237,8 @@ def main(argv=None):
             return 2
         if args.command == "run":
             return _cmd_run(args, program)
+        if args.command == "attach":
+            return cli_attach.run(args)
         return {"top": _cmd_top, "compare": _cmd_compare, "html": _cmd_html,
                 "export": _cmd_export, "leaks": cli_leaks.run}[args.command](args)
     except _UsageError as exc:

@@ -12,6 +12,7 @@
 
 #include "compat.h"
 #include "heap.h"
+#include "heap_census.h"
 #include "heap_kinds.h"
 #include "memory.h"
 #include "pprof.h"
@@ -226,7 +227,8 @@ PyInit__core(void)
         || mh_add_kinds(m, "EDGE_KINDS", mh_edge_kinds, sizeof mh_edge_kinds / sizeof *mh_edge_kinds) < 0
         || mh_tracer_module_init(m) < 0
         || mh_snapshot_module_init(m) < 0
-        || mh_heap_module_init(m) < 0) {
+        || mh_heap_module_init(m) < 0
+        || mh_heap_census_module_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
