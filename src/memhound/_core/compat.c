@@ -269,7 +269,14 @@ _Static_assert(sizeof(PyGC_Head) == 2 * sizeof(PyObject *), "GC header size");
 Py_ssize_t
 mh_compat_refcnt(PyObject *obj)
 {
+#if PY_VERSION_HEX >= 0x030E0000
+    /* The whole word, not Py_REFCNT()'s low 32 bits: an object on a 3.14+
+     * free list keeps its type but holds the next link in this word, and
+     * the low half of a pointer can pass for a count (heap_orphans.c). */
+    return (Py_ssize_t)obj->ob_refcnt_full;
+#else
     return Py_REFCNT(obj);
+#endif
 }
 
 PyObject *

@@ -75,8 +75,9 @@ mh_compat_preheader_size(PyTypeObject *type)
     return size;
 }
 
-/* Number of references to `obj` its reference count claims (immortal
- * objects report a huge count on 3.12+). */
+/* Number of references to `obj` its reference-count word claims (immortal
+ * objects report a huge count on 3.12+; a free-listed object's link, a
+ * pointer, an implausible one). */
 Py_ssize_t mh_compat_refcnt(PyObject *obj);
 
 /* An object that `o` owns but its tp_traverse does not visit (3.15+: a
