@@ -6,12 +6,14 @@
 #     scripts/build_wheels.sh [-o DIR] [--sdist FILE | --sdist-only] [VERSION ...]
 #
 # DIR (default dist/) receives the sdist (built from this tree unless --sdist names one)
-# and one repaired wheel per VERSION (default 3.11 3.12 3.13 3.14 3.15); a line per wheel
-# gives its path, tag and size.  Each interpreter comes from pyenv, else pythonX.Y on PATH,
-# else the Debian chroot $MEMHOUND_CHROOT (default /opt/memhound-sid, see .ci/chroot.sh),
-# which must see this project at the same path.  Needs a C compiler and each interpreter's
-# headers, patchelf (installed with apt-get when missing), and build + auditwheel from PyPI
-# (kept in a venv of their own, $MEMHOUND_TOOLS, default ~/.cache/memhound-build-tools).
+# and one repaired wheel per VERSION (default 3.11 3.12 3.13 3.14 3.15); a line per file
+# gives its path, tag and size.  --sdist-only stops after the sdist, with the tools ready.
+# Each interpreter comes from pyenv, else pythonX.Y on PATH, else the Debian chroot
+# $MEMHOUND_CHROOT (default /opt/memhound-sid, made by .ci/chroot.sh), which must see this
+# project at the same path.  Needs a C compiler and each interpreter's headers; build and
+# auditwheel from PyPI (in a venv, $MEMHOUND_TOOLS, default ~/.cache/memhound-build-tools);
+# Debian's patchelf >= 0.14.5 for auditwheel: Debian 12's is older, so auditwheel then runs
+# in the chroot, where Debian unstable's is (both installed with apt-get when missing).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$root/dist
@@ -35,9 +37,10 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 sid=${MEMHOUND_CHROOT:-/opt/memhound-sid}
 tools=${MEMHOUND_TOOLS:-$HOME/.cache/memhound-build-tools}
+ctools=/root/.cache/memhound-build-tools      # auditwheel's venv in the chroot
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 tmp=$(mktemp -d)
-ctmp=                                  # the chroot's work dir, as seen from inside it
+ctmp=                                          # this run's dir in the chroot, seen from inside
 trap 'rm -rf "$tmp"; [ -z "$ctmp" ] || rm -rf "$sid$ctmp"' EXIT
 
 host_python() {
@@ -53,50 +56,69 @@ host_python() {
 in_chroot() {
     chroot "$sid" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
         MEMHOUND_STRICT="${MEMHOUND_STRICT:-}" PIP_DISABLE_PIP_VERSION_CHECK=1 \
-        PIP_ROOT_USER_ACTION=ignore /bin/bash -c "$1"
+        PIP_ROOT_USER_ACTION=ignore DEBIAN_FRONTEND=noninteractive /bin/bash -c "$1"
 }
 
-# A venv of tools from PyPI, made by the first host interpreter found.
-tools_py=
-for v in 3.13 3.12 3.11 3; do
-    tools_py=$(host_python "$v") && break
-done
-[ -n "$tools_py" ] || die "no host python to run build and auditwheel"
-host_tools() {
-    if ! [ -x "$tools/bin/auditwheel" ] || ! "$tools/bin/python" -c 'import build' 2>/dev/null; then
-        rm -rf "$tools"
-        "$tools_py" -m venv "$tools" && "$tools/bin/pip" install -q build auditwheel \
-            || die "cannot install build and auditwheel from PyPI into $tools"
+chroot_work() {
+    if [ -z "$ctmp" ]; then
+        ctmp=$(mktemp -d -p "$sid/tmp" memhound-wheels.XXXXXX)
+        ctmp=${ctmp#"$sid"}
     fi
 }
 
-# auditwheel repair needs patchelf >= 0.14.5, from Debian: Debian 12's is 0.14.3, so
-# auditwheel runs in the chroot (Debian unstable) unless this machine's is recent enough.
 patchelf_ok() {
     local v
     v=$("$@" --version 2>/dev/null | awk '{print $2}') || return 1
     [ -n "$v" ] && [ "$(printf '%s\n0.14.5\n' "$v" | sort -V | head -n 1)" = 0.14.5 ]
 }
+
+tools_py=
+for v in 3.13 3.12 3.11 3; do
+    tools_py=$(host_python "$v") && break
+done
+[ -n "$tools_py" ] || die "no host python to run build and auditwheel"
+
+# The tools, one run at a time (CI's lanes share them).
+mkdir -p "$(dirname "$tools")"
+exec 8>"$tools.lock"
+flock 8
+if ! [ -x "$tools/bin/auditwheel" ] || ! "$tools/bin/python" -c 'import build' 2>/dev/null; then
+    rm -rf "$tools"
+    { "$tools_py" -m venv "$tools" && "$tools/bin/pip" install -q build auditwheel; } \
+        || die "cannot install build and auditwheel from PyPI into $tools"
+fi
 if ! command -v patchelf >/dev/null 2>&1 && ! [ -d "$sid/usr" ] && command -v apt-get >/dev/null 2>&1; then
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         -o DPkg::Lock::Timeout=600 patchelf >/dev/null; } || die "cannot apt-get install patchelf"
 fi
 if patchelf_ok patchelf; then
-    repair_in=host
+    repair() { "$tools/bin/auditwheel" repair -w "$2" "$1"; }
 elif [ -d "$sid/usr" ]; then
-    repair_in=chroot
     if ! patchelf_ok chroot "$sid" patchelf; then
-        in_chroot "apt-get install -y -qq patchelf >/dev/null 2>&1 || { apt-get update -qq \
-                   && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patchelf >/dev/null; }" \
+        in_chroot "apt-get install -y -qq patchelf >/dev/null 2>&1 \
+                   || { apt-get update -qq && apt-get install -y -qq patchelf >/dev/null; }" \
             || die "cannot apt-get install patchelf in the chroot $sid"
     fi
+    if ! [ -x "$sid$ctools/bin/auditwheel" ]; then
+        cpy=$(cd "$sid/usr/bin" && ls python3.1[1-5] 2>/dev/null | head -n 1)
+        in_chroot "rm -rf $ctools && $cpy -m venv $ctools && $ctools/bin/pip install -q auditwheel" \
+            || die "cannot install auditwheel from PyPI in the chroot $sid"
+    fi
+    repair() {
+        local inside
+        chroot_work
+        inside=$ctmp/repair-$(basename "$1")
+        mkdir -p "$sid$inside/in" && cp "$1" "$sid$inside/in/"
+        in_chroot "$ctools/bin/auditwheel repair -w $inside/out $inside/in/$(basename "$1")" \
+            && mkdir -p "$2" && mv "$sid$inside"/out/*.whl "$2/"
+    }
 else
     die "auditwheel needs patchelf >= 0.14.5; this machine has $(patchelf --version 2>/dev/null \
          || echo none) and no chroot at $sid (.ci/chroot.sh makes one)"
 fi
+flock -u 8
 
 if [ -z "$sdist" ]; then
-    host_tools
     # Tests build sdists of this tree too: one at a time writes src/memhound.egg-info.
     mkdir -p "$root/build"
     (
@@ -110,32 +132,6 @@ if [ -z "$sdist" ]; then
     echo "sdist: $sdist ($(stat -c %s "$sdist") bytes)"
 fi
 [ -z "$sdist_only" ] || exit 0
-
-# The chroot's work dir (wheels built or repaired there), as seen from inside it.
-chroot_work() {
-    if [ -z "$ctmp" ]; then
-        ctmp=$(mktemp -d -p "$sid/tmp" memhound-wheels.XXXXXX)
-        ctmp=${ctmp#"$sid"}
-    fi
-}
-if [ $repair_in = host ]; then
-    host_tools
-    repair() { "$tools/bin/auditwheel" repair -w "$2" "$1"; }
-else
-    chroot_work
-    ctools=/root/.cache/memhound-build-tools
-    if ! [ -x "$sid$ctools/bin/auditwheel" ]; then
-        cpy=$(cd "$sid/usr/bin" && ls python3.1[1-5] 2>/dev/null | head -n 1)
-        in_chroot "rm -rf $ctools && $cpy -m venv $ctools && $ctools/bin/pip install -q auditwheel" \
-            || die "cannot install auditwheel from PyPI in the chroot $sid"
-    fi
-    repair() {
-        local inside=$ctmp/$(basename "$2")
-        mkdir -p "$sid$inside-in" && cp "$1" "$sid$inside-in/"
-        in_chroot "$ctools/bin/auditwheel repair -w $inside $inside-in/$(basename "$1")" \
-            && mkdir -p "$2" && mv "$sid$inside"/*.whl "$2/"
-    }
-fi
 
 for v in "${versions[@]}"; do
     if py=$(host_python "$v"); then
