@@ -47,7 +47,9 @@ def dists(tmp_path_factory):
     pytest.importorskip("build")
     if not (TREE / "setup.py").exists():
         pytest.skip("needs the source tree")
-    shared = tmp_path_factory.getbasetemp().parent / "memhound-dists"
+    base = tmp_path_factory.getbasetemp()
+    # xdist workers' temp dirs share this run's parent; without xdist it is every run's.
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "memhound-dists"
     (TREE / "build").mkdir(exist_ok=True)
     with open(TREE / "build" / ".memhound-sdist.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
