@@ -16,10 +16,7 @@ import sys
 import sysconfig
 import tempfile
 
-from setuptools import Extension, setup
-from setuptools.command.build import build
-from setuptools.command.build_ext import build_ext
-from setuptools.command.egg_info import egg_info, write_file
+import setuptools
 
 # The engine reads CPython's internal frame and object layouts, which differ
 # per version and in free-threaded builds: refuse what it was not written for
@@ -30,6 +27,16 @@ if sysconfig.get_config_var("Py_GIL_DISABLED"):
 if not (3, 11) <= sys.version_info[:2] <= (3, 15):
     sys.exit("memhound supports CPython 3.11 to 3.15; this is %d.%d (%s)"
              % (sys.version_info[:2] + (sys.executable,)))
+# pyproject.toml's SPDX `license` and `license-files` need setuptools 77; an older one
+# (a build without isolation) would stop with a schema dump instead.
+if int(setuptools.__version__.split(".")[0]) < 77:
+    sys.exit("memhound: building needs setuptools 77 or newer; this is %s (%s): "
+             "pip install -U 'setuptools>=77'" % (setuptools.__version__, sys.executable))
+
+from setuptools import Extension, setup  # noqa: E402  (after the checks above)
+from setuptools.command.build import build  # noqa: E402
+from setuptools.command.build_ext import build_ext  # noqa: E402
+from setuptools.command.egg_info import egg_info, write_file  # noqa: E402
 
 flags = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
          "-fvisibility=hidden", "-fno-strict-aliasing"]

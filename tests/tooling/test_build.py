@@ -29,6 +29,9 @@ elif kind == "3.16":
     class Version(tuple):
         major, minor = 3, 16
     sys.version_info = Version((3, 16, 0, "final", 0))
+elif kind == "setuptools 65":
+    import setuptools
+    setuptools.__version__ = "65.5.0"
 sys.argv = ["setup.py", "--version"]
 runpy.run_path(%r, run_name="__main__")
 '''
@@ -39,6 +42,7 @@ runpy.run_path(%r, run_name="__main__")
     ("free-threaded", "memhound supports the default (GIL) builds of CPython 3.11 to 3.15; "
                       "this is a free-threaded build"),
     ("3.16", "memhound supports CPython 3.11 to 3.15; this is 3.16"),
+    ("setuptools 65", "memhound: building needs setuptools 77 or newer; this is 65.5.0"),
 ])
 def test_unsupported_interpreters_are_refused_in_one_line(kind, message):
     proc = subprocess.run([sys.executable, "-c", FAKE % str(SETUP), kind],
