@@ -82,7 +82,7 @@ done
 mkdir -p "$(dirname "$tools")"
 exec 8>"$tools.lock"
 flock 8
-if ! [ -x "$tools/bin/auditwheel" ] || ! "$tools/bin/python" -c 'import build' 2>/dev/null; then
+if ! [ -x "$tools/bin/auditwheel" ] || ! (cd / && "$tools/bin/python" -c 'import build.__main__') 2>/dev/null; then
     rm -rf "$tools"
     { "$tools_py" -m venv "$tools" && "$tools/bin/pip" install -q build auditwheel; } \
         || die "cannot install build and auditwheel from PyPI into $tools"
@@ -123,6 +123,7 @@ if [ -z "$sdist" ]; then
     mkdir -p "$root/build"
     (
         flock 9
+        cd "$tmp"          # not in the tree, whose build/ would shadow the package build
         "$tools/bin/python" -m build --sdist -o "$tmp/sdist" "$root" >"$tmp/sdist.log" 2>&1 \
             || { cat "$tmp/sdist.log" >&2; die "building the sdist failed"; }
     ) 9>"$root/build/.memhound-sdist.lock"
