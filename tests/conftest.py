@@ -24,6 +24,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # import the very build this process tests, not whatever else the path would find first.
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(memhound.__file__)))
 
+# CI installs the wheel and sets MEMHOUND_TEST_INSTALLED=1: every test must then run that
+# installed copy.  A memhound from this checkout's src/ (PYTHONPATH, an editable install)
+# would test the source tree instead, so it stops the run here.
+INSTALLED = os.environ.get("MEMHOUND_TEST_INSTALLED") == "1"
+if INSTALLED and os.path.realpath(SRC) == os.path.realpath(os.path.join(ROOT, "src")):
+    raise ImportError("MEMHOUND_TEST_INSTALLED=1 but memhound was imported from this checkout "
+                      "(%s), not from an installed wheel" % memhound.__file__)
+
 # A leak report as LeakReport.to_dict() writes it: one group held by a module global.
 SAMPLE_LEAK_REPORT = {
     "leaked": True, "warmup": 3, "runs": 5,
