@@ -22,7 +22,7 @@ source "$work/venv/bin/activate"
 pip install -q pytest pytest-xdist setuptools
 # Build in a copy of the tree so that the in-place .so of the normal build
 # is not replaced by the instrumented one.
-mkdir "$work/src" && cp -r setup.py pyproject.toml README.md src tests examples .ci "$work/src/"
+mkdir "$work/src" && cp -r setup.py pyproject.toml README.md LICENSE MANIFEST.in src tests examples .ci "$work/src/"
 [ -d fuzz ] && cp -r fuzz "$work/src/"
 cd "$work/src"
 find src -name '*.so' -delete
