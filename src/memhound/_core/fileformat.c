@@ -32,7 +32,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define MH_FILE_MAGIC "\x89MHSNAP\n"
@@ -505,21 +504,21 @@ static int
 mh_in_open(mh_in *in)
 {
     PyObject *fsname = NULL;
-    struct stat st;
     int rc = -1;
+    char probe;
+    off_t size;
     if (!PyUnicode_FSConverter(in->path, &fsname))
         return -1;
+    /* The size from lseek(), not fstat(): glibc exports fstat only since
+     * 2.33, which would raise the wheels' manylinux floor.  A directory
+     * opens but cannot be read: pread() fails with EISDIR. */
     in->fd = open(PyBytes_AS_STRING(fsname), O_RDONLY | O_CLOEXEC);
-    if (in->fd < 0 || fstat(in->fd, &st) < 0) {
+    if (in->fd < 0 || pread(in->fd, &probe, 1, 0) < 0
+            || (size = lseek(in->fd, 0, SEEK_END)) < 0) {
         PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, in->path);
         goto done;
     }
-    if (S_ISDIR(st.st_mode)) {
-        errno = EISDIR;
-        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, in->path);
-        goto done;
-    }
-    in->size = (uint64_t)st.st_size;
+    in->size = (uint64_t)size;
     rc = 0;
 done:
     Py_XDECREF(fsname);
