@@ -49,7 +49,10 @@
 #include <Python.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <math.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "blocks.h"
 #include "compat.h"
@@ -96,17 +99,33 @@ static struct {
     PyInterpreterState *interp;
     const void *interp_gil;
     PyInterpreterState *sole;
+    /* Sampling: 0 = exact.  Set only while not tracing; the hooks read it
+     * after seeing `tracing`. */
+    uint64_t sample_every;
+    /* The sampling generators: a thread whose generation differs from
+     * rng_gen reseeds from rng_seed and its index among the threads that
+     * reseeded since (the thread that calls start() is index 0). */
+    _Atomic uint64_t rng_gen, rng_threads;
+    uint64_t rng_seed, fixed_seed;
+    int seed_fixed;
 } mh = {.nframe = 1, .raw_lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Set while this thread runs inside a hook or memhound's own code: nested
  * allocations pass through untraced.  Initial-exec TLS: one instruction. */
 static __thread int mh_tls_busy __attribute__((tls_model("initial-exec")));
 
+/* Sampling, per thread: bytes left before the next recorded allocation
+ * (0 = draw a new countdown), and the generator of the countdowns. */
+static __thread uint64_t mh_tls_left __attribute__((tls_model("initial-exec")));
+static __thread uint64_t mh_tls_rng __attribute__((tls_model("initial-exec")));
+static __thread uint64_t mh_tls_rng_gen __attribute__((tls_model("initial-exec")));
+
 /* mh_tls_busy value while mh_still_chained() probes the allocator chain. */
 #define MH_PROBE 0x40000000
 static int mh_probe_hits;
 
 #define MH_TRACING() atomic_load_explicit(&mh.tracing, memory_order_relaxed)
+#define MH_HOT_DECL static inline __attribute__((always_inline))
 
 /* ---------------------------------------------------------------- counters */
 
@@ -129,6 +148,20 @@ mh_counter_add(_Atomic size_t *counter, _Atomic size_t *other, size_t add, size_
     atomic_store_explicit(counter, v, memory_order_relaxed);
     if (add > sub)
         mh_note_peak(v + atomic_load_explicit(other, memory_order_relaxed));
+}
+
+/* What a recorded block of `size` bytes adds to the traced memory: itself,
+ * or in sampled mode the bytes it stands for (snapshot.h). */
+static __attribute__((noinline)) size_t
+mh_sampled_bytes(size_t size)
+{
+    return (size_t)mh_sample_estimate(size, mh.sample_every);
+}
+
+static inline size_t
+mh_counted(size_t size)
+{
+    return __builtin_expect(mh.sample_every == 0, 1) ? size : mh_sampled_bytes(size);
 }
 
 #define MH_GIL_ADD(add, sub) mh_counter_add(&mh.gil_current, &mh.raw_current, add, sub)
@@ -163,6 +196,87 @@ mh_fail(void)
     atomic_store_explicit(&mh.tracing, 0, memory_order_relaxed);
     if (atomic_exchange(&mh.failed, 1) == 0)
         Py_AddPendingCall(mh_failure_pending, NULL);
+}
+
+/* ---------------------------------------------------------------- sampling */
+
+/* splitmix64: one multiply-xorshift mix per draw, a 64-bit state per thread,
+ * and well-distributed output even from neighbouring seeds. */
+static inline uint64_t
+mh_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* Bytes up to and including the next recorded one: the points of a Poisson
+ * process of rate 1/sample_every over the bytes allocated, so a block of s
+ * bytes holds one with probability 1 - exp(-s / sample_every), whatever
+ * came before it.  ceil() keeps that exact for whole bytes. */
+static uint64_t
+mh_sample_draw(void)
+{
+    mh_tls_rng += 0x9E3779B97F4A7C15ULL;
+    double u = (double)(mh_mix64(mh_tls_rng) >> 11) * 0x1.0p-53;   /* [0, 1) */
+    double x = ceil(-log1p(-u) * (double)mh.sample_every);
+    return x < 1.0 ? 1 : x >= 0x1.0p63 ? (uint64_t)1 << 63 : (uint64_t)x;
+}
+
+/* The countdown ran out within a block of `size` bytes (or the thread has
+ * no countdown of this session yet): 1 if the block is recorded. */
+static __attribute__((noinline)) int
+mh_sample_slow(size_t size)
+{
+    uint64_t gen = atomic_load_explicit(&mh.rng_gen, memory_order_relaxed);
+    if (mh_tls_rng_gen != gen) {
+        uint64_t index = atomic_fetch_add_explicit(&mh.rng_threads, 1, memory_order_relaxed);
+        mh_tls_rng = mh_mix64(mh.rng_seed ^ mh_mix64(index + 1));
+        mh_tls_rng_gen = gen;
+        mh_tls_left = mh_sample_draw();
+        if (size < mh_tls_left) {
+            mh_tls_left -= size;
+            return 0;
+        }
+    }
+    /* The next point after this block is as far as a fresh draw: the
+     * process has no memory. */
+    mh_tls_left = mh_sample_draw();
+    return 1;
+}
+
+/* 1 if an allocation of `size` bytes is recorded; in exact mode always.
+ * An unrecorded one costs this countdown only. */
+MH_HOT_DECL int
+mh_sampled(size_t size)
+{
+    if (__builtin_expect(mh.sample_every == 0, 1))
+        return 1;
+    uint64_t left = mh_tls_left;
+    if (__builtin_expect(size < left, 1)) {
+        mh_tls_left = left - size;
+        return 0;
+    }
+    return mh_sample_slow(size);
+}
+
+/* A new sampling session: fresh seeds, and the calling thread starts at
+ * index 0 so that a fixed seed reproduces its samples. */
+static void
+mh_sample_session(void)
+{
+    uint64_t seed = mh.fixed_seed;
+    if (!mh.seed_fixed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = mh_mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32)
+                        ^ ((uint64_t)getpid() << 16) ^ (uint64_t)(uintptr_t)&mh_tls_rng);
+    }
+    mh.rng_seed = seed;
+    atomic_store(&mh.rng_threads, 0);
+    atomic_fetch_add(&mh.rng_gen, 1);
+    mh_tls_rng_gen = 0;
+    mh_tls_left = 0;
 }
 
 /* ---------------------------------------------------------------- capture */
@@ -241,7 +355,7 @@ mh_track_gil(void *ptr, size_t size)
         return;
     }
     mh.last_block = (uintptr_t)ptr;
-    MH_GIL_ADD(size, old);
+    MH_GIL_ADD(mh_counted(size), old ? mh_counted(old) : 0);
 }
 
 MH_HOT void
@@ -250,7 +364,7 @@ mh_untrack_gil(void *ptr)
     size_t size;
     uint32_t tb;
     if (mh_blocks_pop(&mh.gil_blocks, (uintptr_t)ptr, &size, &tb))
-        MH_GIL_ADD(0, size);
+        MH_GIL_ADD(0, mh_counted(size));
     if (mh.last_block == (uintptr_t)ptr)
         mh.last_block = 0;
 }
@@ -266,7 +380,7 @@ mh_track_raw_locked(void *ptr, size_t size, uint32_t tb)
         mh_fail();
         return;
     }
-    MH_RAW_ADD(size, old);
+    MH_RAW_ADD(mh_counted(size), old ? mh_counted(old) : 0);
 }
 
 /* Caller holds raw_lock.  1 and the old entry if `ptr` was traced. */
@@ -275,7 +389,7 @@ mh_untrack_raw_locked(void *ptr, size_t *size, uint32_t *tb)
 {
     if (!mh_blocks_pop(&mh.raw_blocks, (uintptr_t)ptr, size, tb))
         return 0;
-    MH_RAW_ADD(0, *size);
+    MH_RAW_ADD(0, mh_counted(*size));
     return 1;
 }
 
@@ -301,8 +415,8 @@ mh_pass_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 /* An allocation of another interpreter: untraced, and so are the RAW
  * blocks pymalloc takes for it (a large object's memory would otherwise
  * show up as an untracebacked RAW trace). */
-static __attribute__((noinline)) void *
-mh_foreign_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
+static inline void *
+mh_untraced_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 {
     mh_tls_busy = 1;
     void *ptr = mh_next_alloc(a, nelem, elsize, zero);
@@ -310,11 +424,25 @@ mh_foreign_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
     return ptr;
 }
 
+static __attribute__((noinline)) void *
+mh_foreign_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
+{
+    return mh_untraced_alloc(a, nelem, elsize, zero);
+}
+
 MH_HOT void *
 mh_gil_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 {
     if (!MH_TRACING() || mh_tls_busy)
         return mh_pass_alloc(a, nelem, elsize, zero);
+    /* An unsampled block is untraced, and so are the RAW blocks pymalloc
+     * may take for it (the busy flag). */
+    if (!mh_sampled(nelem * elsize)) {
+        void *ptr = mh_untraced_alloc(a, nelem, elsize, zero);
+        /* Its object's CREATE event is then skipped cheaply too. */
+        mh.last_block = (uintptr_t)ptr;
+        return ptr;
+    }
     if (mh_gil_relation() != MH_INTERP_TRACED)
         return mh_foreign_alloc(a, nelem, elsize, zero);
     mh_tls_busy = 1;
@@ -345,6 +473,10 @@ mh_gil_realloc(void *ctx, void *ptr, size_t size)
         return a->realloc(a->ctx, ptr, size);
     int busy = mh_tls_busy;
     int relation = mh_gil_relation();
+    /* A realloc is a new block of `size` bytes for sampling: the old block
+     * is untracked whether or not it was sampled, the new one recorded
+     * with the probability of its own size. */
+    int track = !busy && relation == MH_INTERP_TRACED && mh_sampled(size);
     mh_tls_busy = 1;
     void *ptr2 = a->realloc(a->ctx, ptr, size);
     /* Another interpreter's block under the traced GIL may still be one
@@ -353,7 +485,7 @@ mh_gil_realloc(void *ctx, void *ptr, size_t size)
     if (ptr2 != NULL && MH_TRACING() && relation != MH_INTERP_OWN_GIL) {
         if (ptr != NULL)
             mh_untrack_gil(ptr);
-        if (!busy && relation == MH_INTERP_TRACED)
+        if (track)
             mh_track_gil(ptr2, size);
     }
     mh_tls_busy = busy;
@@ -379,6 +511,8 @@ mh_raw_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 {
     if (!MH_TRACING() || mh_tls_busy)
         return mh_pass_alloc(a, nelem, elsize, zero);
+    if (!mh_sampled(nelem * elsize))
+        return mh_untraced_alloc(a, nelem, elsize, zero);
     mh_tls_busy = 1;
     void *ptr = mh_next_alloc(a, nelem, elsize, zero);
     if (ptr != NULL && MH_TRACING()) {
@@ -415,9 +549,10 @@ mh_raw_realloc(void *ctx, void *ptr, size_t size)
     if (!MH_TRACING())
         return a->realloc(a->ctx, ptr, size);
     int busy = mh_tls_busy;
+    int track = !busy && mh_sampled(size);
     mh_tls_busy = 1;
     uint32_t tb = MH_TB_EMPTY;
-    if (!busy) {
+    if (track) {
         PyThreadState *tstate = mh_compat_gil_tstate();
         tb = mh_raw_may_capture(tstate) ? mh_capture(tstate) : MH_TB_EMPTY;
         if (tb == MH_TB_ERROR) {
@@ -439,7 +574,7 @@ mh_raw_realloc(void *ctx, void *ptr, size_t size)
         pthread_mutex_unlock(&mh.raw_lock);
     }
     void *ptr2 = a->realloc(a->ctx, ptr, size);
-    if (ptr2 == NULL ? was_traced : !busy) {
+    if (ptr2 == NULL ? was_traced : track) {
         pthread_mutex_lock(&mh.raw_lock);
         if (ptr2 == NULL)
             mh_track_raw_locked(ptr, old_size, old_tb);
@@ -832,7 +967,7 @@ mh_freelists_open(void)
 /* ---------------------------------------------------------------- public */
 
 int
-mh_tracer_start(int nframe)
+mh_tracer_start(int nframe, uint64_t sample_every)
 {
     /* Like tracemalloc, start() while tracing keeps the traceback limit. */
     if (!MH_TRACING() && (nframe != mh.nframe || mh.scratch == NULL)) {
@@ -864,8 +999,24 @@ mh_tracer_start(int nframe)
     /* else still chained under another tool from an earlier session: that
      * is fine as long as the tool above keeps calling us. */
     mh_reftracer_install();
+    mh.sample_every = sample_every;
+    if (sample_every)
+        mh_sample_session();
     atomic_store(&mh.tracing, 1);
     return 0;
+}
+
+uint64_t
+mh_tracer_sample_every(void)
+{
+    return MH_TRACING() ? mh.sample_every : 0;
+}
+
+void
+mh_tracer_set_sample_seed(int fixed, uint64_t seed)
+{
+    mh.seed_fixed = fixed;
+    mh.fixed_seed = seed;
 }
 
 static int
@@ -1234,6 +1385,7 @@ mh_take_snapshot(void)
     ex.snap = mh_snapshot_new(mh.nframe);
     if (ex.snap == NULL)
         return NULL;
+    mh_snapshot_set_sample_every(ex.snap, mh.sample_every);
     if (mh_snapshot_reserve_traces(ex.snap, mh.gil_blocks.count) < 0)
         goto error;
     if (mh_put_blocks(ex.snap, &mh.gil_blocks) != 0) {
