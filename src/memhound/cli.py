@@ -77,6 +77,36 @@ def _frames(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
+               "g": 1 << 30, "gib": 1 << 30}
+
+
+def parse_size(text):
+    """Bytes of a size written ``4096``, ``512KiB``, ``1MiB`` or ``1GiB``
+    (binary units; ``K``/``M``/``G`` mean the same).
+
+    >>> parse_size("512KiB"), parse_size("1MiB"), parse_size("4096")
+    (524288, 1048576, 4096)
+    """
+    text = text.strip()
+    digits = text.rstrip("BbGgIiKkMm ")
+    unit = text[len(digits):].strip().lower()
+    if not digits.isdigit() or unit not in _SIZE_UNITS or int(digits) < 1:
+        raise ValueError(f"invalid size {text!r} (expected a positive number of bytes, "
+                         f"e.g. 4096, 512KiB, 1MiB)")
+    return int(digits) * _SIZE_UNITS[unit]
+
+
+def _sample_size(text):
+    try:
+        value = parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value > 1 << 62:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (at most 2**62 bytes)")
+    return value
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -129,6 +159,10 @@ def _build_parser():
                         "(snapshots are spaced to cost the program at most ~10%%)")
     p.add_argument("--signal", metavar="SIGNAME",
                    help="write a snapshot when the program receives this signal (e.g. USR2)")
+    p.add_argument("--sample", type=_sample_size, default=0, metavar="BYTES",
+                   help="sampled tracing for production: record one allocation per BYTES "
+                        "allocated on average (e.g. 64KiB, 512KiB); sizes and counts are then "
+                        "unbiased estimates (docs/production.md)")
     p.add_argument("-m", dest="module", metavar="module", help="run a library module as a script")
 
     p = sub.add_parser("top", help="top allocation sites of a snapshot",
@@ -287,7 +321,8 @@ def _cmd_export(args):
 
 # ---------------------------------------------------------------- run
 
-_RUN_VALUE_OPTIONS = {"--frames", "--top", "--snapshot", "--html", "--interval", "--signal"}
+_RUN_VALUE_OPTIONS = {"--frames", "--top", "--snapshot", "--html", "--interval", "--signal",
+                      "--sample"}
 
 
 def _split_run_argv(argv):
@@ -338,4 +373,4 @@ def _cmd_run(args, program):
     signal_number = _parse_signal(args.signal) if args.signal else None
     return runner.run(program, args.module, frames=args.frames, top=args.top,
                       snapshot=args.snapshot, html=args.html, interval=args.interval,
-                      signal_number=signal_number)
+                      signal_number=signal_number, sample_every=args.sample)

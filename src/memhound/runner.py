@@ -39,14 +39,15 @@ _OWN_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def run(program, module=None, *, frames=tracing.RUN_FRAMES, top=10, snapshot=None, html=None,
-        interval=None, signal_number=None):
+        interval=None, signal_number=None, sample_every=0):
     """Run ``program`` (``[script, *args]``, or the arguments of ``module``
     with ``module=``) under tracing; return its exit status.
 
     ``snapshot`` and ``html`` name files written at exit; ``interval``
     (seconds) also writes numbered snapshots while it runs when ``snapshot``
     is given; ``signal_number`` writes a snapshot whenever the process
-    receives that signal.
+    receives that signal.  ``sample_every`` (bytes) traces a sample of the
+    allocations (``memhound.start``): the report then shows estimates.
 
     >>> run(["app.py"], snapshot="app.snap", html="app.html")     # doctest: +SKIP
     0
@@ -67,7 +68,7 @@ def run(program, module=None, *, frames=tracing.RUN_FRAMES, top=10, snapshot=Non
                 print(f"memhound: wrote {path}", file=sys.stderr)
         signal.signal(signal_number, on_signal)
     recorder.start()                    # before tracing: its setup is not traced
-    tracing.start(frames)
+    tracing.start(frames, sample_every=sample_every)
     status, interrupted, keep_alive = _run_program(module, program)
     interrupted = _wait_for_threads() or interrupted
     # the program's globals (keep_alive) are still alive: this is "at exit"

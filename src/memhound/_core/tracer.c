@@ -260,6 +260,89 @@ mh_sampled(size_t size)
     return mh_sample_slow(size);
 }
 
+/* Sampled mode keeps only the sampled blocks in the tables, and nearly
+ * every free is of an unsampled block.  A counting filter per table answers
+ * "not sampled" with one byte load, indexed like the block table's front
+ * (address bits 4..19, so that neighbouring blocks share cache lines): a
+ * count of the sampled blocks at each index, saturating at 255 (then never
+ * decremented: only false positives, which the table lookup resolves).
+ * Written by the table's owner (GIL or raw_lock); read without it by frees,
+ * which is safe because a block being freed was inserted before its address
+ * reached the freeing thread.  Allocated at the first sampled start() and
+ * kept: a hook of another thread may read it at any time. */
+#define MH_FILTER_SIZE ((size_t)1 << 16)
+static _Atomic uint8_t *mh_gil_filter, *mh_raw_filter;
+
+static inline _Atomic uint8_t *
+mh_filter_at(_Atomic uint8_t *filter, uintptr_t ptr)
+{
+    return &filter[(ptr >> 4) & (MH_FILTER_SIZE - 1)];
+}
+
+/* 1 if `ptr` may be a sampled block of the filter's table. */
+static inline int
+mh_filter_maybe(_Atomic uint8_t *filter, uintptr_t ptr)
+{
+    return atomic_load_explicit(mh_filter_at(filter, ptr), memory_order_relaxed) != 0;
+}
+
+static inline void
+mh_filter_add(_Atomic uint8_t *filter, uintptr_t ptr)
+{
+    _Atomic uint8_t *c = mh_filter_at(filter, ptr);
+    uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+    if (v < 255)
+        atomic_store_explicit(c, v + 1, memory_order_relaxed);
+}
+
+static inline void
+mh_filter_del(_Atomic uint8_t *filter, uintptr_t ptr)
+{
+    _Atomic uint8_t *c = mh_filter_at(filter, ptr);
+    uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+    if (v != 0 && v < 255)
+        atomic_store_explicit(c, v - 1, memory_order_relaxed);
+}
+
+static void
+mh_filter_clear(_Atomic uint8_t *filter)
+{
+    for (size_t i = 0; filter != NULL && i < MH_FILTER_SIZE; i++)
+        atomic_store_explicit(&filter[i], 0, memory_order_relaxed);
+}
+
+static int
+mh_filters_alloc(void)
+{
+    if (mh_gil_filter != NULL)
+        return 0;
+    _Atomic uint8_t *f = mh_mem_calloc(2 * MH_FILTER_SIZE, 1);
+    if (f == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    mh_raw_filter = f + MH_FILTER_SIZE;
+    mh_gil_filter = f;
+    return 0;
+}
+
+/* The fast path of sampled mode: an allocation of `size` bytes that is not
+ * sampled and needs nothing else, so the hook can tail-call the next
+ * allocator.  Not beyond pymalloc's small-block limit: a larger block may
+ * take a RAW block from the RAW hook, which must see the busy flag. */
+#define MH_SMALL 512
+
+MH_HOT_DECL int
+mh_sample_skip(size_t size)
+{
+    uint64_t left = mh_tls_left;
+    if (__builtin_expect(size < left && size <= MH_SMALL, 1) && MH_TRACING() && !mh_tls_busy) {
+        mh_tls_left = left - size;
+        return 1;
+    }
+    return 0;
+}
+
 /* A new sampling session: fresh seeds, and the calling thread starts at
  * index 0 so that a fixed seed reproduces its samples. */
 static void
@@ -355,6 +438,8 @@ mh_track_gil(void *ptr, size_t size)
         return;
     }
     mh.last_block = (uintptr_t)ptr;
+    if (mh.sample_every)
+        mh_filter_add(mh_gil_filter, (uintptr_t)ptr);
     MH_GIL_ADD(mh_counted(size), old ? mh_counted(old) : 0);
 }
 
@@ -363,7 +448,15 @@ mh_untrack_gil(void *ptr)
 {
     size_t size;
     uint32_t tb;
-    if (mh_blocks_pop(&mh.gil_blocks, (uintptr_t)ptr, &size, &tb))
+    if (mh.sample_every) {
+        if (!mh_filter_maybe(mh_gil_filter, (uintptr_t)ptr))
+            return;
+        if (mh_blocks_pop(&mh.gil_blocks, (uintptr_t)ptr, &size, &tb)) {
+            mh_filter_del(mh_gil_filter, (uintptr_t)ptr);
+            MH_GIL_ADD(0, mh_counted(size));
+        }
+    }
+    else if (mh_blocks_pop(&mh.gil_blocks, (uintptr_t)ptr, &size, &tb))
         MH_GIL_ADD(0, mh_counted(size));
     if (mh.last_block == (uintptr_t)ptr)
         mh.last_block = 0;
@@ -380,6 +473,8 @@ mh_track_raw_locked(void *ptr, size_t size, uint32_t tb)
         mh_fail();
         return;
     }
+    if (mh.sample_every)
+        mh_filter_add(mh_raw_filter, (uintptr_t)ptr);
     MH_RAW_ADD(mh_counted(size), old ? mh_counted(old) : 0);
 }
 
@@ -389,6 +484,8 @@ mh_untrack_raw_locked(void *ptr, size_t *size, uint32_t *tb)
 {
     if (!mh_blocks_pop(&mh.raw_blocks, (uintptr_t)ptr, size, tb))
         return 0;
+    if (mh.sample_every)
+        mh_filter_del(mh_raw_filter, (uintptr_t)ptr);
     MH_RAW_ADD(0, mh_counted(*size));
     return 1;
 }
@@ -456,12 +553,22 @@ mh_gil_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 static void *
 mh_gil_malloc(void *ctx, size_t size)
 {
+    if (mh.sample_every != 0 && mh_sample_skip(size)) {
+        PyMemAllocatorEx *a = ctx;
+        return a->malloc(a->ctx, size);
+    }
     return mh_gil_alloc(ctx, 1, size, 0);
 }
 
 static void *
 mh_gil_calloc(void *ctx, size_t nelem, size_t elsize)
 {
+    size_t size;
+    if (mh.sample_every != 0 && !__builtin_mul_overflow(nelem, elsize, &size)
+        && mh_sample_skip(size)) {
+        PyMemAllocatorEx *a = ctx;
+        return a->calloc(a->ctx, nelem, elsize);
+    }
     return mh_gil_alloc(ctx, nelem, elsize, 1);
 }
 
@@ -469,6 +576,9 @@ static void *
 mh_gil_realloc(void *ctx, void *ptr, size_t size)
 {
     PyMemAllocatorEx *a = ctx;
+    if (mh.sample_every != 0 && (ptr == NULL || !mh_filter_maybe(mh_gil_filter, (uintptr_t)ptr))
+        && mh_sample_skip(size))
+        return a->realloc(a->ctx, ptr, size);
     if (!MH_TRACING())
         return a->realloc(a->ctx, ptr, size);
     int busy = mh_tls_busy;
@@ -496,6 +606,15 @@ static void
 mh_gil_free(void *ctx, void *ptr)
 {
     PyMemAllocatorEx *a = ctx;
+    if (mh.sample_every != 0 && MH_TRACING()) {
+        /* Untracked first, so that the next allocator is a tail call; the
+         * GIL keeps the address from being reused meanwhile. */
+        if (mh_filter_maybe(mh_gil_filter, (uintptr_t)ptr) && ptr != NULL
+            && mh_gil_relation() != MH_INTERP_OWN_GIL)
+            mh_untrack_gil(ptr);
+        a->free(a->ctx, ptr);
+        return;
+    }
     a->free(a->ctx, ptr);
     /* Even inside memhound's own code: a freed block must never stay traced.
      * A thread under another GIL cannot free a traced block (its
@@ -568,7 +687,8 @@ mh_raw_realloc(void *ctx, void *ptr, size_t size)
     size_t old_size = 0;
     uint32_t old_tb = 0;
     int was_traced = 0;
-    if (ptr != NULL) {
+    if (ptr != NULL
+        && (mh.sample_every == 0 || mh_filter_maybe(mh_raw_filter, (uintptr_t)ptr))) {
         pthread_mutex_lock(&mh.raw_lock);
         was_traced = mh_untrack_raw_locked(ptr, &old_size, &old_tb);
         pthread_mutex_unlock(&mh.raw_lock);
@@ -590,7 +710,8 @@ static void
 mh_raw_free(void *ctx, void *ptr)
 {
     PyMemAllocatorEx *a = ctx;
-    if (ptr != NULL && MH_TRACING()) {
+    if (ptr != NULL && MH_TRACING()
+        && (mh.sample_every == 0 || mh_filter_maybe(mh_raw_filter, (uintptr_t)ptr))) {
         /* Untrack before freeing: once freed, another thread may get the
          * same address and trace it. */
         size_t size;
@@ -628,30 +749,52 @@ mh_reftrace_reuse(uintptr_t block)
     }
 }
 
+/* A CREATE event while tracing. */
+MH_HOT void
+mh_reftrace_create(PyObject *op)
+{
+    /* The tracer slot is process-wide: events of other interpreters
+     * arrive too. */
+    int relation = mh_gil_relation();
+    uintptr_t block = (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op));
+    if (relation == MH_INTERP_SHARES_GIL)
+        mh_untrack_gil((void *)block);  /* the block is another interpreter's now */
+    else if (relation == MH_INTERP_OWN_GIL)
+        ;
+    else if (block == mh.last_block && !mh_tls_busy)
+        mh.last_block = 0;      /* its allocation just captured the stack */
+    else
+        mh_reftrace_reuse(block);
+}
+
+static __attribute__((noinline)) void
+mh_reftrace_create_sampled(PyObject *op)
+{
+    mh_reftrace_create(op);
+}
+
 /* Called for every object created and destroyed: a few instructions unless
- * a created object reuses a block. */
+ * a created object reuses a block (in sampled mode: a sampled block). */
 static int
 mh_reftrace(PyObject *op, int event, void *data)
 {
     (void)data;
-    if (event == MH_REFTRACER_CREATE && MH_TRACING()) {
-        /* The tracer slot is process-wide: events of other interpreters
-         * arrive too. */
-        int relation = mh_gil_relation();
-        uintptr_t block = (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op));
-        if (relation == MH_INTERP_SHARES_GIL)
-            mh_untrack_gil((void *)block);  /* the block is another interpreter's now */
-        else if (relation == MH_INTERP_OWN_GIL)
-            ;
-        else if (block == mh.last_block && !mh_tls_busy)
-            mh.last_block = 0;      /* its allocation just captured the stack */
-        else
-            mh_reftrace_reuse(block);
+    if (mh.sample_every != 0) {
+        /* Sampled: only a sampled block can need re-stamping. */
+        if (event == MH_REFTRACER_CREATE && MH_TRACING()
+            && mh_filter_maybe(mh_gil_filter,
+                               (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op))))
+            mh_reftrace_create_sampled(op);
+    }
+    else if (event == MH_REFTRACER_CREATE && MH_TRACING()) {
+        mh_reftrace_create(op);
     }
     if (mh.prev_tracer != NULL)
         return mh.prev_tracer(op, event, mh.prev_tracer_data);
     return 0;
 }
+
+
 
 static void
 mh_reftracer_install(void)
@@ -764,9 +907,11 @@ mh_clear_tables(void)
     mh_tls_busy = 1;
     pthread_mutex_lock(&mh.raw_lock);
     mh_blocks_clear(&mh.raw_blocks);
+    mh_filter_clear(mh_raw_filter);
     atomic_store(&mh.raw_current, 0);
     pthread_mutex_unlock(&mh.raw_lock);
     mh_blocks_clear(&mh.gil_blocks);
+    mh_filter_clear(mh_gil_filter);
     atomic_store(&mh.gil_current, 0);
     atomic_store(&mh.peak, 0);
     mh.last_block = 0;
@@ -998,6 +1143,8 @@ mh_tracer_start(int nframe, uint64_t sample_every)
         mh_install();
     /* else still chained under another tool from an earlier session: that
      * is fine as long as the tool above keeps calling us. */
+    if (sample_every && mh_filters_alloc() < 0)
+        return -1;
     mh_reftracer_install();
     mh.sample_every = sample_every;
     if (sample_every)
