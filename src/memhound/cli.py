@@ -265,7 +265,7 @@ def _cmd_top(args):
     rows = agg.site_rows(snap, args.group_by, args.cumulative, args.limit)
     title = (f"{args.file}: {format_size(size)} live in {format_count(count)} blocks; "
              f"top {len(rows)} by {_grouping_words(args)}")
-    print_table(rows, title=title, total=size)
+    print_table(rows, title=title, total=size, sample_every=getattr(snap, "sample_every", 0))
     return 0
 
 
@@ -291,7 +291,8 @@ def _cmd_compare(args):
              f"({format_size(nsize - osize, sign=True)}) in {format_count(ncount)} blocks "
              f"({format_count(ncount - ocount, sign=True)}); top {len(rows)} changes by "
              f"{_grouping_words(args)}")
-    print_table(rows, title=title, diff=True)
+    print_table(rows, title=title, diff=True,
+                sample_every=tuple(getattr(s, "sample_every", 0) for s in (old, new)))
     return 0
 
 

@@ -291,7 +291,8 @@ def _report(final, recorder, current, peak, top):
     rows = agg.site_rows(final, "lineno", False, top)
     _flush(sys.stdout)
     err = sys.stderr
-    print_table(rows, total=size, stream=err,
+    rate = getattr(final, "sample_every", 0)
+    print_table(rows, total=size, stream=err, sample_every=rate,
                 title=f"memhound: live memory at exit: {format_size(size)} in "
                       f"{format_count(count)} blocks; top {len(rows)} lines")
     peak_snap, peak_size = recorder.peak_snapshot, recorder.peak_snapshot_size
@@ -299,7 +300,7 @@ def _report(final, recorder, current, peak, top):
         peak_snap, peak_size = final, current
     psize, _ = agg.totals(peak_snap)
     rows = agg.site_rows(peak_snap, "lineno", False, top)
-    print_table(rows, total=psize, stream=err,
+    print_table(rows, total=psize, stream=err, sample_every=rate,
                 title=f"memhound: at the peak: {format_size(peak)} traced (sites from a snapshot "
                       f"taken at {format_size(peak_size)}); top {len(rows)} lines")
 

@@ -61,7 +61,7 @@ from . import _core
 __all__ = [
     "start", "stop", "is_tracing", "clear_traces", "get_traced_memory", "reset_peak",
     "get_traceback_limit", "get_tracemalloc_memory", "get_object_traceback", "take_snapshot",
-    "get_sample_every",
+    "get_sample_every", "DEFAULT_SAMPLE_EVERY",
     "Frame", "Traceback", "Statistic", "StatisticDiff", "Trace", "Snapshot",
     "BaseFilter", "Filter", "DomainFilter",
 ]
@@ -76,6 +76,9 @@ get_traceback_limit = _core.get_traceback_limit
 get_tracemalloc_memory = _core.get_tracemalloc_memory
 get_sample_every = _core.get_sample_every
 MAX_NFRAME = _core.MAX_NFRAME
+# The rate docs/production.md recommends for sampled tracing (bytes): see
+# "Sampling" there for the cost and accuracy measured at it.
+DEFAULT_SAMPLE_EVERY = 64 * 1024
 _get_object_traceback = _core._get_object_traceback
 
 _SnapshotData = _core.SnapshotData

@@ -326,17 +326,17 @@ mh_filters_alloc(void)
     return 0;
 }
 
-/* The fast path of sampled mode: an allocation of `size` bytes that is not
- * sampled and needs nothing else, so the hook can tail-call the next
- * allocator.  Not beyond pymalloc's small-block limit: a larger block may
- * take a RAW block from the RAW hook, which must see the busy flag. */
-#define MH_SMALL 512
-
+/* The fast path of sampled mode: 1 if an allocation of `size` bytes is not
+ * sampled and needs nothing else.  The caller still sets the busy flag
+ * around the next allocator: what pymalloc allocates for itself meanwhile
+ * (RAW blocks for large objects, its arena bookkeeping, whose amount
+ * depends on the addresses mmap returns) must neither be traced nor move
+ * the countdown, or a fixed seed would not reproduce a run. */
 MH_HOT_DECL int
 mh_sample_skip(size_t size)
 {
     uint64_t left = mh_tls_left;
-    if (__builtin_expect(size < left && size <= MH_SMALL, 1) && MH_TRACING() && !mh_tls_busy) {
+    if (__builtin_expect(size < left, 1) && MH_TRACING() && !mh_tls_busy) {
         mh_tls_left = left - size;
         return 1;
     }
@@ -534,12 +534,8 @@ mh_gil_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
         return mh_pass_alloc(a, nelem, elsize, zero);
     /* An unsampled block is untraced, and so are the RAW blocks pymalloc
      * may take for it (the busy flag). */
-    if (!mh_sampled(nelem * elsize)) {
-        void *ptr = mh_untraced_alloc(a, nelem, elsize, zero);
-        /* Its object's CREATE event is then skipped cheaply too. */
-        mh.last_block = (uintptr_t)ptr;
-        return ptr;
-    }
+    if (!mh_sampled(nelem * elsize))
+        return mh_untraced_alloc(a, nelem, elsize, zero);
     if (mh_gil_relation() != MH_INTERP_TRACED)
         return mh_foreign_alloc(a, nelem, elsize, zero);
     mh_tls_busy = 1;
@@ -553,10 +549,8 @@ mh_gil_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 static void *
 mh_gil_malloc(void *ctx, size_t size)
 {
-    if (mh.sample_every != 0 && mh_sample_skip(size)) {
-        PyMemAllocatorEx *a = ctx;
-        return a->malloc(a->ctx, size);
-    }
+    if (mh.sample_every != 0 && mh_sample_skip(size))
+        return mh_untraced_alloc(ctx, 1, size, 0);
     return mh_gil_alloc(ctx, 1, size, 0);
 }
 
@@ -565,10 +559,8 @@ mh_gil_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     size_t size;
     if (mh.sample_every != 0 && !__builtin_mul_overflow(nelem, elsize, &size)
-        && mh_sample_skip(size)) {
-        PyMemAllocatorEx *a = ctx;
-        return a->calloc(a->ctx, nelem, elsize);
-    }
+        && mh_sample_skip(size))
+        return mh_untraced_alloc(ctx, nelem, elsize, 1);
     return mh_gil_alloc(ctx, nelem, elsize, 1);
 }
 
@@ -577,8 +569,12 @@ mh_gil_realloc(void *ctx, void *ptr, size_t size)
 {
     PyMemAllocatorEx *a = ctx;
     if (mh.sample_every != 0 && (ptr == NULL || !mh_filter_maybe(mh_gil_filter, (uintptr_t)ptr))
-        && mh_sample_skip(size))
-        return a->realloc(a->ctx, ptr, size);
+        && mh_sample_skip(size)) {
+        mh_tls_busy = 1;
+        void *ptr2 = a->realloc(a->ctx, ptr, size);
+        mh_tls_busy = 0;
+        return ptr2;
+    }
     if (!MH_TRACING())
         return a->realloc(a->ctx, ptr, size);
     int busy = mh_tls_busy;
