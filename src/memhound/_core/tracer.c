@@ -546,22 +546,39 @@ mh_gil_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
     return ptr;
 }
 
+/* Each hook starts with a tail call to its sampled or its exact body, out of
+ * line, so that neither pays for the other's register saves: the sampled
+ * fast path is a few instructions, and calls the full body only for a
+ * sampled block. */
+static __attribute__((noinline)) void *
+mh_gil_alloc_full(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
+{
+    return mh_gil_alloc(a, nelem, elsize, zero);
+}
+
+static __attribute__((noinline)) void *
+mh_gil_alloc_sampled(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
+{
+    size_t size;
+    if (__builtin_mul_overflow(nelem, elsize, &size) || !mh_sample_skip(size))
+        return mh_gil_alloc_full(a, nelem, elsize, zero);
+    return mh_untraced_alloc(a, nelem, elsize, zero);
+}
+
 static void *
 mh_gil_malloc(void *ctx, size_t size)
 {
-    if (mh.sample_every != 0 && mh_sample_skip(size))
-        return mh_untraced_alloc(ctx, 1, size, 0);
-    return mh_gil_alloc(ctx, 1, size, 0);
+    if (mh.sample_every != 0)
+        return mh_gil_alloc_sampled(ctx, 1, size, 0);
+    return mh_gil_alloc_full(ctx, 1, size, 0);
 }
 
 static void *
 mh_gil_calloc(void *ctx, size_t nelem, size_t elsize)
 {
-    size_t size;
-    if (mh.sample_every != 0 && !__builtin_mul_overflow(nelem, elsize, &size)
-        && mh_sample_skip(size))
-        return mh_untraced_alloc(ctx, nelem, elsize, 1);
-    return mh_gil_alloc(ctx, nelem, elsize, 1);
+    if (mh.sample_every != 0)
+        return mh_gil_alloc_sampled(ctx, nelem, elsize, 1);
+    return mh_gil_alloc_full(ctx, nelem, elsize, 1);
 }
 
 static void *
@@ -598,25 +615,41 @@ mh_gil_realloc(void *ctx, void *ptr, size_t size)
     return ptr2;
 }
 
-static void
-mh_gil_free(void *ctx, void *ptr)
+static __attribute__((noinline)) void
+mh_untrack_gil_sampled(void *ptr)
 {
-    PyMemAllocatorEx *a = ctx;
-    if (mh.sample_every != 0 && MH_TRACING()) {
-        /* Untracked first, so that the next allocator is a tail call; the
-         * GIL keeps the address from being reused meanwhile. */
-        if (mh_filter_maybe(mh_gil_filter, (uintptr_t)ptr) && ptr != NULL
-            && mh_gil_relation() != MH_INTERP_OWN_GIL)
-            mh_untrack_gil(ptr);
-        a->free(a->ctx, ptr);
-        return;
-    }
+    if (ptr != NULL && mh_gil_relation() != MH_INTERP_OWN_GIL)
+        mh_untrack_gil(ptr);
+}
+
+static __attribute__((noinline)) void
+mh_gil_free_sampled(PyMemAllocatorEx *a, void *ptr)
+{
+    /* Untracked first, so that the next allocator is a tail call; the GIL
+     * keeps the address from being reused meanwhile. */
+    if (MH_TRACING() && mh_filter_maybe(mh_gil_filter, (uintptr_t)ptr))
+        mh_untrack_gil_sampled(ptr);
+    a->free(a->ctx, ptr);
+}
+
+static __attribute__((noinline)) void
+mh_gil_free_exact(PyMemAllocatorEx *a, void *ptr)
+{
     a->free(a->ctx, ptr);
     /* Even inside memhound's own code: a freed block must never stay traced.
      * A thread under another GIL cannot free a traced block (its
      * interpreter has its own obmalloc) and must not touch the table. */
     if (ptr != NULL && MH_TRACING() && mh_gil_relation() != MH_INTERP_OWN_GIL)
         mh_untrack_gil(ptr);
+}
+
+static void
+mh_gil_free(void *ctx, void *ptr)
+{
+    if (mh.sample_every != 0)
+        mh_gil_free_sampled(ctx, ptr);
+    else
+        mh_gil_free_exact(ctx, ptr);
 }
 
 /* ---------------------------------------------------------------- RAW hooks */
@@ -771,23 +804,35 @@ mh_reftrace_create_sampled(PyObject *op)
 
 /* Called for every object created and destroyed: a few instructions unless
  * a created object reuses a block (in sampled mode: a sampled block). */
+static __attribute__((noinline)) int
+mh_reftrace_exact(PyObject *op, int event)
+{
+    if (event == MH_REFTRACER_CREATE && MH_TRACING())
+        mh_reftrace_create(op);
+    if (mh.prev_tracer != NULL)
+        return mh.prev_tracer(op, event, mh.prev_tracer_data);
+    return 0;
+}
+
+/* Sampled: only a sampled block can need re-stamping. */
+static __attribute__((noinline)) int
+mh_reftrace_sampled(PyObject *op, int event)
+{
+    if (event == MH_REFTRACER_CREATE && MH_TRACING()
+        && mh_filter_maybe(mh_gil_filter, (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op))))
+        mh_reftrace_create_sampled(op);
+    if (mh.prev_tracer != NULL)
+        return mh.prev_tracer(op, event, mh.prev_tracer_data);
+    return 0;
+}
+
 static int
 mh_reftrace(PyObject *op, int event, void *data)
 {
     (void)data;
-    if (mh.sample_every != 0) {
-        /* Sampled: only a sampled block can need re-stamping. */
-        if (event == MH_REFTRACER_CREATE && MH_TRACING()
-            && mh_filter_maybe(mh_gil_filter,
-                               (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op))))
-            mh_reftrace_create_sampled(op);
-    }
-    else if (event == MH_REFTRACER_CREATE && MH_TRACING()) {
-        mh_reftrace_create(op);
-    }
-    if (mh.prev_tracer != NULL)
-        return mh.prev_tracer(op, event, mh.prev_tracer_data);
-    return 0;
+    if (mh.sample_every != 0)
+        return mh_reftrace_sampled(op, event);
+    return mh_reftrace_exact(op, event);
 }
 
 
