@@ -6,6 +6,7 @@ and stands for w = 1 / p blocks, so per-site bytes (sum of s * w) and counts
 the exact values of the same workload traced by memhound's exact mode.
 """
 import ctypes
+import os
 import math
 import pickle
 import sys
@@ -352,3 +353,24 @@ def test_accuracy_statistical_bound():
     est = site_sizes(snap)
     for line, (size, count) in sites.items():
         assert abs(est[line][0] - size) <= 0.10 * size, (line, est[line], size, bound)
+
+
+# ---------------------------------------------------------------- old files
+
+# Written by main at 6765055 (format version 1, before sampling) from these
+# raw traces: Snapshot(MAIN_TRACES, 2), metadata {"writer": ...}, dump().
+MAIN_TRACES = ([(0, 1000 + 10 * i, (("app.py", 10 + i % 3), ("main.py", 5)), 2) for i in range(30)]
+               + [(0, 64, (("lib.py", 7),), 1)] * 5)
+
+
+def test_file_written_before_sampling_loads():
+    path = os.path.join(os.path.dirname(__file__), "data", "main-6765055.mhsnap")
+    with open(path, "rb") as f:
+        assert f.read(10)[8:] == b"\x01\x00"          # format version 1
+    loaded = memhound.Snapshot.load(path)
+    assert loaded.sample_every == 0
+    assert loaded.metadata == {"writer": "memhound main 6765055"}
+    expected = memhound.Snapshot(MAIN_TRACES, 2)
+    for key in ("lineno", "filename", "traceback"):
+        assert loaded.statistics(key) == expected.statistics(key)
+    assert [t.size for t in loaded.traces] == [t.size for t in expected.traces]
