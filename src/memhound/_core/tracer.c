@@ -335,8 +335,9 @@ mh_filters_alloc(void)
 MH_HOT_DECL int
 mh_sample_skip(size_t size)
 {
+    /* Not tracing: the countdown may move, the block goes untraced anyway. */
     uint64_t left = mh_tls_left;
-    if (__builtin_expect(size < left, 1) && MH_TRACING() && !mh_tls_busy) {
+    if (__builtin_expect(size < left, 1) && !mh_tls_busy) {
         mh_tls_left = left - size;
         return 1;
     }
@@ -556,28 +557,31 @@ mh_gil_alloc_full(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
     return mh_gil_alloc(a, nelem, elsize, zero);
 }
 
-static __attribute__((noinline)) void *
-mh_gil_alloc_sampled(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
-{
-    size_t size;
-    if (__builtin_mul_overflow(nelem, elsize, &size) || !mh_sample_skip(size))
-        return mh_gil_alloc_full(a, nelem, elsize, zero);
-    return mh_untraced_alloc(a, nelem, elsize, zero);
-}
-
 static void *
 mh_gil_malloc(void *ctx, size_t size)
 {
-    if (mh.sample_every != 0)
-        return mh_gil_alloc_sampled(ctx, 1, size, 0);
+    if (mh.sample_every != 0 && mh_sample_skip(size)) {
+        PyMemAllocatorEx *a = ctx;
+        mh_tls_busy = 1;
+        void *ptr = a->malloc(a->ctx, size);
+        mh_tls_busy = 0;
+        return ptr;
+    }
     return mh_gil_alloc_full(ctx, 1, size, 0);
 }
 
 static void *
 mh_gil_calloc(void *ctx, size_t nelem, size_t elsize)
 {
-    if (mh.sample_every != 0)
-        return mh_gil_alloc_sampled(ctx, nelem, elsize, 1);
+    size_t size;
+    if (mh.sample_every != 0 && !__builtin_mul_overflow(nelem, elsize, &size)
+        && mh_sample_skip(size)) {
+        PyMemAllocatorEx *a = ctx;
+        mh_tls_busy = 1;
+        void *ptr = a->calloc(a->ctx, nelem, elsize);
+        mh_tls_busy = 0;
+        return ptr;
+    }
     return mh_gil_alloc_full(ctx, nelem, elsize, 1);
 }
 
@@ -646,6 +650,11 @@ mh_gil_free_exact(PyMemAllocatorEx *a, void *ptr)
 static void
 mh_gil_free(void *ctx, void *ptr)
 {
+    PyMemAllocatorEx *a = ctx;
+    if (mh.sample_every != 0 && !mh_filter_maybe(mh_gil_filter, (uintptr_t)ptr)) {
+        a->free(a->ctx, ptr);
+        return;
+    }
     if (mh.sample_every != 0)
         mh_gil_free_sampled(ctx, ptr);
     else
@@ -830,8 +839,15 @@ static int
 mh_reftrace(PyObject *op, int event, void *data)
 {
     (void)data;
-    if (mh.sample_every != 0)
+    if (mh.sample_every != 0) {
+        /* Most events: a DESTROY, or a CREATE of an unsampled block. */
+        if ((event != MH_REFTRACER_CREATE
+             || !mh_filter_maybe(mh_gil_filter,
+                                 (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op))))
+            && mh.prev_tracer == NULL)
+            return 0;
         return mh_reftrace_sampled(op, event);
+    }
     return mh_reftrace_exact(op, event);
 }
 
