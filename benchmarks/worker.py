@@ -666,8 +666,7 @@ def _tracer_memory_at_peak(mode, func, scale, tmpdir):
     """One traced run, untimed: the tracer's own memory
     (get_tracemalloc_memory()) and its live traced blocks, read while the
     workload's live set is at its largest."""
-    tool, nframe = mode.split(":")
-    mod = tracer_module(tool)
+    mod = tracer_module(mode.split(":")[0])
     seen = {}
 
     def at_peak():
@@ -678,7 +677,7 @@ def _tracer_memory_at_peak(mode, func, scale, tmpdir):
         del snapshot
 
     gc.collect()
-    mod.start(int(nframe))
+    start_tracer(mod, mode)
     try:
         func(scale, at_peak)
     finally:

@@ -293,10 +293,10 @@ def test_leak_finder_refuses_sampled_tracing():
 def test_accuracy_at_the_default_rate_fixed_seed():
     """Sites above 1 % of live memory: the estimate within +-10 % of the exact
     live bytes, at the default rate, for a fixed seed (reproducible)."""
-    exact = exact_run(scale=2)
+    exact = exact_run(scale=4)
     sites = big_sites(exact)
     assert len(sites) >= 4
-    snap, _ = sampled_run(R, seed=20261206, scale=2)
+    snap, _ = sampled_run(R, seed=20261206, scale=4)
     est = site_sizes(snap)
     for line, (size, count) in sites.items():
         assert abs(est[line][0] - size) <= 0.10 * size, (line, est[line], size)
