@@ -54,11 +54,10 @@ def run_one(workload, mode, scale):
     import tracemalloc  # noqa: F401
     mod = None
     if mode != "untraced":
-        tool, nframe = mode.split(":")
-        mod = worker.tracer_module(tool)
+        mod = worker.tracer_module(mode.split(":")[0])
     func(scale * 0.05)
     if mod is not None:
-        mod.start(int(nframe))
+        worker.start_tracer(mod, mode)
     func(scale)
     if mod is not None:
         mod.stop()

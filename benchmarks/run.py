@@ -53,8 +53,9 @@ SCHEMA = 1
 CLOCK = ["cpu"]  # set from --clock
 
 WORKLOAD_NAMES = ["small_objs", "json", "class_churn", "str_format", "small_objs_depth30"]
+# memhound:1:64KiB: sampled tracing, start(1, sample_every=64 KiB) (docs/production.md).
 OVERHEAD_MODES = ["untraced", "tracemalloc:1", "memhound:1", "tracemalloc:25",
-                  "memhound:25", "memray"]
+                  "memhound:25", "memray", "memhound:1:64KiB"]
 PROGRAM_WORKLOADS = (["grow_%s_%s" % (kind, size)
                       for kind in ("dicts", "lists", "dataclasses", "slots", "strings")
                       for size in ("100k", "1M")]
@@ -62,7 +63,8 @@ PROGRAM_WORKLOADS = (["grow_%s_%s" % (kind, size)
                      + ["black", "pytest_suite", "json_doc", "pickle_doc", "wsgi"])
 # memray-default: memray.Tracker(path) with its default settings;
 # memray: trace_python_allocators=True (every PyMem/PyObject call).
-PROGRAM_MODES = ["tracemalloc:1", "memhound:1", "memhound:25", "memray", "memray-default"]
+PROGRAM_MODES = ["tracemalloc:1", "memhound:1", "memhound:25", "memray", "memray-default",
+                 "memhound:1:64KiB"]
 
 FULL = {
     "reps": 5,                  # repetitions (fresh processes) per measurement
@@ -494,7 +496,8 @@ TARGETS = [
 MODE_LABELS = {"untraced": "untraced", "tracemalloc:1": "tracemalloc start(1)",
                "tracemalloc:25": "tracemalloc start(25)", "memhound:1": "memhound start(1)",
                "memhound:25": "memhound start(25)", "memray": "memray (Python allocators)",
-               "memray-default": "memray default"}
+               "memray-default": "memray default",
+               "memhound:1:64KiB": "memhound sampled 64 KiB"}
 
 
 def _tcat(mode):

@@ -89,6 +89,22 @@ def memhound_tracer():
     return mh
 
 
+def parse_size(text):
+    """Bytes of "512KiB", "1MiB", "4096" (the sampled modes' rates)."""
+    units = {"": 1, "K": 1024, "KIB": 1024, "M": 1 << 20, "MIB": 1 << 20}
+    digits = text.rstrip("KMiBkmib")
+    return int(digits) * units[text[len(digits):].upper()]
+
+
+def start_tracer(mod, mode):
+    """Start `mod` for a mode "tool:nframe" or, sampled, "memhound:nframe:RATE"."""
+    parts = mode.split(":")
+    if len(parts) == 3:
+        mod.start(int(parts[1]), sample_every=parse_size(parts[2]))
+    else:
+        mod.start(int(parts[1]))
+
+
 def tracer_module(tool):
     if tool == "tracemalloc":
         import tracemalloc
@@ -221,9 +237,8 @@ class _Tracing:
         if mode == "untraced":
             self._exit = lambda: None
         elif mode.startswith(("tracemalloc", "memhound")):
-            tool, nframe = mode.split(":")
-            mod = tracer_module(tool)
-            mod.start(int(nframe))
+            mod = tracer_module(mode.split(":")[0])
+            start_tracer(mod, mode)
             self._exit = mod.stop
         elif mode == "memray":
             memray = import_peer("memray")
@@ -651,8 +666,7 @@ def _tracer_memory_at_peak(mode, func, scale, tmpdir):
     """One traced run, untimed: the tracer's own memory
     (get_tracemalloc_memory()) and its live traced blocks, read while the
     workload's live set is at its largest."""
-    tool, nframe = mode.split(":")
-    mod = tracer_module(tool)
+    mod = tracer_module(mode.split(":")[0])
     seen = {}
 
     def at_peak():
@@ -663,7 +677,7 @@ def _tracer_memory_at_peak(mode, func, scale, tmpdir):
         del snapshot
 
     gc.collect()
-    mod.start(int(nframe))
+    start_tracer(mod, mode)
     try:
         func(scale, at_peak)
     finally:

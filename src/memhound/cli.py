@@ -87,6 +87,36 @@ def _frames(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
+               "g": 1 << 30, "gib": 1 << 30}
+
+
+def parse_size(text):
+    """Bytes of a size written ``4096``, ``512KiB``, ``1MiB`` or ``1GiB``
+    (binary units; ``K``/``M``/``G`` mean the same).
+
+    >>> parse_size("512KiB"), parse_size("1MiB"), parse_size("4096")
+    (524288, 1048576, 4096)
+    """
+    text = text.strip()
+    digits = text.rstrip("BbGgIiKkMm ")
+    unit = text[len(digits):].strip().lower()
+    if not digits.isdigit() or unit not in _SIZE_UNITS or int(digits) < 1:
+        raise ValueError(f"invalid size {text!r} (expected a positive number of bytes, "
+                         f"e.g. 4096, 512KiB, 1MiB)")
+    return int(digits) * _SIZE_UNITS[unit]
+
+
+def _sample_size(text):
+    try:
+        value = parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value > 1 << 62:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (at most 2**62 bytes)")
+    return value
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -156,6 +186,10 @@ def _build_parser():
     p.add_argument("--watch-json", metavar="FILE", help="write the --watch results as JSON")
     p.add_argument("--watch-html", metavar="FILE",
                    help="write the --watch results as HTML, one timeline per growing site")
+    p.add_argument("--sample", type=_sample_size, default=0, metavar="BYTES",
+                   help="sampled tracing for production: record one allocation per BYTES "
+                        "allocated on average (e.g. 64KiB, 512KiB); sizes and counts are then "
+                        "unbiased estimates (docs/production.md)")
     p.add_argument("-m", dest="module", metavar="module", help="run a library module as a script")
 
     p = sub.add_parser("top", help="top allocation sites of a snapshot",
@@ -269,7 +303,7 @@ def _cmd_top(args):
     rows = agg.site_rows(snap, args.group_by, args.cumulative, args.limit)
     title = (f"{args.file}: {format_size(size)} live in {format_count(count)} blocks; "
              f"top {len(rows)} by {_grouping_words(args)}")
-    print_table(rows, title=title, total=size)
+    print_table(rows, title=title, total=size, sample_every=snap.sample_every)
     return 0
 
 
@@ -295,7 +329,8 @@ def _cmd_compare(args):
              f"({format_size(nsize - osize, sign=True)}) in {format_count(ncount)} blocks "
              f"({format_count(ncount - ocount, sign=True)}); top {len(rows)} changes by "
              f"{_grouping_words(args)}")
-    print_table(rows, title=title, diff=True)
+    print_table(rows, title=title, diff=True,
+                sample_every=tuple(s.sample_every for s in (old, new)))
     return 0
 
 
@@ -340,7 +375,7 @@ def _write_pprof(snap, output):
 # ---------------------------------------------------------------- run
 
 _RUN_VALUE_OPTIONS = {"--frames", "--top", "--snapshot", "--html", "--interval", "--signal",
-                      "--pprof", "--watch", "--watch-json", "--watch-html"}
+                      "--pprof", "--watch", "--watch-json", "--watch-html", "--sample"}
 
 
 def _split_run_argv(argv):
@@ -395,4 +430,5 @@ def _cmd_run(args, program):
     return runner.run(program, args.module, frames=args.frames, top=args.top,
                       snapshot=args.snapshot, html=args.html, interval=args.interval,
                       signal_number=signal_number, pprof=args.pprof, watch=args.watch,
-                      watch_json=args.watch_json, watch_html=args.watch_html)
+                      watch_json=args.watch_json, watch_html=args.watch_html,
+                      sample_every=args.sample)

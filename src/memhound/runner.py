@@ -50,7 +50,7 @@ DEFAULT_FRAMES = 64
 
 def run(program, module=None, *, frames=DEFAULT_FRAMES, top=10, snapshot=None, html=None,
         interval=None, signal_number=None, pprof=None, watch=None, watch_json=None,
-        watch_html=None):
+        watch_html=None, sample_every=0):
     """Run ``program`` (``[script, *args]``, or the arguments of ``module``
     with ``module=``) under tracing; return its exit status.
 
@@ -61,6 +61,8 @@ def run(program, module=None, *, frames=DEFAULT_FRAMES, top=10, snapshot=None, h
     at exit and, with ``interval``, replaced atomically every interval.
     ``watch`` (seconds) runs a growth watch (``memhound.watch``) whose report
     goes to stderr at exit, and to ``watch_json`` / ``watch_html`` if given.
+    ``sample_every`` (bytes) traces a sample of the allocations
+    (``memhound.start``): the reports then show estimates.
 
     >>> run(["app.py"], snapshot="app.snap", html="app.html")     # doctest: +SKIP
     0
@@ -71,11 +73,11 @@ def run(program, module=None, *, frames=DEFAULT_FRAMES, top=10, snapshot=None, h
     # program's own code runs with tracing resumed (_traced).
     with tracing.pause_tracing():
         return _run(program, module, frames, top, snapshot, html, interval, signal_number,
-                    pprof, watch, watch_json, watch_html)
+                    pprof, watch, watch_json, watch_html, sample_every)
 
 
 def _run(program, module, frames, top, snapshot, html, interval, signal_number, pprof, watch,
-         watch_json, watch_html):
+         watch_json, watch_html, sample_every):
     if module is None:
         code = _load_script(program[0])
         if isinstance(code, int):
@@ -92,7 +94,7 @@ def _run(program, module, frames, top, snapshot, html, interval, signal_number, 
                     _say(f"memhound: wrote {path}")
         signal.signal(signal_number, on_signal)
     recorder.start()                    # parked in pause_tracing before tracing starts
-    tracing.start(frames)
+    tracing.start(frames, sample_every=sample_every)
     watcher = _start_watch(watch)
     status, ran, interrupted, keep_alive = _run_program(module, program, code)
     interrupted = _wait_for_threads() or interrupted
@@ -413,7 +415,8 @@ def _report(final, recorder, current, peak, top):
     rows = agg.site_rows(final, "lineno", False, top)
     _flush(sys.stdout)
     err = sys.stderr
-    print_table(rows, total=size, stream=err,
+    rate = final.sample_every
+    print_table(rows, total=size, stream=err, sample_every=rate,
                 title=f"memhound: live memory at exit: {format_size(size)} in "
                       f"{format_count(count)} blocks; top {len(rows)} lines")
     peak_snap, peak_size = recorder.peak_snapshot, recorder.peak_snapshot_size
@@ -421,7 +424,7 @@ def _report(final, recorder, current, peak, top):
         peak_snap, peak_size = final, current
     psize, _ = agg.totals(peak_snap)
     rows = agg.site_rows(peak_snap, "lineno", False, top)
-    print_table(rows, total=psize, stream=err,
+    print_table(rows, total=psize, stream=err, sample_every=rate,
                 title=f"memhound: at the peak: {format_size(peak)} traced (sites from a snapshot "
                       f"taken at {format_size(peak_size)}); top {len(rows)} lines")
 

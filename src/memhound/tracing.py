@@ -36,6 +36,17 @@ True
 >>> tracemalloc.stop()
 >>> tracemalloc.is_tracing(), tracemalloc.get_traced_memory()
 (False, (0, 0))
+
+Sampled tracing (``start(nframe, sample_every=BYTES)``) records each
+allocation with probability ``1 - exp(-size / BYTES)``; the sizes and counts
+it reports are unbiased estimates (docs/production.md, "Sampling"):
+
+>>> tracemalloc.start(1, sample_every=512 * 1024)
+>>> tracemalloc.get_sample_every(), tracemalloc.take_snapshot().sample_every
+(524288, 524288)
+>>> tracemalloc.stop()
+>>> tracemalloc.get_sample_every()
+0
 """
 from collections.abc import Iterable, Sequence
 from functools import total_ordering
@@ -50,6 +61,7 @@ from . import _core
 __all__ = [
     "start", "stop", "is_tracing", "clear_traces", "get_traced_memory", "reset_peak",
     "get_traceback_limit", "get_tracemalloc_memory", "get_object_traceback", "take_snapshot",
+    "get_sample_every", "DEFAULT_SAMPLE_EVERY",
     "Frame", "Traceback", "Statistic", "StatisticDiff", "Trace", "Snapshot",
     "BaseFilter", "Filter", "DomainFilter",
 ]
@@ -62,7 +74,11 @@ get_traced_memory = _core.get_traced_memory
 reset_peak = _core.reset_peak
 get_traceback_limit = _core.get_traceback_limit
 get_tracemalloc_memory = _core.get_tracemalloc_memory
+get_sample_every = _core.get_sample_every
 MAX_NFRAME = _core.MAX_NFRAME
+# The rate docs/production.md recommends for sampled tracing (bytes): see
+# "Sampling" there for the cost and accuracy measured at it.
+DEFAULT_SAMPLE_EVERY = 64 * 1024
 _get_object_traceback = _core._get_object_traceback
 
 _SnapshotData = _core.SnapshotData
@@ -540,10 +556,20 @@ class _Traces(Sequence):
     def __reduce__(self):
         # Picklable (e.g. for multiprocessing) in tracemalloc's raw format;
         # Snapshot.dump() is the compact, safe way to store a snapshot.
+        rate = self._data.sample_every
+        if rate:
+            with _paused:
+                return (_sampled_traces, (self._data.to_raw(True), rate))
         return (_Traces, (self._traces,))
 
     def __repr__(self):
         return "<Traces len=%s>" % len(self)
+
+
+def _sampled_traces(recorded, sample_every):
+    # Unpickling a sampled snapshot: the recorded sizes and the rate.
+    with _paused:
+        return _Traces(_SnapshotData(recorded, 0, sample_every))
 
 
 def _normalize_filename(filename):
@@ -699,6 +725,18 @@ class Snapshot:
         self.traceback_limit = traceback_limit
         self.metadata = {}
 
+    @property
+    def sample_every(self):
+        """The sampling rate in bytes the snapshot was taken with, 0 when
+        every allocation was traced.  When it is not 0, the sizes and counts
+        the snapshot reports (``traces``, ``statistics()``,
+        ``compare_to()``) are estimates.
+
+        >>> Snapshot([(0, 8, (("a.py", 1),), 1)], 1).sample_every
+        0
+        """
+        return self.traces._data.sample_every
+
     @classmethod
     def from_tracemalloc(cls, snapshot):
         """Convert a stdlib ``tracemalloc.Snapshot``.
@@ -810,10 +848,17 @@ class Snapshot:
                         include_filters.append(trace_filter)
                     else:
                         exclude_filters.append(trace_filter)
-                new_traces = [trace for trace in data.to_raw()
+                # Filters see the estimated sizes; the new snapshot keeps
+                # the recorded ones and the rate.
+                rate = data.sample_every
+                recorded = data.to_raw(True) if rate else None
+                new_traces = [recorded[i] if rate else trace
+                              for i, trace in enumerate(data.to_raw())
                               if self._filter_trace(include_filters,
                                                     exclude_filters,
                                                     trace)]
+                if rate:
+                    new_traces = _SnapshotData(new_traces, 0, rate)
                 return Snapshot(new_traces, self.traceback_limit)
             return Snapshot(data.filter(()), self.traceback_limit)
 

@@ -303,7 +303,6 @@ class Watch:
         >>> memhound.stop(); w.sample(), w.note
         (False, 'tracing stopped')
         """
-        from .report.pprof import sample_every
         with tracing.pause_tracing():
             try:
                 snap = tracing.take_snapshot()
@@ -311,7 +310,7 @@ class Watch:
                 self.note = "tracing stopped"
                 return False
             rows = snap.traces._data.statistics(0, False)     # by line, biggest first
-            rate = sample_every(snap)
+            rate = snap.sample_every
             del snap
             with self._lock:
                 self._add(time.monotonic() - self._t0, rows, rate)

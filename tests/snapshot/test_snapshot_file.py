@@ -209,7 +209,7 @@ def test_future_version(tmp_path):
     struct.pack_into("<H", data, 8, 7)
     struct.pack_into("<I", data, 36, crc32c(bytes(data[:36])))
     msg = load_error(tmp_path, bytes(data))
-    assert "format version 7 is newer than this memhound supports (1)" in msg
+    assert "format version 7 is newer than this memhound supports (2)" in msg
 
 
 def test_huge_and_inconsistent_counts(tmp_path):

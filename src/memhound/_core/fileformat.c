@@ -35,7 +35,11 @@
 #include <unistd.h>
 
 #define MH_FILE_MAGIC "\x89MHSNAP\n"
-#define MH_FILE_VERSION 1
+/* Version 2 adds the sampling rate (header bytes 24..31, 0 = exact).  Exact
+ * snapshots are still written as version 1, which they are byte for byte,
+ * so older readers keep loading them; a sampled one is version 2, which an
+ * older reader refuses rather than showing recorded sizes as exact. */
+#define MH_FILE_VERSION 2
 #define MH_FILE_BOM 0xFEFF
 #define MH_FILE_HEADER_SIZE 48
 #define MH_FILE_ENTRY_SIZE 24
@@ -333,8 +337,10 @@ mh_out_traces(mh_out_section *sec, const mh_snapshot_object *s, unsigned char *c
 
 /* The header and section table of `nsec` sections into `head`. */
 static void
-mh_out_header(unsigned char *head, const mh_out_section *sec, int nsec, int traceback_limit)
+mh_out_header(unsigned char *head, const mh_out_section *sec, int nsec, int traceback_limit,
+              uint64_t sample_every)
 {
+    unsigned version = sample_every ? 2 : 1;
     uint64_t offset = MH_FILE_HEADER_SIZE + (uint64_t)nsec * MH_FILE_ENTRY_SIZE;
     unsigned char *table = head + MH_FILE_HEADER_SIZE;
     for (int i = 0; i < nsec; i++) {
@@ -346,13 +352,14 @@ mh_out_header(unsigned char *head, const mh_out_section *sec, int nsec, int trac
         offset += mh_out_length(&sec[i]);
     }
     memcpy(head, MH_FILE_MAGIC, 8);
-    head[8] = MH_FILE_VERSION & 0xff;
-    head[9] = MH_FILE_VERSION >> 8;
+    head[8] = version & 0xff;
+    head[9] = version >> 8;
     head[10] = MH_FILE_BOM & 0xff;
     head[11] = MH_FILE_BOM >> 8;
     mh_put32(head + 12, MH_FILE_HEADER_SIZE);
     mh_put32(head + 16, (uint32_t)nsec);
     mh_put32(head + 20, (uint32_t)traceback_limit);
+    mh_put64(head + 24, sample_every);
     mh_put32(head + 32, mh_fileformat_crc32(0, table, (size_t)nsec * MH_FILE_ENTRY_SIZE));
     mh_put32(head + 36, mh_fileformat_crc32(0, head, 36));
 }
@@ -422,7 +429,7 @@ mh_fileformat_dump(mh_snapshot_object *s, PyObject *path, PyObject *metadata)
         sec[4].len[0] = (size_t)PyBytes_GET_SIZE(meta_bytes);
         nsec = 5;
     }
-    mh_out_header(head, sec, nsec, s->traceback_limit);
+    mh_out_header(head, sec, nsec, s->traceback_limit, s->sample_every);
     if (mh_out_write(path, fsname, head, sec, nsec) == 0)
         result = Py_NewRef(Py_None);
 done:
@@ -526,7 +533,7 @@ done:
 }
 
 static int
-mh_in_header(mh_in *in, int *limit)
+mh_in_header(mh_in *in, int *limit, uint64_t *sample_every)
 {
     unsigned char d[MH_FILE_HEADER_SIZE];
     size_t have = in->size < MH_FILE_HEADER_SIZE ? (size_t)in->size : MH_FILE_HEADER_SIZE;
@@ -557,6 +564,10 @@ mh_in_header(mh_in *in, int *limit)
     if (nsec > MH_FILE_MAX_SECTIONS)
         return mh_in_error(in, "header", "too many sections (%u)", nsec), -1;
     *limit = (int32_t)mh_get32(d + 20);
+    *sample_every = version >= 2 ? mh_get64(d + 24) : 0;
+    if (*sample_every > ((uint64_t)1 << 62))
+        return mh_in_error(in, "header", "invalid sampling rate %llu",
+                           (unsigned long long)*sample_every), -1;
 
     unsigned char table[MH_FILE_MAX_SECTIONS * MH_FILE_ENTRY_SIZE];
     size_t tsize = (size_t)nsec * MH_FILE_ENTRY_SIZE;
@@ -840,6 +851,7 @@ mh_fileformat_load(PyObject *path)
 {
     mh_in in;
     int limit = 0;
+    uint64_t sample_every = 0;
     PyObject *snap = NULL, *meta = NULL, *result = NULL;
     memset(&in, 0, sizeof(in));
     in.fd = -1;
@@ -847,11 +859,12 @@ mh_fileformat_load(PyObject *path)
     in.name = PyObject_Str(path);
     if (in.name == NULL)
         return NULL;
-    if (mh_in_open(&in) < 0 || mh_in_header(&in, &limit) < 0)
+    if (mh_in_open(&in) < 0 || mh_in_header(&in, &limit, &sample_every) < 0)
         goto done;
     snap = mh_snapshot_new(limit);
     if (snap == NULL)
         goto done;
+    mh_snapshot_set_sample_every(snap, sample_every);
     mh_snapshot_object *s = (mh_snapshot_object *)snap;
     /* Checksums first, in file order, so a damaged file is reported as
      * such before any of its numbers is believed. */

@@ -9,6 +9,8 @@
  * census and graph); each adds its own types through its *_module_init.
  */
 #include <Python.h>
+#include <errno.h>
+#include <stdlib.h>
 
 #include "compat.h"
 #include "heap.h"
@@ -19,15 +21,62 @@
 #include "snapshot.h"
 #include "tracer.h"
 
+/* MEMHOUND_SAMPLE_SEED=N fixes the sampling seed (reproducible runs) unless
+ * _set_sample_seed() did. */
+static int mh_seed_set_by_call;
+
+static int
+mh_seed_from_env(void)
+{
+    if (mh_seed_set_by_call)
+        return 0;
+    const char *text = getenv("MEMHOUND_SAMPLE_SEED");
+    if (text == NULL || *text == '\0') {
+        mh_tracer_set_sample_seed(0, 0);
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long seed = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0' || *text == '-') {
+        PyErr_Format(PyExc_ValueError,
+                     "MEMHOUND_SAMPLE_SEED must be a non-negative integer, not '%.100s'", text);
+        return -1;
+    }
+    mh_tracer_set_sample_seed(1, (uint64_t)seed);
+    return 0;
+}
+
 static PyObject *
 mh_py_start(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"nframe", NULL};
-    PyObject *arg = NULL;
+    static char *kwlist[] = {"nframe", "sample_every", NULL};
+    PyObject *arg = NULL, *rate = NULL;
     int nframe = 1;
+    unsigned long long sample_every = 0;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:start", kwlist, &arg))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:start", kwlist, &arg, &rate))
         return NULL;
+    if (rate != NULL && rate != Py_None) {
+        if (!PyLong_Check(rate) || PyBool_Check(rate)) {
+            PyErr_Format(PyExc_TypeError, "sample_every must be an int (bytes), not %.200s",
+                         Py_TYPE(rate)->tp_name);
+            return NULL;
+        }
+        PyObject *zero = PyLong_FromLong(0);
+        int sign = zero ? PyObject_RichCompareBool(rate, zero, Py_LT) : -1;
+        Py_XDECREF(zero);
+        if (sign < 0)
+            return NULL;
+        sample_every = sign ? 0 : PyLong_AsUnsignedLongLong(rate);
+        if (sign || (sample_every == (unsigned long long)-1 && PyErr_Occurred())
+            || sample_every > ((unsigned long long)1 << 62)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError,
+                            "sample_every must be 0 (exact) or a number of bytes in [1; 2**62]");
+            return NULL;
+        }
+    }
     if (arg != NULL) {
         /* The conversion and errors of _tracemalloc.start's `int nframe`. */
         int overflow;
@@ -45,8 +94,34 @@ mh_py_start(PyObject *self, PyObject *args, PyObject *kwargs)
                      MH_MAX_NFRAME);
         return NULL;
     }
-    if (mh_tracer_start(nframe) < 0)
+    if (sample_every && mh_seed_from_env() < 0)
         return NULL;
+    if (mh_tracer_start(nframe, (uint64_t)sample_every) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mh_py_get_sample_every(PyObject *self, PyObject *noargs)
+{
+    (void)self; (void)noargs;
+    return PyLong_FromUnsignedLongLong(mh_tracer_sample_every());
+}
+
+static PyObject *
+mh_py_set_sample_seed(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (arg == Py_None) {
+        mh_seed_set_by_call = 0;
+        mh_tracer_set_sample_seed(0, 0);
+        Py_RETURN_NONE;
+    }
+    unsigned long long seed = PyLong_AsUnsignedLongLongMask(arg);
+    if (seed == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    mh_seed_set_by_call = 1;
+    mh_tracer_set_sample_seed(1, (uint64_t)seed);
     Py_RETURN_NONE;
 }
 
@@ -156,7 +231,12 @@ mh_py_set_memory_limit(PyObject *self, PyObject *arg)
 
 static PyMethodDef mh_methods[] = {
     {"start", (PyCFunction)(void (*)(void))mh_py_start, METH_VARARGS | METH_KEYWORDS,
-     "start(nframe=1)\n--\n\nStart tracing Python memory allocations."},
+     "start(nframe=1, sample_every=0)\n--\n\nStart tracing Python memory allocations; "
+     "sample_every > 0 records one allocation per that many bytes on average."},
+    {"get_sample_every", mh_py_get_sample_every, METH_NOARGS,
+     "The sampling rate in bytes (0 = exact or not tracing)."},
+    {"_set_sample_seed", mh_py_set_sample_seed, METH_O,
+     "Test hook: fix the sampling seed from the next start() on (None = random)."},
     {"stop", mh_py_stop, METH_NOARGS, "Stop tracing and clear the traces."},
     {"is_tracing", mh_py_is_tracing, METH_NOARGS, "True if memhound is tracing."},
     {"clear_traces", mh_py_clear_traces, METH_NOARGS, "Clear the traces of memory blocks."},

@@ -279,6 +279,7 @@ mh_snapshot_wrap(mh_snapshot_tables *t, int traceback_limit)
     }
     s->t = t;
     s->traceback_limit = traceback_limit;
+    s->sample_every = 0;
     s->ntraces = s->cap_traces = 0;
     s->domain = NULL;
     s->size = NULL;
@@ -299,7 +300,16 @@ mh_snapshot_object *
 mh_snapshot_new_sharing(mh_snapshot_object *s)
 {
     s->t->refcnt++;
-    return (mh_snapshot_object *)mh_snapshot_wrap(s->t, s->traceback_limit);
+    mh_snapshot_object *n = (mh_snapshot_object *)mh_snapshot_wrap(s->t, s->traceback_limit);
+    if (n != NULL)
+        n->sample_every = s->sample_every;
+    return n;
+}
+
+void
+mh_snapshot_set_sample_every(PyObject *snap, uint64_t rate)
+{
+    ((mh_snapshot_object *)snap)->sample_every = rate;
 }
 
 static void
@@ -658,12 +668,18 @@ mh_snapshot_raw_trace(mh_snapshot_object *s, Py_ssize_t index, PyObject *item,
 static PyObject *
 mh_snapshot_from_raw(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"traces", "traceback_limit", NULL};
+    static char *kwlist[] = {"traces", "traceback_limit", "sample_every", NULL};
     PyObject *traces;
     int limit;
+    unsigned long long rate = 0;
     (void)type;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Oi:SnapshotData", kwlist, &traces, &limit))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Oi|K:SnapshotData", kwlist, &traces, &limit,
+                                     &rate))
         return NULL;
+    if (rate > ((unsigned long long)1 << 62)) {
+        PyErr_SetString(PyExc_ValueError, "sample_every must be in [0; 2**62]");
+        return NULL;
+    }
     PyObject *seq = PySequence_Fast(traces, "traces must be a sequence of raw trace tuples");
     if (seq == NULL)
         return NULL;
@@ -673,6 +689,7 @@ mh_snapshot_from_raw(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     size_t bufcap = 0;
     if (s == NULL)
         goto error;
+    s->sample_every = rate;     /* the sizes given are the recorded ones */
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     if (mh_snapshot_grow_traces(s, (size_t)n) < 0)
         goto error;
@@ -763,12 +780,13 @@ mh_snapshot_total_obj(int32_t total)
 }
 
 static PyObject *
-mh_snapshot_trace_tuple(mh_snapshot_object *s, size_t i)
+mh_snapshot_trace_tuple(mh_snapshot_object *s, size_t i, int recorded)
 {
     PyObject *frames = mh_snapshot_tb_tuple(s->t, s->tb[i]);
     if (frames == NULL)
         return NULL;
-    return Py_BuildValue("(kKON)", (unsigned long)s->domain[i], (unsigned long long)s->size[i],
+    return Py_BuildValue("(kKON)", (unsigned long)s->domain[i],
+                         (unsigned long long)(recorded ? s->size[i] : mh_snapshot_size(s, i)),
                          frames, mh_snapshot_total_obj(s->t->tbs[s->tb[i]].total_nframe));
 }
 
@@ -800,7 +818,7 @@ mh_snapshot_py_trace(mh_snapshot_object *s, PyObject *arg)
     size_t i;
     if (mh_snapshot_index(s, arg, &i) < 0)
         return NULL;
-    return mh_snapshot_trace_tuple(s, i);
+    return mh_snapshot_trace_tuple(s, i, 0);
 }
 
 /* Function names of trace i's traceback, most recent first; None when no
@@ -829,14 +847,16 @@ mh_snapshot_py_functions(mh_snapshot_object *s, PyObject *arg)
 }
 
 static PyObject *
-mh_snapshot_py_to_raw(mh_snapshot_object *s, PyObject *noargs)
+mh_snapshot_py_to_raw(mh_snapshot_object *s, PyObject *args)
 {
-    (void)noargs;
+    int recorded = 0;
+    if (!PyArg_ParseTuple(args, "|p:to_raw", &recorded))
+        return NULL;
     PyObject *list = PyList_New((Py_ssize_t)s->ntraces);
     if (list == NULL)
         return NULL;
     for (size_t i = 0; i < s->ntraces; i++) {
-        PyObject *tr = mh_snapshot_trace_tuple(s, i);
+        PyObject *tr = mh_snapshot_trace_tuple(s, i, recorded);
         if (tr == NULL) {
             Py_DECREF(list);
             return NULL;
@@ -872,7 +892,7 @@ mh_snapshot_py_equals(mh_snapshot_object *s, PyObject *other)
     if (mh_snapshot_check(other) < 0)
         return NULL;
     mh_snapshot_object *o = (mh_snapshot_object *)other;
-    if (s->ntraces != o->ntraces)
+    if (s->ntraces != o->ntraces || s->sample_every != o->sample_every)
         Py_RETURN_FALSE;
     for (size_t i = 0; i < s->ntraces; i++) {
         if (s->domain[i] != o->domain[i] || s->size[i] != o->size[i]
@@ -907,13 +927,35 @@ mh_snapshot_get_limit(mh_snapshot_object *s, void *closure)
     return PyLong_FromLong(s->traceback_limit);
 }
 
+static PyObject *
+mh_snapshot_get_sample_every(mh_snapshot_object *s, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(s->sample_every);
+}
+
+/* The sizes as recorded, before weighting (tests, exports that weight
+ * themselves). */
+static PyObject *
+mh_snapshot_py_recorded_size(mh_snapshot_object *s, PyObject *arg)
+{
+    size_t i;
+    if (mh_snapshot_index(s, arg, &i) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(s->size[i]);
+}
+
 static PyMethodDef mh_snapshot_methods[] = {
+    {"recorded_size", (PyCFunction)mh_snapshot_py_recorded_size, METH_O,
+     "recorded_size(i) -> size of trace i as recorded (trace(i) gives the estimate when "
+     "sampled)."},
     {"trace", (PyCFunction)mh_snapshot_py_trace, METH_O,
      "trace(i) -> (domain, size, frames, total_nframe) like tracemalloc._get_traces()."},
     {"functions", (PyCFunction)mh_snapshot_py_functions, METH_O,
      "functions(i) -> function names of trace i's frames (most recent first) or None."},
-    {"to_raw", (PyCFunction)mh_snapshot_py_to_raw, METH_NOARGS,
-     "List of raw trace tuples; identical tracebacks share one tuple."},
+    {"to_raw", (PyCFunction)mh_snapshot_py_to_raw, METH_VARARGS,
+     "to_raw(recorded=False) -> list of raw trace tuples (sizes as recorded, else estimates "
+     "when sampled); identical tracebacks share one tuple."},
     {"equals", (PyCFunction)mh_snapshot_py_equals, METH_O,
      "True if both hold the same traces in the same order."},
     {"statistics", (PyCFunction)mh_group_py_statistics, METH_VARARGS,
@@ -949,6 +991,8 @@ static PyMethodDef mh_snapshot_methods[] = {
 
 static PyGetSetDef mh_snapshot_getset[] = {
     {"traceback_limit", (getter)mh_snapshot_get_limit, NULL, "Frames kept per traceback.", NULL},
+    {"sample_every", (getter)mh_snapshot_get_sample_every, NULL,
+     "Sampling rate in bytes the snapshot was taken with (0 = exact).", NULL},
     {NULL, NULL, NULL, NULL, NULL}
 };
 

@@ -15,6 +15,7 @@
 #define MH_SNAPSHOT_H
 
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 
 /* New, empty SnapshotData object (new reference) or NULL with an exception. */
@@ -31,6 +32,43 @@ int64_t mh_snapshot_add_frame(PyObject *snap, PyObject *filename, int lineno,
  * frame: exported as the single frame ("<unknown>", 0) like tracemalloc). */
 int64_t mh_snapshot_add_traceback(PyObject *snap, const uint32_t *frames,
                                   int nframe, int total_nframe);
+
+/* Sampled tracing (tracer.h): a block of `size` bytes is recorded with
+ * probability 1 - exp(-size / rate), so a recorded block stands for
+ * 1 / (1 - exp(-size / rate)) blocks: its weight.  Estimates are the
+ * recorded sizes and counts times the weights; rate 0 means exact (weight
+ * 1).  Beyond 64 rates a block is recorded with probability 1 - 2^-92. */
+static inline double
+mh_sample_weight(uint64_t size, uint64_t rate)
+{
+    if (rate == 0 || size == 0 || size / 64 >= rate)
+        return 1.0;
+    return -1.0 / expm1(-(double)size / (double)rate);
+}
+
+/* The estimated bytes a recorded block of `size` stands for, rounded. */
+static inline uint64_t
+mh_sample_estimate(uint64_t size, uint64_t rate)
+{
+    if (rate == 0 || size == 0 || size / 64 >= rate)
+        return size;
+    return (uint64_t)llround((double)size * mh_sample_weight(size, rate));
+}
+
+/* The weight as a count in 1/MH_COUNT_ONE units, summed exactly. */
+#define MH_COUNT_SHIFT 16
+#define MH_COUNT_ONE ((uint64_t)1 << MH_COUNT_SHIFT)
+static inline uint64_t
+mh_sample_count(uint64_t size, uint64_t rate)
+{
+    if (rate == 0 || size == 0 || size / 64 >= rate)
+        return MH_COUNT_ONE;
+    return (uint64_t)llround(mh_sample_weight(size, rate) * (double)MH_COUNT_ONE);
+}
+
+/* Mark a new snapshot as taken with sampling rate `rate` (0 = exact): its
+ * sizes stay the recorded ones, what it reports is weighted. */
+void mh_snapshot_set_sample_every(PyObject *snap, uint64_t rate);
 
 /* Reserve room for `n` more traces (mh_snapshot_put_trace uses only this room). */
 int mh_snapshot_reserve_traces(PyObject *snap, size_t n);

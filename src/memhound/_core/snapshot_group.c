@@ -266,9 +266,20 @@ mh_group_add(mh_group *g, const mh_snapshot_object *s, int side)
     /* The only pass over the traces. */
     const uint32_t *tbi = s->tb;
     const uint64_t *sz = s->size;
-    for (size_t i = 0; i < s->ntraces; i++) {
-        sd.tbsize[tbi[i]] += sz[i];
-        sd.tbcount[tbi[i]]++;
+    const uint64_t rate = s->sample_every;
+    if (rate == 0) {
+        for (size_t i = 0; i < s->ntraces; i++) {
+            sd.tbsize[tbi[i]] += sz[i];
+            sd.tbcount[tbi[i]]++;
+        }
+    }
+    else {
+        /* Weighted: counts in 1/MH_COUNT_ONE units, rounded once per key
+         * below, so that sums do not depend on the order of the traces. */
+        for (size_t i = 0; i < s->ntraces; i++) {
+            sd.tbsize[tbi[i]] += mh_sample_estimate(sz[i], rate);
+            sd.tbcount[tbi[i]] += mh_sample_count(sz[i], rate);
+        }
     }
     for (uint32_t i = 0; i < t->ntbs; i++) {
         uint64_t count = sd.tbcount[i], size = sd.tbsize[i];
@@ -292,6 +303,12 @@ mh_group_add(mh_group *g, const mh_snapshot_object *s, int side)
             g->ksize[side][k] += size;
             g->kcount[side][k] += count;
         }
+    }
+    if (rate != 0) {
+        /* Every key of this side was summed from this snapshot only.  A
+         * weight is at least 1, so no counted key rounds to 0. */
+        for (size_t k = 0; k < g->nkey; k++)
+            g->kcount[side][k] = (g->kcount[side][k] + MH_COUNT_ONE / 2) >> MH_COUNT_SHIFT;
     }
     rc = 0;
 done:

@@ -72,11 +72,22 @@ typedef struct {
     PyObject_HEAD
     mh_snapshot_tables *t;
     int traceback_limit;
+    /* 0 = exact.  Else taken with sampled tracing: size[] holds the
+     * recorded sizes and every reader of a size or count goes through
+     * mh_snapshot_size() / mh_sample_count() (snapshot.h). */
+    uint64_t sample_every;
     size_t ntraces, cap_traces;
     uint32_t *domain;
     uint64_t *size;
     uint32_t *tb;
 } mh_snapshot_object;
+
+/* The size trace i reports: the recorded one, or its estimate when sampled. */
+static inline uint64_t
+mh_snapshot_size(const mh_snapshot_object *s, size_t i)
+{
+    return s->sample_every ? mh_sample_estimate(s->size[i], s->sample_every) : s->size[i];
+}
 
 extern PyTypeObject mh_snapshot_type;
 

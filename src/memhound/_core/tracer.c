@@ -49,7 +49,10 @@
 #include <Python.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <math.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "blocks.h"
 #include "compat.h"
@@ -96,17 +99,33 @@ static struct {
     PyInterpreterState *interp;
     const void *interp_gil;
     PyInterpreterState *sole;
+    /* Sampling: 0 = exact.  Set only while not tracing; the hooks read it
+     * after seeing `tracing`. */
+    uint64_t sample_every;
+    /* The sampling generators: a thread whose generation differs from
+     * rng_gen reseeds from rng_seed and its index among the threads that
+     * reseeded since (the thread that calls start() is index 0). */
+    _Atomic uint64_t rng_gen, rng_threads;
+    uint64_t rng_seed, fixed_seed;
+    int seed_fixed;
 } mh = {.nframe = 1, .raw_lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Set while this thread runs inside a hook or memhound's own code: nested
  * allocations pass through untraced.  Initial-exec TLS: one instruction. */
 static __thread int mh_tls_busy __attribute__((tls_model("initial-exec")));
 
+/* Sampling, per thread: bytes left before the next recorded allocation
+ * (0 = draw a new countdown), and the generator of the countdowns. */
+static __thread uint64_t mh_tls_left __attribute__((tls_model("initial-exec")));
+static __thread uint64_t mh_tls_rng __attribute__((tls_model("initial-exec")));
+static __thread uint64_t mh_tls_rng_gen __attribute__((tls_model("initial-exec")));
+
 /* mh_tls_busy value while mh_still_chained() probes the allocator chain. */
 #define MH_PROBE 0x40000000
 static int mh_probe_hits;
 
 #define MH_TRACING() atomic_load_explicit(&mh.tracing, memory_order_relaxed)
+#define MH_HOT_DECL static inline __attribute__((always_inline))
 
 /* ---------------------------------------------------------------- counters */
 
@@ -129,6 +148,20 @@ mh_counter_add(_Atomic size_t *counter, _Atomic size_t *other, size_t add, size_
     atomic_store_explicit(counter, v, memory_order_relaxed);
     if (add > sub)
         mh_note_peak(v + atomic_load_explicit(other, memory_order_relaxed));
+}
+
+/* What a recorded block of `size` bytes adds to the traced memory: itself,
+ * or in sampled mode the bytes it stands for (snapshot.h). */
+static __attribute__((noinline)) size_t
+mh_sampled_bytes(size_t size)
+{
+    return (size_t)mh_sample_estimate(size, mh.sample_every);
+}
+
+static inline size_t
+mh_counted(size_t size)
+{
+    return __builtin_expect(mh.sample_every == 0, 1) ? size : mh_sampled_bytes(size);
 }
 
 #define MH_GIL_ADD(add, sub) mh_counter_add(&mh.gil_current, &mh.raw_current, add, sub)
@@ -163,6 +196,171 @@ mh_fail(void)
     atomic_store_explicit(&mh.tracing, 0, memory_order_relaxed);
     if (atomic_exchange(&mh.failed, 1) == 0)
         Py_AddPendingCall(mh_failure_pending, NULL);
+}
+
+/* ---------------------------------------------------------------- sampling */
+
+/* splitmix64: one multiply-xorshift mix per draw, a 64-bit state per thread,
+ * and well-distributed output even from neighbouring seeds. */
+static inline uint64_t
+mh_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* Bytes up to and including the next recorded one: the points of a Poisson
+ * process of rate 1/sample_every over the bytes allocated, so a block of s
+ * bytes holds one with probability 1 - exp(-s / sample_every), whatever
+ * came before it.  ceil() keeps that exact for whole bytes. */
+static uint64_t
+mh_sample_draw(void)
+{
+    mh_tls_rng += 0x9E3779B97F4A7C15ULL;
+    double u = (double)(mh_mix64(mh_tls_rng) >> 11) * 0x1.0p-53;   /* [0, 1) */
+    double x = ceil(-log1p(-u) * (double)mh.sample_every);
+    return x < 1.0 ? 1 : x >= 0x1.0p63 ? (uint64_t)1 << 63 : (uint64_t)x;
+}
+
+/* The countdown ran out within a block of `size` bytes (or the thread has
+ * no countdown of this session yet): 1 if the block is recorded. */
+static __attribute__((noinline)) int
+mh_sample_slow(size_t size)
+{
+    uint64_t gen = atomic_load_explicit(&mh.rng_gen, memory_order_relaxed);
+    if (mh_tls_rng_gen != gen) {
+        uint64_t index = atomic_fetch_add_explicit(&mh.rng_threads, 1, memory_order_relaxed);
+        mh_tls_rng = mh_mix64(mh.rng_seed ^ mh_mix64(index + 1));
+        mh_tls_rng_gen = gen;
+        mh_tls_left = mh_sample_draw();
+        if (size < mh_tls_left) {
+            mh_tls_left -= size;
+            return 0;
+        }
+    }
+    /* The next point after this block is as far as a fresh draw: the
+     * process has no memory. */
+    mh_tls_left = mh_sample_draw();
+    return 1;
+}
+
+/* 1 if an allocation of `size` bytes is recorded; in exact mode always.
+ * An unrecorded one costs this countdown only. */
+MH_HOT_DECL int
+mh_sampled(size_t size)
+{
+    if (__builtin_expect(mh.sample_every == 0, 1))
+        return 1;
+    uint64_t left = mh_tls_left;
+    if (__builtin_expect(size < left, 1)) {
+        mh_tls_left = left - size;
+        return 0;
+    }
+    return mh_sample_slow(size);
+}
+
+/* Sampled mode keeps only the sampled blocks in the tables, and nearly
+ * every free is of an unsampled block.  A counting filter per table answers
+ * "not sampled" with one byte load, indexed like the block table's front
+ * (address bits 4..19, so that neighbouring blocks share cache lines): a
+ * count of the sampled blocks at each index, saturating at 255 (then never
+ * decremented: only false positives, which the table lookup resolves).
+ * Written by the table's owner (GIL or raw_lock); read without it by frees,
+ * which is safe because a block being freed was inserted before its address
+ * reached the freeing thread.  Allocated at the first sampled start() and
+ * kept: a hook of another thread may read it at any time. */
+#define MH_FILTER_SIZE ((size_t)1 << 16)
+static _Atomic uint8_t *mh_gil_filter, *mh_raw_filter;
+
+static inline _Atomic uint8_t *
+mh_filter_at(_Atomic uint8_t *filter, uintptr_t ptr)
+{
+    return &filter[(ptr >> 4) & (MH_FILTER_SIZE - 1)];
+}
+
+/* 1 if `ptr` may be a sampled block of the filter's table. */
+static inline int
+mh_filter_maybe(_Atomic uint8_t *filter, uintptr_t ptr)
+{
+    return atomic_load_explicit(mh_filter_at(filter, ptr), memory_order_relaxed) != 0;
+}
+
+static inline void
+mh_filter_add(_Atomic uint8_t *filter, uintptr_t ptr)
+{
+    _Atomic uint8_t *c = mh_filter_at(filter, ptr);
+    uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+    if (v < 255)
+        atomic_store_explicit(c, v + 1, memory_order_relaxed);
+}
+
+static inline void
+mh_filter_del(_Atomic uint8_t *filter, uintptr_t ptr)
+{
+    _Atomic uint8_t *c = mh_filter_at(filter, ptr);
+    uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+    if (v != 0 && v < 255)
+        atomic_store_explicit(c, v - 1, memory_order_relaxed);
+}
+
+static void
+mh_filter_clear(_Atomic uint8_t *filter)
+{
+    for (size_t i = 0; filter != NULL && i < MH_FILTER_SIZE; i++)
+        atomic_store_explicit(&filter[i], 0, memory_order_relaxed);
+}
+
+static int
+mh_filters_alloc(void)
+{
+    if (mh_gil_filter != NULL)
+        return 0;
+    _Atomic uint8_t *f = mh_mem_calloc(2 * MH_FILTER_SIZE, 1);
+    if (f == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    mh_raw_filter = f + MH_FILTER_SIZE;
+    mh_gil_filter = f;
+    return 0;
+}
+
+/* The fast path of sampled mode: 1 if an allocation of `size` bytes is not
+ * sampled and needs nothing else.  The caller still sets the busy flag
+ * around the next allocator: what pymalloc allocates for itself meanwhile
+ * (RAW blocks for large objects, its arena bookkeeping, whose amount
+ * depends on the addresses mmap returns) must neither be traced nor move
+ * the countdown, or a fixed seed would not reproduce a run. */
+MH_HOT_DECL int
+mh_sample_skip(size_t size)
+{
+    /* Not tracing: the countdown may move, the block goes untraced anyway. */
+    uint64_t left = mh_tls_left;
+    if (__builtin_expect(size < left, 1) && !mh_tls_busy) {
+        mh_tls_left = left - size;
+        return 1;
+    }
+    return 0;
+}
+
+/* A new sampling session: fresh seeds, and the calling thread starts at
+ * index 0 so that a fixed seed reproduces its samples. */
+static void
+mh_sample_session(void)
+{
+    uint64_t seed = mh.fixed_seed;
+    if (!mh.seed_fixed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = mh_mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32)
+                        ^ ((uint64_t)getpid() << 16) ^ (uint64_t)(uintptr_t)&mh_tls_rng);
+    }
+    mh.rng_seed = seed;
+    atomic_store(&mh.rng_threads, 0);
+    atomic_fetch_add(&mh.rng_gen, 1);
+    mh_tls_rng_gen = 0;
+    mh_tls_left = 0;
 }
 
 /* ---------------------------------------------------------------- capture */
@@ -241,7 +439,9 @@ mh_track_gil(void *ptr, size_t size)
         return;
     }
     mh.last_block = (uintptr_t)ptr;
-    MH_GIL_ADD(size, old);
+    if (mh.sample_every)
+        mh_filter_add(mh_gil_filter, (uintptr_t)ptr);
+    MH_GIL_ADD(mh_counted(size), old ? mh_counted(old) : 0);
 }
 
 MH_HOT void
@@ -249,8 +449,16 @@ mh_untrack_gil(void *ptr)
 {
     size_t size;
     uint32_t tb;
-    if (mh_blocks_pop(&mh.gil_blocks, (uintptr_t)ptr, &size, &tb))
-        MH_GIL_ADD(0, size);
+    if (mh.sample_every) {
+        if (!mh_filter_maybe(mh_gil_filter, (uintptr_t)ptr))
+            return;
+        if (mh_blocks_pop(&mh.gil_blocks, (uintptr_t)ptr, &size, &tb)) {
+            mh_filter_del(mh_gil_filter, (uintptr_t)ptr);
+            MH_GIL_ADD(0, mh_counted(size));
+        }
+    }
+    else if (mh_blocks_pop(&mh.gil_blocks, (uintptr_t)ptr, &size, &tb))
+        MH_GIL_ADD(0, mh_counted(size));
     if (mh.last_block == (uintptr_t)ptr)
         mh.last_block = 0;
 }
@@ -266,7 +474,9 @@ mh_track_raw_locked(void *ptr, size_t size, uint32_t tb)
         mh_fail();
         return;
     }
-    MH_RAW_ADD(size, old);
+    if (mh.sample_every)
+        mh_filter_add(mh_raw_filter, (uintptr_t)ptr);
+    MH_RAW_ADD(mh_counted(size), old ? mh_counted(old) : 0);
 }
 
 /* Caller holds raw_lock.  1 and the old entry if `ptr` was traced. */
@@ -275,7 +485,9 @@ mh_untrack_raw_locked(void *ptr, size_t *size, uint32_t *tb)
 {
     if (!mh_blocks_pop(&mh.raw_blocks, (uintptr_t)ptr, size, tb))
         return 0;
-    MH_RAW_ADD(0, *size);
+    if (mh.sample_every)
+        mh_filter_del(mh_raw_filter, (uintptr_t)ptr);
+    MH_RAW_ADD(0, mh_counted(*size));
     return 1;
 }
 
@@ -301,8 +513,8 @@ mh_pass_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 /* An allocation of another interpreter: untraced, and so are the RAW
  * blocks pymalloc takes for it (a large object's memory would otherwise
  * show up as an untracebacked RAW trace). */
-static __attribute__((noinline)) void *
-mh_foreign_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
+static inline void *
+mh_untraced_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 {
     mh_tls_busy = 1;
     void *ptr = mh_next_alloc(a, nelem, elsize, zero);
@@ -310,11 +522,21 @@ mh_foreign_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
     return ptr;
 }
 
+static __attribute__((noinline)) void *
+mh_foreign_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
+{
+    return mh_untraced_alloc(a, nelem, elsize, zero);
+}
+
 MH_HOT void *
 mh_gil_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 {
     if (!MH_TRACING() || mh_tls_busy)
         return mh_pass_alloc(a, nelem, elsize, zero);
+    /* An unsampled block is untraced, and so are the RAW blocks pymalloc
+     * may take for it (the busy flag). */
+    if (!mh_sampled(nelem * elsize))
+        return mh_untraced_alloc(a, nelem, elsize, zero);
     if (mh_gil_relation() != MH_INTERP_TRACED)
         return mh_foreign_alloc(a, nelem, elsize, zero);
     mh_tls_busy = 1;
@@ -325,26 +547,63 @@ mh_gil_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
     return ptr;
 }
 
+/* Each hook starts with a tail call to its sampled or its exact body, out of
+ * line, so that neither pays for the other's register saves: the sampled
+ * fast path is a few instructions, and calls the full body only for a
+ * sampled block. */
+static __attribute__((noinline)) void *
+mh_gil_alloc_full(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
+{
+    return mh_gil_alloc(a, nelem, elsize, zero);
+}
+
 static void *
 mh_gil_malloc(void *ctx, size_t size)
 {
-    return mh_gil_alloc(ctx, 1, size, 0);
+    if (mh.sample_every != 0 && mh_sample_skip(size)) {
+        PyMemAllocatorEx *a = ctx;
+        mh_tls_busy = 1;
+        void *ptr = a->malloc(a->ctx, size);
+        mh_tls_busy = 0;
+        return ptr;
+    }
+    return mh_gil_alloc_full(ctx, 1, size, 0);
 }
 
 static void *
 mh_gil_calloc(void *ctx, size_t nelem, size_t elsize)
 {
-    return mh_gil_alloc(ctx, nelem, elsize, 1);
+    size_t size;
+    if (mh.sample_every != 0 && !__builtin_mul_overflow(nelem, elsize, &size)
+        && mh_sample_skip(size)) {
+        PyMemAllocatorEx *a = ctx;
+        mh_tls_busy = 1;
+        void *ptr = a->calloc(a->ctx, nelem, elsize);
+        mh_tls_busy = 0;
+        return ptr;
+    }
+    return mh_gil_alloc_full(ctx, nelem, elsize, 1);
 }
 
 static void *
 mh_gil_realloc(void *ctx, void *ptr, size_t size)
 {
     PyMemAllocatorEx *a = ctx;
+    if (mh.sample_every != 0 && (ptr == NULL || !mh_filter_maybe(mh_gil_filter, (uintptr_t)ptr))
+        && mh_sample_skip(size)) {
+        mh_tls_busy = 1;
+        void *ptr2 = a->realloc(a->ctx, ptr, size);
+        mh_tls_busy = 0;
+        return ptr2;
+    }
     if (!MH_TRACING())
         return a->realloc(a->ctx, ptr, size);
     int busy = mh_tls_busy;
     int relation = mh_gil_relation();
+    /* A realloc is a new block of `size` bytes for sampling: the old block
+     * is untracked whether or not it was sampled, the new one recorded
+     * with the probability of its own size. */
+    int track = !busy && relation == MH_INTERP_TRACED && mh_sampled(size);
     mh_tls_busy = 1;
     void *ptr2 = a->realloc(a->ctx, ptr, size);
     /* Another interpreter's block under the traced GIL may still be one
@@ -353,23 +612,53 @@ mh_gil_realloc(void *ctx, void *ptr, size_t size)
     if (ptr2 != NULL && MH_TRACING() && relation != MH_INTERP_OWN_GIL) {
         if (ptr != NULL)
             mh_untrack_gil(ptr);
-        if (!busy && relation == MH_INTERP_TRACED)
+        if (track)
             mh_track_gil(ptr2, size);
     }
     mh_tls_busy = busy;
     return ptr2;
 }
 
-static void
-mh_gil_free(void *ctx, void *ptr)
+static __attribute__((noinline)) void
+mh_untrack_gil_sampled(void *ptr)
 {
-    PyMemAllocatorEx *a = ctx;
+    if (ptr != NULL && mh_gil_relation() != MH_INTERP_OWN_GIL)
+        mh_untrack_gil(ptr);
+}
+
+static __attribute__((noinline)) void
+mh_gil_free_sampled(PyMemAllocatorEx *a, void *ptr)
+{
+    /* Untracked first, so that the next allocator is a tail call; the GIL
+     * keeps the address from being reused meanwhile. */
+    if (MH_TRACING() && mh_filter_maybe(mh_gil_filter, (uintptr_t)ptr))
+        mh_untrack_gil_sampled(ptr);
+    a->free(a->ctx, ptr);
+}
+
+static __attribute__((noinline)) void
+mh_gil_free_exact(PyMemAllocatorEx *a, void *ptr)
+{
     a->free(a->ctx, ptr);
     /* Even inside memhound's own code: a freed block must never stay traced.
      * A thread under another GIL cannot free a traced block (its
      * interpreter has its own obmalloc) and must not touch the table. */
     if (ptr != NULL && MH_TRACING() && mh_gil_relation() != MH_INTERP_OWN_GIL)
         mh_untrack_gil(ptr);
+}
+
+static void
+mh_gil_free(void *ctx, void *ptr)
+{
+    PyMemAllocatorEx *a = ctx;
+    if (mh.sample_every != 0 && !mh_filter_maybe(mh_gil_filter, (uintptr_t)ptr)) {
+        a->free(a->ctx, ptr);
+        return;
+    }
+    if (mh.sample_every != 0)
+        mh_gil_free_sampled(ctx, ptr);
+    else
+        mh_gil_free_exact(ctx, ptr);
 }
 
 /* ---------------------------------------------------------------- RAW hooks */
@@ -379,6 +668,8 @@ mh_raw_alloc(PyMemAllocatorEx *a, size_t nelem, size_t elsize, int zero)
 {
     if (!MH_TRACING() || mh_tls_busy)
         return mh_pass_alloc(a, nelem, elsize, zero);
+    if (!mh_sampled(nelem * elsize))
+        return mh_untraced_alloc(a, nelem, elsize, zero);
     mh_tls_busy = 1;
     void *ptr = mh_next_alloc(a, nelem, elsize, zero);
     if (ptr != NULL && MH_TRACING()) {
@@ -415,9 +706,10 @@ mh_raw_realloc(void *ctx, void *ptr, size_t size)
     if (!MH_TRACING())
         return a->realloc(a->ctx, ptr, size);
     int busy = mh_tls_busy;
+    int track = !busy && mh_sampled(size);
     mh_tls_busy = 1;
     uint32_t tb = MH_TB_EMPTY;
-    if (!busy) {
+    if (track) {
         PyThreadState *tstate = mh_compat_gil_tstate();
         tb = mh_raw_may_capture(tstate) ? mh_capture(tstate) : MH_TB_EMPTY;
         if (tb == MH_TB_ERROR) {
@@ -433,13 +725,14 @@ mh_raw_realloc(void *ctx, void *ptr, size_t size)
     size_t old_size = 0;
     uint32_t old_tb = 0;
     int was_traced = 0;
-    if (ptr != NULL) {
+    if (ptr != NULL
+        && (mh.sample_every == 0 || mh_filter_maybe(mh_raw_filter, (uintptr_t)ptr))) {
         pthread_mutex_lock(&mh.raw_lock);
         was_traced = mh_untrack_raw_locked(ptr, &old_size, &old_tb);
         pthread_mutex_unlock(&mh.raw_lock);
     }
     void *ptr2 = a->realloc(a->ctx, ptr, size);
-    if (ptr2 == NULL ? was_traced : !busy) {
+    if (ptr2 == NULL ? was_traced : track) {
         pthread_mutex_lock(&mh.raw_lock);
         if (ptr2 == NULL)
             mh_track_raw_locked(ptr, old_size, old_tb);
@@ -455,7 +748,8 @@ static void
 mh_raw_free(void *ctx, void *ptr)
 {
     PyMemAllocatorEx *a = ctx;
-    if (ptr != NULL && MH_TRACING()) {
+    if (ptr != NULL && MH_TRACING()
+        && (mh.sample_every == 0 || mh_filter_maybe(mh_raw_filter, (uintptr_t)ptr))) {
         /* Untrack before freeing: once freed, another thread may get the
          * same address and trace it. */
         size_t size;
@@ -493,30 +787,71 @@ mh_reftrace_reuse(uintptr_t block)
     }
 }
 
-/* Called for every object created and destroyed: a few instructions unless
- * a created object reuses a block. */
-static int
-mh_reftrace(PyObject *op, int event, void *data)
+/* A CREATE event while tracing. */
+MH_HOT void
+mh_reftrace_create(PyObject *op)
 {
-    (void)data;
-    if (event == MH_REFTRACER_CREATE && MH_TRACING()) {
-        /* The tracer slot is process-wide: events of other interpreters
-         * arrive too. */
-        int relation = mh_gil_relation();
-        uintptr_t block = (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op));
-        if (relation == MH_INTERP_SHARES_GIL)
-            mh_untrack_gil((void *)block);  /* the block is another interpreter's now */
-        else if (relation == MH_INTERP_OWN_GIL)
-            ;
-        else if (block == mh.last_block && !mh_tls_busy)
-            mh.last_block = 0;      /* its allocation just captured the stack */
-        else
-            mh_reftrace_reuse(block);
-    }
+    /* The tracer slot is process-wide: events of other interpreters
+     * arrive too. */
+    int relation = mh_gil_relation();
+    uintptr_t block = (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op));
+    if (relation == MH_INTERP_SHARES_GIL)
+        mh_untrack_gil((void *)block);  /* the block is another interpreter's now */
+    else if (relation == MH_INTERP_OWN_GIL)
+        ;
+    else if (block == mh.last_block && !mh_tls_busy)
+        mh.last_block = 0;      /* its allocation just captured the stack */
+    else
+        mh_reftrace_reuse(block);
+}
+
+static __attribute__((noinline)) void
+mh_reftrace_create_sampled(PyObject *op)
+{
+    mh_reftrace_create(op);
+}
+
+/* Called for every object created and destroyed: a few instructions unless
+ * a created object reuses a block (in sampled mode: a sampled block). */
+static __attribute__((noinline)) int
+mh_reftrace_exact(PyObject *op, int event)
+{
+    if (event == MH_REFTRACER_CREATE && MH_TRACING())
+        mh_reftrace_create(op);
     if (mh.prev_tracer != NULL)
         return mh.prev_tracer(op, event, mh.prev_tracer_data);
     return 0;
 }
+
+/* Sampled: only a sampled block can need re-stamping. */
+static __attribute__((noinline)) int
+mh_reftrace_sampled(PyObject *op, int event)
+{
+    if (event == MH_REFTRACER_CREATE && MH_TRACING()
+        && mh_filter_maybe(mh_gil_filter, (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op))))
+        mh_reftrace_create_sampled(op);
+    if (mh.prev_tracer != NULL)
+        return mh.prev_tracer(op, event, mh.prev_tracer_data);
+    return 0;
+}
+
+static int
+mh_reftrace(PyObject *op, int event, void *data)
+{
+    (void)data;
+    if (mh.sample_every != 0) {
+        /* Most events: a DESTROY, or a CREATE of an unsampled block. */
+        if ((event != MH_REFTRACER_CREATE
+             || !mh_filter_maybe(mh_gil_filter,
+                                 (uintptr_t)op - mh_compat_preheader_size(Py_TYPE(op))))
+            && mh.prev_tracer == NULL)
+            return 0;
+        return mh_reftrace_sampled(op, event);
+    }
+    return mh_reftrace_exact(op, event);
+}
+
+
 
 static void
 mh_reftracer_install(void)
@@ -629,9 +964,11 @@ mh_clear_tables(void)
     mh_tls_busy = 1;
     pthread_mutex_lock(&mh.raw_lock);
     mh_blocks_clear(&mh.raw_blocks);
+    mh_filter_clear(mh_raw_filter);
     atomic_store(&mh.raw_current, 0);
     pthread_mutex_unlock(&mh.raw_lock);
     mh_blocks_clear(&mh.gil_blocks);
+    mh_filter_clear(mh_gil_filter);
     atomic_store(&mh.gil_current, 0);
     atomic_store(&mh.peak, 0);
     mh.last_block = 0;
@@ -832,7 +1169,7 @@ mh_freelists_open(void)
 /* ---------------------------------------------------------------- public */
 
 int
-mh_tracer_start(int nframe)
+mh_tracer_start(int nframe, uint64_t sample_every)
 {
     /* Like tracemalloc, start() while tracing keeps the traceback limit. */
     if (!MH_TRACING() && (nframe != mh.nframe || mh.scratch == NULL)) {
@@ -863,9 +1200,27 @@ mh_tracer_start(int nframe)
         mh_install();
     /* else still chained under another tool from an earlier session: that
      * is fine as long as the tool above keeps calling us. */
+    if (sample_every && mh_filters_alloc() < 0)
+        return -1;
     mh_reftracer_install();
+    mh.sample_every = sample_every;
+    if (sample_every)
+        mh_sample_session();
     atomic_store(&mh.tracing, 1);
     return 0;
+}
+
+uint64_t
+mh_tracer_sample_every(void)
+{
+    return MH_TRACING() ? mh.sample_every : 0;
+}
+
+void
+mh_tracer_set_sample_seed(int fixed, uint64_t seed)
+{
+    mh.seed_fixed = fixed;
+    mh.fixed_seed = seed;
 }
 
 static int
@@ -1234,6 +1589,7 @@ mh_take_snapshot(void)
     ex.snap = mh_snapshot_new(mh.nframe);
     if (ex.snap == NULL)
         return NULL;
+    mh_snapshot_set_sample_every(ex.snap, mh.sample_every);
     if (mh_snapshot_reserve_traces(ex.snap, mh.gil_blocks.count) < 0)
         goto error;
     if (mh_put_blocks(ex.snap, &mh.gil_blocks) != 0) {

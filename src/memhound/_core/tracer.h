@@ -10,8 +10,17 @@
 #define MH_TRACER_H
 
 #include <Python.h>
+#include <stdint.h>
 
-int mh_tracer_start(int nframe);
+/* sample_every: 0 traces every block; else the mean number of bytes between
+ * recorded allocations (each block is recorded with probability
+ * 1 - exp(-size / sample_every)).  Both are kept while already tracing. */
+int mh_tracer_start(int nframe, uint64_t sample_every);
+/* The rate tracing runs at (0 = exact, or not tracing). */
+uint64_t mh_tracer_sample_every(void);
+/* Seed of the sampling generators from the next start() on: a fixed seed
+ * makes the calling thread's samples reproducible; `fixed` 0 = random. */
+void mh_tracer_set_sample_seed(int fixed, uint64_t seed);
 int mh_tracer_stop(void);
 int mh_tracer_is_tracing(void);
 int mh_tracer_clear(void);

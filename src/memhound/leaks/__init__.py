@@ -70,6 +70,13 @@ class _Tracing:
         self.frames = frames
 
     def __enter__(self):
+        rate = _core.get_sample_every()
+        if rate:
+            # Survivors need their creation tracebacks and the verdict every
+            # block: a sample would leave most survivors unexplained.
+            raise RuntimeError(
+                "memhound: the leak finder needs exact tracing, but tracing is sampled "
+                "(sample_every=%d); call memhound.stop() first, or leave out --sample" % rate)
         if not _core.is_tracing():
             _core.start(self.frames)
             self.started = True

@@ -16,6 +16,7 @@ from importlib import resources
 from .. import __version__
 from . import _aggregate, _source
 from ._source import SnapshotError
+from .terminal import sampling_note
 
 MAX_NODES = 20000
 MAX_SITES = 1000
@@ -90,6 +91,8 @@ def report_from_snapshots(snapshots, title="memhound report", leaks=()):
         report["sites"] = _sites_from_tree(tree)
         report["snapshot"] = name
         report["timeline"] = _timeline(snapshots)
+        report["sampling"] = sampling_note(*(snap.sample_every
+                                             for _, snap in snapshots))
     return report
 
 

@@ -23,16 +23,6 @@ from . import _aggregate as agg
 from ._source import metadata
 
 
-def sample_every(snapshot):
-    """Sampling rate in bytes of a snapshot; 0 for exact tracing.
-
-    >>> import memhound
-    >>> sample_every(memhound.Snapshot([], 1))
-    0
-    """
-    return getattr(snapshot, "sample_every", 0) or 0
-
-
 def _time_nanos(snapshot):
     meta = metadata(snapshot).get("memhound")
     wall = meta.get("wall_time") if isinstance(meta, dict) else None
@@ -57,7 +47,7 @@ def profile(snapshot, time_nanos=None):
     if data is None:                       # a stdlib tracemalloc.Snapshot
         snapshot = tracing.Snapshot.from_tracemalloc(snapshot)
         data = snapshot.traces._data
-    rate = sample_every(snapshot)
+    rate = snapshot.sample_every
     comments = [f"memhound {__version__}: live memory by allocation site"]
     if rate:
         comments.append(f"values are estimates: allocations sampled about every {rate} bytes "

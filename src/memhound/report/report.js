@@ -55,6 +55,7 @@
     var parts = [];
     if (D.flame) parts.push(fmtSize(D.flame.total_size) + " live in " + fmtCount(D.flame.total_count) + " blocks" +
                             (D.snapshot ? " (" + D.snapshot + ")" : ""));
+    if (D.sampling) parts.push(D.sampling);
     if (D.timeline && D.timeline.points.length) {
       var peak = 0;
       D.timeline.points.forEach(function (p) { if (p[2] > peak) peak = p[2]; });

@@ -97,9 +97,38 @@ def format_frame(frame):
     return f"{text} in {function}" if function else text
 
 
-def print_table(rows, *, title, diff=False, total=None, stream=None):
+def format_rate(n):
+    """A sampling rate in the units it was most likely given in.
+
+    >>> format_rate(524288), format_rate(1 << 20), format_rate(4000)
+    ('512 KiB', '1 MiB', '4000 B')
+    """
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} B"
+
+
+def sampling_note(*rates):
+    """The line that says a report's values are estimates, or None when
+    every snapshot was traced exactly (rate 0).
+
+    >>> sampling_note(524288)
+    'sampled every 512 KiB: sizes and counts are estimates'
+    >>> sampling_note(0, 0) is None
+    True
+    """
+    rates = sorted({r for r in rates if r})
+    if not rates:
+        return None
+    return f"sampled every {' / '.join(format_rate(r) for r in rates)}: " \
+           f"sizes and counts are estimates"
+
+
+def print_table(rows, *, title, diff=False, total=None, stream=None, sample_every=()):
     """Print a bold title and ``format_table(rows)`` to ``stream`` (stdout),
-    coloured when it is a terminal.
+    coloured when it is a terminal.  ``sample_every``, the rate (or rates)
+    of sampled snapshots, adds a line saying that the values are estimates.
 
     >>> from memhound.report._aggregate import SiteRow
     >>> print_table([SiteRow(512, 1, [("app.py", 3, None)])], title="top 1", total=1024)
@@ -111,6 +140,10 @@ def print_table(rows, *, title, diff=False, total=None, stream=None):
     colour = use_colour(stream)
     text = format_table(rows, diff=diff, colour=colour, total_size=total)
     print(f"\x1b[1m{title}\x1b[0m" if colour else title, file=stream)
+    rates = sample_every if isinstance(sample_every, (tuple, list)) else (sample_every,)
+    note = sampling_note(*rates)
+    if note:
+        print(f"\x1b[2m{note}\x1b[0m" if colour else note, file=stream)
     print(text, file=stream)
 
 
