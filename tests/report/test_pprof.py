@@ -161,12 +161,21 @@ def test_profile_fields_and_values():
 
 
 def test_sampled_snapshot_says_estimates():
-    snap = memhound.Snapshot(tuple(RAW), 16)
-    snap.sample_every = 512 * KiB
+    memhound.start(1, sample_every=4 * KiB)
+    try:
+        kept = [bytearray(16 * KiB) for _ in range(200)]          # pprof-sampled
+        snap = memhound.take_snapshot()
+    finally:
+        memhound.stop()
     p = decode(pprof.profile(snap, time_nanos=0))
     st = p["string"]
-    assert p["period"] == 512 * KiB
-    assert any("estimates" in st[c] and str(512 * KiB) in st[c] for c in p["comment"])
+    assert p["period"] == 4 * KiB
+    assert any("estimates" in st[c] and str(4 * KiB) in st[c] for c in p["comment"])
+    line = marker_line(__file__, "pprof-sampled")
+    size = sum(v[1] for frames, v in stacks(p).items() if frames[0][1:] == (__file__, line))
+    # the weights are applied: the estimate of the site is near its 3.2 MB
+    assert 0.8 * 200 * 16 * KiB < size < 1.25 * 200 * 16 * KiB, size
+    del kept
 
 
 def test_stdlib_frames_and_empty_tracebacks():

@@ -196,18 +196,20 @@ def test_html_has_one_timeline_per_growing_site(traced, tmp_path):
     assert "&lt;demo&gt;" in page and "<script" not in page and "http" not in body
 
 
-def test_sampled_snapshots_are_reported_as_estimates(traced, monkeypatch, tmp_path):
-    from memhound.report import pprof
-    monkeypatch.setattr(pprof, "sample_every", lambda snapshot: 512 * KiB)
-    w = Watch(60, window=2, min_windows=6)
-    hoard = []
-    for _ in range(30):
-        hoard.append(bytearray(16 * KiB))
-        w.sample()
+def test_sampled_snapshots_are_reported_as_estimates(tmp_path):
+    memhound.start(1, sample_every=4 * KiB)
+    try:
+        w = Watch(60, window=2, min_windows=6)
+        hoard = []
+        for _ in range(30):
+            hoard.append(bytearray(64 * KiB))
+            w.sample()
+    finally:
+        memhound.stop()
     (g,) = w.growing()
     assert g.estimates and "estimates" in w.report()
     data = json.loads(w.to_json())
-    assert data["summary"]["estimates"] and data["summary"]["sample_every"] == 512 * KiB
+    assert data["summary"]["estimates"] and data["summary"]["sample_every"] == 4 * KiB
     w.write_html(str(tmp_path / "w.html"))
     assert "estimates" in (tmp_path / "w.html").read_text()
 
