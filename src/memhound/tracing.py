@@ -113,7 +113,6 @@ _paused = pause_tracing()
 # Frames stored per traceback, by purpose (start() itself defaults to 1, as
 # tracemalloc does).
 LEAK_FRAMES = 16        # leak finder: the creation site and the callers that explain it
-RUN_FRAMES = 16         # memhound run: full enough call paths for the flame graph
 PEAK_FRAMES = 8         # pytest --memhound: every test traced; only the sites' lines are shown
 
 
