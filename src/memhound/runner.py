@@ -70,7 +70,7 @@ def run(program, module=None, *, frames=DEFAULT_FRAMES, top=10, snapshot=None, h
     if tracing.is_tracing():
         tracing.stop()
     # Everything memhound does on this thread is untraced; only the
-    # program's own code runs with tracing resumed (_traced).
+    # program's own code runs with tracing resumed (_core.call_traced).
     with tracing.pause_tracing():
         return _run(program, module, frames, top, snapshot, html, interval, signal_number,
                     pprof, watch, watch_json, watch_html, sample_every)
@@ -163,15 +163,6 @@ def _say(line, error=None):
             print(line, file=sys.stderr)
     except (OSError, ValueError):
         pass
-
-
-def _traced(fn, *args):
-    """Call the program's code with this thread's tracing resumed."""
-    _core.resume()
-    try:
-        return fn(*args)
-    finally:
-        _core.suspend()
 
 
 def _load_script(script):
@@ -453,14 +444,14 @@ def _run_program(module, program, code):
         if module is not None:
             sys.argv = [module] + program
             _set_path0(os.getcwd())
-            _traced(runpy._run_module_as_main, module, True)
+            _core.call_traced(runpy._run_module_as_main, module, True)
         elif code is None:
             # a directory or zip file: its __main__ module, exactly as python
             # runs it (sys.path[0] is the path itself, runpy's frames stay in
             # tracebacks)
             sys.argv = list(program)
             _set_path0(_script_path(program[0]))
-            _traced(runpy._run_module_as_main, "__main__", False)
+            _core.call_traced(runpy._run_module_as_main, "__main__", False)
         else:
             _run_script(main_module, program, code)
         status = 0
@@ -526,7 +517,7 @@ def _run_script(main_module, program, code):
     if sys.version_info < (3, 15):      # 3.15 no longer sets __cached__ on __main__
         g["__cached__"] = None
     _set_path0(os.path.dirname(os.path.realpath(path)))
-    _traced(exec, code, g)
+    _core.call_traced(exec, code, g)
 
 
 def _is_zip(path):

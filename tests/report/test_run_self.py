@@ -1,8 +1,7 @@
 """`memhound run` never shows itself: no memhound allocation, object or
 frame in its snapshots (exit, peak, --signal, --interval), its peak figure or
-its reports.  The launcher's frames below the program (runner.py and what
-started it) are the only memhound frames a traceback holds; every report
-leaves them out (report._aggregate.LAUNCHER_FRAMES)."""
+its reports.  The program runs through _core.call_traced(), whose caller is
+the root of every traceback: the launcher's frames are in none."""
 import os
 import re
 import signal
@@ -47,16 +46,9 @@ def test_empty_script_reports_nothing(tmp_path):
 
 
 def _memhound_frames(snapshot):
-    """Frames of memhound's files in a snapshot, other than the launcher's
-    root frames of the main thread's tracebacks."""
-    found = []
-    for stat in snapshot.statistics("traceback"):
-        root_first = [(f.filename, f.lineno) for f in stat.traceback]    # oldest first
-        start, _ = _aggregate.strip_frames(root_first, _aggregate.LAUNCHER_FRAMES)
-        found += [f for f in root_first[start:] if f[0].startswith(OWN)]
-        if stat.traceback[-1].filename.startswith(OWN):
-            found.append(stat.traceback[-1])      # an allocation of memhound's own
-    return found
+    """Frames of memhound's files in a snapshot's tracebacks."""
+    return [f for stat in snapshot.statistics("traceback") for f in stat.traceback
+            if f.filename.startswith(OWN)]
 
 
 PROGRAM = """\

@@ -55,6 +55,33 @@ mh_current_frame(PyThreadState *tstate)
 #endif
 }
 
+/* The frame that called the program (`memhound run`'s launcher, through
+ * mh_compat_set_root()): walks stop there, so the launcher's frames are in
+ * no traceback.  NULL: walks go to the bottom of the stack.  Other threads'
+ * stacks never contain it. */
+static _PyInterpreterFrame *mh_root;
+
+void *
+mh_compat_set_root(void *frame)
+{
+    void *previous = mh_root;
+    mh_root = frame;
+    return previous;
+}
+
+void *
+mh_compat_newest_frame(PyThreadState *tstate)
+{
+    return mh_current_frame(tstate);
+}
+
+/* Below the newest frame: the walks' end. */
+static inline int
+mh_frame_end(_PyInterpreterFrame *f)
+{
+    return f == NULL || f == mh_root;
+}
+
 static inline PyObject *
 mh_frame_code(_PyInterpreterFrame *f)
 {
@@ -146,7 +173,7 @@ static int
 mh_stack_depth(_PyInterpreterFrame *f, int seen)
 {
     int depth = seen;
-    for (; f != NULL && depth < MH_MAX_NFRAME; f = f->previous)
+    for (; !mh_frame_end(f) && depth < MH_MAX_NFRAME; f = f->previous)
         depth += !mh_frame_skipped_below(f);
     return depth;
 }
@@ -157,7 +184,7 @@ static inline _PyInterpreterFrame *
 mh_first_complete(PyThreadState *tstate)
 {
     _PyInterpreterFrame *f = mh_current_frame(tstate);
-    while (f != NULL && mh_frame_incomplete(f))
+    while (!mh_frame_end(f) && mh_frame_incomplete(f))
         f = f->previous;
     return f;
 }
@@ -168,7 +195,7 @@ static int
 mh_capture_reference(PyThreadState *tstate, mh_rawframe *out, int max, int *total)
 {
     int n = 0, depth = 0;
-    for (_PyInterpreterFrame *f = mh_current_frame(tstate); f != NULL; f = f->previous) {
+    for (_PyInterpreterFrame *f = mh_current_frame(tstate); !mh_frame_end(f); f = f->previous) {
         if (mh_frame_incomplete(f))
             continue;
         if (n < max) {
@@ -202,7 +229,7 @@ mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *total)
 {
     int n = 0;
     _PyInterpreterFrame *f = mh_first_complete(tstate);
-    for (; f != NULL; f = f->previous) {
+    for (; !mh_frame_end(f); f = f->previous) {
         if (mh_frame_skipped_below(f))
             continue;
         if (n == max)
@@ -224,7 +251,7 @@ mh_compat_stack_is(PyThreadState *tstate, const mh_rawframe *frames, int n, int 
 {
     int depth = 0;
     _PyInterpreterFrame *f = mh_first_complete(tstate);
-    for (; f != NULL; f = f->previous) {
+    for (; !mh_frame_end(f); f = f->previous) {
         if (mh_frame_skipped_below(f))
             continue;
         if (depth == n)
@@ -246,7 +273,7 @@ uintptr_t
 mh_compat_top_key(PyThreadState *tstate)
 {
     _PyInterpreterFrame *f = mh_current_frame(tstate);
-    if (f == NULL)
+    if (mh_frame_end(f))
         return 0;
 #if PY_VERSION_HEX >= 0x030D0000
     return (uintptr_t)f ^ ((uintptr_t)f->instr_ptr << 7);

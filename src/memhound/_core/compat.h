@@ -50,6 +50,13 @@ int mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *tot
  * followed by a lookup when the stack repeats. */
 int mh_compat_stack_is(PyThreadState *tstate, const mh_rawframe *frames, int n, int total);
 
+/* Make the walks above stop at `frame` (from mh_compat_newest_frame(), or
+ * NULL for the bottom of the stack); returns the previous one, to restore.
+ * `memhound run` sets its launcher's frame while the program runs, so that
+ * no traceback holds memhound's frames.  GIL held. */
+void *mh_compat_set_root(void *frame);
+void *mh_compat_newest_frame(PyThreadState *tstate);
+
 /* A cheap fingerprint of the newest frame and its instruction, to pick a
  * candidate traceback before mh_compat_stack_is() (0 without frames). */
 uintptr_t mh_compat_top_key(PyThreadState *tstate);

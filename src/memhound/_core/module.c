@@ -218,6 +218,24 @@ mh_py_resume(PyObject *self, PyObject *noargs)
     Py_RETURN_NONE;
 }
 
+/* call_traced(fn, *args): fn(*args) with this thread's tracing resumed and
+ * the caller's frame as the root of every traceback taken meanwhile. */
+static PyObject *
+mh_py_call_traced(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "call_traced() needs a function to call");
+        return NULL;
+    }
+    void *previous = mh_compat_set_root(mh_compat_newest_frame(PyThreadState_Get()));
+    mh_tracer_resume();
+    PyObject *result = PyObject_Vectorcall(args[0], args + 1, (size_t)(nargs - 1), NULL);
+    mh_tracer_suspend();
+    mh_compat_set_root(previous);
+    return result;
+}
+
 static PyObject *
 mh_py_set_memory_limit(PyObject *self, PyObject *arg)
 {
@@ -254,6 +272,10 @@ static PyMethodDef mh_methods[] = {
     {"take_snapshot", mh_py_take_snapshot, METH_NOARGS, "SnapshotData of all live traces."},
     {"suspend", mh_py_suspend, METH_NOARGS, "Stop tracing this thread's allocations (nests)."},
     {"resume", mh_py_resume, METH_NOARGS, "Undo one suspend()."},
+    {"call_traced", (PyCFunction)(void (*)(void))mh_py_call_traced, METH_FASTCALL,
+     "call_traced(fn, *args)\n--\n\nfn(*args) with this thread's tracing resumed (under "
+     "suspend()) and the caller's frame as the root of the tracebacks taken meanwhile: "
+     "the caller's frames and those below it are in none."},
     {"_set_memory_limit", mh_py_set_memory_limit, METH_O,
      "Test hook: cap memhound's own memory (0 = no cap)."},
     {"pprof_encode", mh_pprof_py_encode, METH_VARARGS,
