@@ -1,8 +1,8 @@
 /* blocks.c -- see blocks.h. */
-#include <string.h>
-
 #include "blocks.h"
 #include "memory.h"
+
+#include <string.h>
 
 #define MH_BLOCKS_MIN 1024
 #define MH_BLOCKS_SHRINK_MIN 65536      /* 1 MiB of slots: never shrunk below */
@@ -125,6 +125,8 @@ mh_slots_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *repl
 {
     if ((t->used + 1) * 4 > t->capacity * 3) {
         size_t cap = t->capacity ? t->capacity + t->capacity / 2 : MH_BLOCKS_MIN;
+        if (t->capacity == 0 && t->hint / 3 * 4 + 1 > cap)
+            cap = t->hint / 3 * 4 + 1;
         if (mh_blocks_resize(t, cap) < 0)
             return -1;
     }
@@ -145,8 +147,8 @@ mh_slots_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *repl
         slot_size = MH_BIG_SIZE;
     }
     t->slots[i] = (mh_block){ptr, slot_size, tb};
-    if (!replaced)
-        t->used++;
+    if (!replaced && ++t->used > t->hint)
+        t->hint = t->used;
     return replaced;
 }
 
@@ -181,6 +183,160 @@ mh_slots_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
     return 1;
 }
 
+
+/* ---------------------------------------------------------------- pools */
+
+void
+mh_blocks_use_pools(mh_blocks *t, int on)
+{
+    t->use_pools = on;
+}
+
+static mh_block *
+mh_sub_new(mh_blocks *t)
+{
+    if (t->nspare_subs > 0)
+        return t->spare_subs[--t->nspare_subs];
+    return mh_mem_calloc(MH_SUB, sizeof(mh_block));
+}
+
+/* The entry of the pool holding `ptr`, a block of `size` bytes, made on
+ * demand; NULL if `ptr` is not at a block position of that pool (not a
+ * pymalloc block) or memory ran out. */
+static mh_pool *
+mh_pool_get(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t *pos)
+{
+    uintptr_t top = ptr >> MH_DIR_SHIFT;
+    if (top >= MH_DIR_TOP)
+        return NULL;
+    uintptr_t base = ptr & ~(MH_POOL_SIZE - 1);
+    uint32_t stride = (uint32_t)((size + MH_COMPAT_ALIGN - 1) & ~(size_t)(MH_COMPAT_ALIGN - 1));
+    uintptr_t first = base + MH_COMPAT_POOL_OVERHEAD;
+    /* Check the position before making anything: a small block that is not
+     * pymalloc's (realloc keeps malloc's blocks in malloc) must not cost a
+     * pool entry. */
+    if (ptr < first || (ptr - first) % stride != 0)
+        return NULL;
+    uint32_t nslots = (uint32_t)((MH_POOL_SIZE - MH_COMPAT_POOL_OVERHEAD) / stride);
+    uint32_t i = (uint32_t)((ptr - first) / stride);
+    if (i >= nslots)
+        return NULL;
+    if (t->dir == NULL && (t->dir = mh_mem_map(MH_DIR_TOP * sizeof(mh_pool **))) == NULL)
+        return NULL;
+    mh_pool **leaf = t->dir[top];
+    if (leaf == NULL && (leaf = t->dir[top] = mh_mem_map(MH_DIR_LEAF * sizeof(mh_pool *))) == NULL)
+        return NULL;
+    if (t->npools == t->pools_capacity) {
+        size_t cap = t->pools_capacity ? t->pools_capacity * 2 : 64;
+        mh_pool **pools = mh_mem_realloc(t->pools, t->pools_capacity * sizeof(mh_pool *),
+                                         cap * sizeof(mh_pool *));
+        if (pools == NULL)
+            return NULL;
+        t->pools = pools;
+        t->pools_capacity = cap;
+    }
+    mh_pool *p = t->nspare_pools > 0 ? t->spare_pools[--t->nspare_pools]
+                                     : mh_mem_calloc(1, sizeof(mh_pool));
+    if (p == NULL)
+        return NULL;
+    p->first = first;
+    p->stride = stride;
+    p->magic = (uint32_t)((((uint64_t)1 << 32) + stride - 1) / stride);
+    p->nslots = nslots;
+    p->count = 0;
+    p->index = t->npools;
+    t->pools[t->npools++] = p;
+    leaf[(ptr >> MH_COMPAT_POOL_BITS) & (MH_DIR_LEAF - 1)] = p;
+    *pos = i;
+    return p;
+}
+
+/* Put a small block into its pool entry: 0 new, 1 replaced, 2 when `ptr`
+ * is not at a block position or no memory is left for its entry (the
+ * caller uses the other parts, which may still have room). */
+static int
+mh_pool_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced_size)
+{
+    uint32_t i;
+    mh_pool *p = mh_pool_find(t, ptr, &i);
+    if (p == NULL) {
+        /* An entry for another stride (a block freed behind the tracer's
+         * back, or not pymalloc's): the position decides, not the size. */
+        if (t->dir != NULL && t->dir[ptr >> MH_DIR_SHIFT] != NULL
+            && t->dir[ptr >> MH_DIR_SHIFT][(ptr >> MH_COMPAT_POOL_BITS) & (MH_DIR_LEAF - 1)] != NULL)
+            return 2;
+        if (!t->use_pools)
+            return 2;
+        p = mh_pool_get(t, ptr, size, &i);
+        if (p == NULL)
+            return 2;
+    }
+    mh_block **sub = &p->sub[i >> MH_SUB_BITS];
+    if (*sub == NULL && (*sub = mh_sub_new(t)) == NULL) {
+        if (p->count == 0)
+            mh_pool_emptied(t, p, i);
+        return 2;
+    }
+    mh_block *s = &(*sub)[i & (MH_SUB - 1)];
+    if (s->ptr == ptr) {
+        *replaced_size = s->size;
+        s->size = (uint32_t)size;
+        s->tb = tb;
+        return 1;
+    }
+    *s = (mh_block){ptr, (uint32_t)size, tb};
+    p->sub_count[i >> MH_SUB_BITS]++;
+    p->count++;
+    t->count++;
+    return 0;
+}
+
+/* Called when position `i`'s sub-array has no traced block left: release
+ * it, and the entry when it has none either.  Released memory is kept for
+ * reuse up to a few entries: its slots are empty already. */
+void
+mh_pool_emptied(mh_blocks *t, mh_pool *p, uint32_t i)
+{
+    mh_block **sub = &p->sub[i >> MH_SUB_BITS];
+    if (*sub != NULL) {
+        if (t->nspare_subs < MH_SPARE_SUBS)
+            t->spare_subs[t->nspare_subs++] = *sub;
+        else
+            mh_mem_free(*sub, MH_SUB * sizeof(mh_block));
+        *sub = NULL;
+    }
+    if (p->count != 0)
+        return;
+    uintptr_t ptr = p->first;
+    t->dir[ptr >> MH_DIR_SHIFT][(ptr >> MH_COMPAT_POOL_BITS) & (MH_DIR_LEAF - 1)] = NULL;
+    mh_pool *last = t->pools[--t->npools];
+    t->pools[p->index] = last;
+    last->index = p->index;
+    if (t->nspare_pools < MH_SPARE_POOLS)
+        t->spare_pools[t->nspare_pools++] = p;
+    else
+        mh_mem_free(p, sizeof(mh_pool));
+}
+
+static void
+mh_pools_clear(mh_blocks *t)
+{
+    for (size_t j = 0; j < t->npools; j++) {
+        mh_pool *p = t->pools[j];
+        for (size_t k = 0; k < MH_POOL_SUBS; k++)
+            mh_mem_free(p->sub[k], p->sub[k] ? MH_SUB * sizeof(mh_block) : 0);
+        mh_mem_free(p, sizeof(mh_pool));
+    }
+    for (int k = 0; k < t->nspare_subs; k++)
+        mh_mem_free(t->spare_subs[k], MH_SUB * sizeof(mh_block));
+    for (int k = 0; k < t->nspare_pools; k++)
+        mh_mem_free(t->spare_pools[k], sizeof(mh_pool));
+    mh_mem_free(t->pools, t->pools_capacity * sizeof(mh_pool *));
+    for (size_t k = 0; t->dir != NULL && k < MH_DIR_TOP; k++)
+        mh_mem_unmap(t->dir[k], t->dir[k] ? MH_DIR_LEAF * sizeof(mh_pool *) : 0);
+    mh_mem_unmap(t->dir, MH_DIR_TOP * sizeof(mh_pool **));
+}
+
 /* ---------------------------------------------------------------- front */
 
 /* Sizes of 4 GiB and more do not fit a front slot: straight to the table. */
@@ -207,6 +363,11 @@ mh_blocks_put_big(mh_blocks *t, mh_block *f, uintptr_t ptr, size_t size, uint32_
 int
 mh_blocks_put_slow(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced_size)
 {
+    if (size - 1 < MH_COMPAT_SMALL_MAX && (t->use_pools || t->dir != NULL)) {
+        int rc = mh_pool_put(t, ptr, size, tb, replaced_size);
+        if (rc != 2)
+            return rc;
+    }
     if (t->front == NULL && (t->front = mh_mem_map(MH_FRONT * sizeof(mh_block))) == NULL)
         return -1;
     mh_block *f = &t->front[mh_front_index(ptr)];
@@ -237,6 +398,11 @@ mh_blocks_put_slow(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t
 mh_block *
 mh_blocks_find(mh_blocks *t, uintptr_t ptr)
 {
+    uint32_t i;
+    mh_pool *p = mh_pool_find(t, ptr, &i);
+    mh_block *s = p != NULL ? mh_pool_slot(p, i) : NULL;
+    if (s != NULL && s->ptr == ptr)
+        return s;
     mh_block *f = mh_front_find(t, ptr);
     return f != NULL ? f : mh_slots_find(t, ptr);
 }
@@ -250,17 +416,32 @@ mh_blocks_pop_slow(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
     return 1;
 }
 
+/* Positions: the front, the probed table, then MH_SUBS_ALL positions per
+ * pool entry (MH_SUB per sub-array, present or not). */
+#define MH_SUBS_ALL (MH_POOL_SUBS * MH_SUB)
+
 size_t
 mh_blocks_positions(const mh_blocks *t)
 {
-    return (t->front ? MH_FRONT : 0) + (t->slots ? t->capacity : 0);
+    return (t->front ? MH_FRONT : 0) + (t->slots ? t->capacity : 0) + t->npools * MH_SUBS_ALL;
 }
 
 const mh_block *
 mh_blocks_at(const mh_blocks *t, size_t i)
 {
     size_t nfront = t->front ? MH_FRONT : 0;
-    const mh_block *b = i < nfront ? &t->front[i] : &t->slots[i - nfront];
+    size_t nslots = t->slots ? t->capacity : 0;
+    const mh_block *b;
+    if (i < nfront) {
+        b = &t->front[i];
+    } else if (i < nfront + nslots) {
+        b = &t->slots[i - nfront];
+    } else {
+        i -= nfront + nslots;
+        b = mh_pool_slot(t->pools[i / MH_SUBS_ALL], (uint32_t)(i % MH_SUBS_ALL));
+        if (b == NULL)
+            return NULL;
+    }
     return b->ptr != 0 ? b : NULL;
 }
 
@@ -272,6 +453,13 @@ mh_blocks_mark_old(mh_blocks *t)
         t->front[i].tb |= MH_BLOCK_OLD;
     for (size_t i = 0; t->slots != NULL && i < t->capacity; i++)
         t->slots[i].tb |= MH_BLOCK_OLD;
+    for (size_t j = 0; j < t->npools; j++) {
+        for (size_t k = 0; k < MH_POOL_SUBS; k++) {
+            mh_block *sub = t->pools[j]->sub[k];
+            for (size_t i = 0; sub != NULL && i < MH_SUB; i++)
+                sub[i].tb |= MH_BLOCK_OLD;
+        }
+    }
 }
 
 void
@@ -280,5 +468,10 @@ mh_blocks_clear(mh_blocks *t)
     mh_mem_unmap(t->front, MH_FRONT * sizeof(mh_block));
     mh_mem_unmap(t->slots, t->capacity * sizeof(mh_block));
     mh_mem_free(t->big, t->big_capacity * sizeof(mh_bigblock));
+    mh_pools_clear(t);
+    int use_pools = t->use_pools;
+    size_t hint = t->hint;
     memset(t, 0, sizeof(*t));
+    t->use_pools = use_pools;
+    t->hint = hint;
 }

@@ -31,12 +31,14 @@
 #include "internal/pycore_dict.h"
 #include "internal/pycore_gc.h"
 #include "internal/pycore_interp.h"
-#if PY_VERSION_HEX < 0x030C0000
-#  include "internal/pycore_pymem.h"
+#if PY_VERSION_HEX < 0x030C0000 || PY_VERSION_HEX >= 0x030D0000
+#  include "internal/pycore_pymem.h"      /* 3.13+: _PyMem_GetCurrentAllocatorName */
 #endif
 #pragma GCC diagnostic pop
 
 #include "compat.h"
+
+#include <string.h>
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x03100000
 #  error "memhound supports CPython 3.11 to 3.15"
@@ -895,3 +897,27 @@ void mh_compat_freelists_close(void) {}
 void mh_compat_freelists_reclose(void) {}
 void mh_compat_freelists_open(void) {}
 #endif
+
+/* ---------------------------------------------------------------- pymalloc */
+
+/* 3.12+ expose pymalloc's layout in pycore_obmalloc.h (3.11 keeps it inside
+ * Objects/obmalloc.c, with the same values). */
+#if defined(POOL_BITS) && defined(POOL_OVERHEAD) && SIZEOF_VOID_P == 8
+_Static_assert(POOL_BITS == MH_COMPAT_POOL_BITS, "pymalloc pool size");
+_Static_assert(POOL_OVERHEAD == MH_COMPAT_POOL_OVERHEAD, "pymalloc pool header");
+_Static_assert(SMALL_REQUEST_THRESHOLD == MH_COMPAT_SMALL_MAX, "pymalloc small requests");
+_Static_assert(ALIGNMENT == MH_COMPAT_ALIGN, "pymalloc alignment");
+#endif
+
+int
+mh_compat_pymalloc_below(void)
+{
+#if SIZEOF_VOID_P == 8
+    /* NULL when any hook is installed: then the blocks memhound sees may
+     * carry another tool's header and no longer sit at pool positions. */
+    const char *name = _PyMem_GetCurrentAllocatorName();
+    return name != NULL && strcmp(name, "pymalloc") == 0;
+#else
+    return 0;
+#endif
+}
