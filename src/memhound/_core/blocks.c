@@ -186,6 +186,21 @@ mh_slots_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
 
 /* ---------------------------------------------------------------- pools */
 
+/* The leaf for addresses with `key`, remembered as the last one; NULL if
+ * there is none. */
+mh_pool **
+mh_dir_leaf(mh_blocks *t, uintptr_t key)
+{
+    for (int k = 0; k < t->nleaves; k++) {
+        if (t->leaves[k].key == key) {
+            t->last_key = key;
+            t->last_leaf = t->leaves[k].entries;
+            return t->last_leaf;
+        }
+    }
+    return NULL;
+}
+
 void
 mh_blocks_use_pools(mh_blocks *t, int on)
 {
@@ -206,9 +221,6 @@ mh_sub_new(mh_blocks *t)
 static mh_pool *
 mh_pool_get(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t *pos)
 {
-    uintptr_t top = ptr >> MH_DIR_SHIFT;
-    if (top >= MH_DIR_TOP)
-        return NULL;
     uintptr_t base = ptr & ~(MH_POOL_SIZE - 1);
     uint32_t stride = (uint32_t)((size + MH_COMPAT_ALIGN - 1) & ~(size_t)(MH_COMPAT_ALIGN - 1));
     uintptr_t first = base + MH_COMPAT_POOL_OVERHEAD;
@@ -221,11 +233,16 @@ mh_pool_get(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t *pos)
     uint32_t i = (uint32_t)((ptr - first) / stride);
     if (i >= nslots)
         return NULL;
-    if (t->dir == NULL && (t->dir = mh_mem_map(MH_DIR_TOP * sizeof(mh_pool **))) == NULL)
-        return NULL;
-    mh_pool **leaf = t->dir[top];
-    if (leaf == NULL && (leaf = t->dir[top] = mh_mem_map(MH_DIR_LEAF * sizeof(mh_pool *))) == NULL)
-        return NULL;
+    uintptr_t key = ptr >> MH_DIR_SHIFT;
+    mh_pool **leaf = mh_dir_leaf(t, key);
+    if (leaf == NULL) {
+        if (t->nleaves == MH_DIR_LEAVES || (leaf = mh_mem_map(MH_DIR_LEAF * sizeof(mh_pool *))) == NULL)
+            return NULL;
+        t->leaves[t->nleaves].key = key;
+        t->leaves[t->nleaves++].entries = leaf;
+        t->last_key = key;
+        t->last_leaf = leaf;
+    }
     if (t->npools == t->pools_capacity) {
         size_t cap = t->pools_capacity ? t->pools_capacity * 2 : 64;
         mh_pool **pools = mh_mem_realloc(t->pools, t->pools_capacity * sizeof(mh_pool *),
@@ -262,8 +279,8 @@ mh_pool_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *repla
     if (p == NULL) {
         /* An entry for another stride (a block freed behind the tracer's
          * back, or not pymalloc's): the position decides, not the size. */
-        if (t->dir != NULL && t->dir[ptr >> MH_DIR_SHIFT] != NULL
-            && t->dir[ptr >> MH_DIR_SHIFT][(ptr >> MH_COMPAT_POOL_BITS) & (MH_DIR_LEAF - 1)] != NULL)
+        mh_pool **leaf = t->last_leaf ? mh_dir_leaf(t, ptr >> MH_DIR_SHIFT) : NULL;
+        if (leaf != NULL && leaf[(ptr >> MH_COMPAT_POOL_BITS) & (MH_DIR_LEAF - 1)] != NULL)
             return 2;
         if (!t->use_pools)
             return 2;
@@ -308,7 +325,7 @@ mh_pool_emptied(mh_blocks *t, mh_pool *p, uint32_t i)
     if (p->count != 0)
         return;
     uintptr_t ptr = p->first;
-    t->dir[ptr >> MH_DIR_SHIFT][(ptr >> MH_COMPAT_POOL_BITS) & (MH_DIR_LEAF - 1)] = NULL;
+    mh_dir_leaf(t, ptr >> MH_DIR_SHIFT)[(ptr >> MH_COMPAT_POOL_BITS) & (MH_DIR_LEAF - 1)] = NULL;
     mh_pool *last = t->pools[--t->npools];
     t->pools[p->index] = last;
     last->index = p->index;
@@ -332,9 +349,8 @@ mh_pools_clear(mh_blocks *t)
     for (int k = 0; k < t->nspare_pools; k++)
         mh_mem_free(t->spare_pools[k], sizeof(mh_pool));
     mh_mem_free(t->pools, t->pools_capacity * sizeof(mh_pool *));
-    for (size_t k = 0; t->dir != NULL && k < MH_DIR_TOP; k++)
-        mh_mem_unmap(t->dir[k], t->dir[k] ? MH_DIR_LEAF * sizeof(mh_pool *) : 0);
-    mh_mem_unmap(t->dir, MH_DIR_TOP * sizeof(mh_pool **));
+    for (int k = 0; k < t->nleaves; k++)
+        mh_mem_unmap(t->leaves[k].entries, MH_DIR_LEAF * sizeof(mh_pool *));
 }
 
 /* ---------------------------------------------------------------- front */
@@ -363,10 +379,17 @@ mh_blocks_put_big(mh_blocks *t, mh_block *f, uintptr_t ptr, size_t size, uint32_
 int
 mh_blocks_put_slow(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced_size)
 {
-    if (size - 1 < MH_COMPAT_SMALL_MAX && (t->use_pools || t->dir != NULL)) {
+    if (size - 1 < MH_COMPAT_SMALL_MAX && (t->use_pools || t->last_leaf != NULL)) {
         int rc = mh_pool_put(t, ptr, size, tb, replaced_size);
         if (rc != 2)
             return rc;
+    }
+    if (t->use_pools && t->front == NULL) {
+        /* Next to pymalloc's blocks, the others are few and large: the
+         * front's megabyte would cost more than it saves. */
+        int rc = mh_slots_put(t, ptr, size, tb, replaced_size);
+        t->count += rc == 0;
+        return rc;
     }
     if (t->front == NULL && (t->front = mh_mem_map(MH_FRONT * sizeof(mh_block))) == NULL)
         return -1;

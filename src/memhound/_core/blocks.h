@@ -12,7 +12,9 @@
  *   probing, no cache miss the heap itself does not have.  A pool's slots
  *   come in sub-arrays of 64, allocated when a block lands in them, so a
  *   pool with a few traced blocks among untraced ones stays small.  The
- *   pool is found through a two-level directory on address bits 14..46.  An
+ *   pool is found through a directory: leaves of 16384 pools (256 MiB of
+ *   address space, pymalloc's arenas come from few such regions), the last
+ *   leaf used checked first.  An
  *   entry and its sub-arrays are released when their last traced block is
  *   freed (freed pymalloc memory may be reused by malloc); a few released
  *   ones are kept for reuse, already empty, so that a block that lives and
@@ -22,8 +24,9 @@
  *   not fall on a block position of its pool's entry goes to the parts
  *   below, and every lookup checks the pool part first, then the others.
  * - The front: 65536 slots indexed by address bits 4..19, no hashing and no
- *   probing, for every other block (large and raw blocks, or all blocks
- *   when pymalloc is not below memhound).  A new block always goes there;
+ *   probing, for every block when pymalloc is not below memhound (with
+ *   pymalloc, the few other blocks go straight to the probed table).  A new
+ *   block always goes there;
  *   the block it displaces moves to the probed table.  Cost: 1 MiB of
  *   address space per table, mapped on the first block; only pages that
  *   addresses map to take memory.
@@ -70,12 +73,13 @@ typedef struct {
 #define MH_SUB ((uint32_t)1 << MH_SUB_BITS)                   /* slots per sub-array */
 #define MH_POOL_SLOTS ((MH_POOL_SIZE - MH_COMPAT_POOL_OVERHEAD) / MH_COMPAT_ALIGN)
 #define MH_POOL_SUBS ((MH_POOL_SLOTS + MH_SUB - 1) / MH_SUB)
-/* The directory: DIR_TOP leaves of DIR_LEAF pools each (address bits
- * 14..29 index a leaf, 30..46 the top). */
-#define MH_DIR_LEAF_BITS 16
+/* The directory: up to MH_DIR_LEAVES leaves of MH_DIR_LEAF pool entries,
+ * each leaf for 256 MiB of address space (pymalloc's arenas come from a few
+ * such regions), found by a compare with the last leaf used. */
+#define MH_DIR_LEAF_BITS 14
 #define MH_DIR_LEAF ((size_t)1 << MH_DIR_LEAF_BITS)
 #define MH_DIR_SHIFT (MH_COMPAT_POOL_BITS + MH_DIR_LEAF_BITS)
-#define MH_DIR_TOP ((size_t)1 << (47 - MH_DIR_SHIFT))
+#define MH_DIR_LEAVES 64
 #define MH_SPARE_SUBS 64
 #define MH_SPARE_POOLS 16
 
@@ -100,8 +104,12 @@ typedef struct {
     /* Kept by mh_blocks_clear(): */
     int use_pools;              /* new small blocks may go to pool entries */
     size_t hint;                /* most slots used in `slots` by the last session */
-    /* The pool part; dir is NULL until the first pool entry. */
-    mh_pool ***dir;             /* MH_DIR_TOP leaves of MH_DIR_LEAF entries */
+    /* The pool part: the directory's leaves (key = address >> MH_DIR_SHIFT)
+     * and the last one found. */
+    struct { uintptr_t key; mh_pool **entries; } leaves[MH_DIR_LEAVES];
+    int nleaves;
+    uintptr_t last_key;
+    mh_pool **last_leaf;        /* NULL until the first pool entry */
     mh_pool **pools;            /* every entry, for iteration */
     size_t npools, pools_capacity;
     mh_block *spare_subs[MH_SPARE_SUBS];
@@ -145,16 +153,18 @@ mh_front_find(mh_blocks *t, uintptr_t ptr)
     return f->ptr == ptr ? f : NULL;
 }
 
+mh_pool **mh_dir_leaf(mh_blocks *t, uintptr_t key);
+
 /* The pool entry whose block positions include `ptr`, and the position in
- * *pos; NULL if there is none.  Two loads through the directory, one
- * multiplication instead of a division. */
+ * *pos; NULL if there is none.  A compare and a load through the
+ * directory, one multiplication instead of a division. */
 static inline mh_pool *
-mh_pool_find(const mh_blocks *t, uintptr_t ptr, uint32_t *pos)
+mh_pool_find(mh_blocks *t, uintptr_t ptr, uint32_t *pos)
 {
-    uintptr_t top = ptr >> MH_DIR_SHIFT;
-    if (t->dir == NULL || top >= MH_DIR_TOP)
+    if (t->last_leaf == NULL)
         return NULL;
-    mh_pool **leaf = t->dir[top];
+    uintptr_t key = ptr >> MH_DIR_SHIFT;
+    mh_pool **leaf = key == t->last_key ? t->last_leaf : mh_dir_leaf(t, key);
     if (leaf == NULL)
         return NULL;
     mh_pool *p = leaf[(ptr >> MH_COMPAT_POOL_BITS) & (MH_DIR_LEAF - 1)];
@@ -198,7 +208,7 @@ void mh_blocks_use_pools(mh_blocks *t, int on);
 static inline int
 mh_blocks_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced_size)
 {
-    if (t->dir != NULL && size - 1 < MH_COMPAT_SMALL_MAX) {
+    if (t->last_leaf != NULL && size - 1 < MH_COMPAT_SMALL_MAX) {
         uint32_t i;
         mh_pool *p = mh_pool_find(t, ptr, &i);
         mh_block *s = p != NULL ? mh_pool_slot(p, i) : NULL;
