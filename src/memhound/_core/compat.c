@@ -120,14 +120,15 @@ mh_compat_tstate(void)
  * trampoline under an __init__ called by a specialized CALL (f_funcobj is
  * None only there).  A Python frame is incomplete only before its RESUME,
  * where it calls nothing, so it can only be the newest.  Two loads instead
- * of the code object chase of mh_frame_incomplete(). */
+ * of the code object chase of mh_frame_incomplete(); both fields are read
+ * unconditionally (every frame has them), so that the test has no branch. */
 static inline int
 mh_frame_skipped_below(_PyInterpreterFrame *f)
 {
 #if PY_VERSION_HEX >= 0x030E0000
-    return f->owner >= FRAME_OWNED_BY_INTERPRETER || PyStackRef_IsNone(f->f_funcobj);
+    return (f->owner >= FRAME_OWNED_BY_INTERPRETER) | PyStackRef_IsNone(f->f_funcobj);
 #elif PY_VERSION_HEX >= 0x030D0000
-    return f->owner == FRAME_OWNED_BY_CSTACK || f->f_funcobj == Py_None;
+    return (f->owner == FRAME_OWNED_BY_CSTACK) | (f->f_funcobj == Py_None);
 #elif PY_VERSION_HEX >= 0x030C0000
     return f->owner == FRAME_OWNED_BY_CSTACK;
 #else
@@ -147,10 +148,13 @@ mh_frame_skipped_below(_PyInterpreterFrame *f)
 static int
 mh_stack_depth(_PyInterpreterFrame *f, int seen)
 {
-    int depth = seen;
-    for (; f != NULL && depth < MH_MAX_NFRAME; f = f->previous)
-        depth += !mh_frame_skipped_below(f);
-    return depth;
+    /* Branch-free count, saturated once at the end: the loop is a chain of
+     * dependent loads, and every instruction per frame counts at depth 100.
+     * A size_t count cannot overflow. */
+    size_t depth = (size_t)seen;
+    for (; f != NULL; f = f->previous)
+        depth += (size_t)!mh_frame_skipped_below(f);
+    return depth < MH_MAX_NFRAME ? (int)depth : MH_MAX_NFRAME;
 }
 
 /* The newest complete frame.  Below it, mh_frame_skipped_below() is the
