@@ -261,6 +261,7 @@ mh_pool_get(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t *pos)
     p->magic = (uint32_t)((((uint64_t)1 << 32) + stride - 1) / stride);
     p->nslots = nslots;
     p->count = 0;
+    p->retired = 0;
     p->index = t->npools;
     t->pools[t->npools++] = p;
     leaf[(ptr >> MH_COMPAT_POOL_BITS) & (MH_DIR_LEAF - 1)] = p;
@@ -291,7 +292,7 @@ mh_pool_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *repla
     mh_block **sub = &p->sub[i >> MH_SUB_BITS];
     if (*sub == NULL && (*sub = mh_sub_new(t)) == NULL) {
         if (p->count == 0)
-            mh_pool_emptied(t, p, i);
+            mh_pool_emptied(t, p);
         return 2;
     }
     mh_block *s = &(*sub)[i & (MH_SUB - 1)];
@@ -302,28 +303,31 @@ mh_pool_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *repla
         return 1;
     }
     *s = (mh_block){ptr, (uint32_t)size, tb};
-    p->sub_count[i >> MH_SUB_BITS]++;
     p->count++;
     t->count++;
     return 0;
 }
 
-/* Called when position `i`'s sub-array has no traced block left: release
- * it, and the entry when it has none either.  Released memory is kept for
- * reuse up to a few entries: its slots are empty already. */
-void
-mh_pool_emptied(mh_blocks *t, mh_pool *p, uint32_t i)
+static void
+mh_sub_release(mh_blocks *t, mh_block **sub)
 {
-    mh_block **sub = &p->sub[i >> MH_SUB_BITS];
-    if (*sub != NULL) {
-        if (t->nspare_subs < MH_SPARE_SUBS)
-            t->spare_subs[t->nspare_subs++] = *sub;
-        else
-            mh_mem_free(*sub, MH_SUB * sizeof(mh_block));
-        *sub = NULL;
-    }
-    if (p->count != 0)
+    if (*sub == NULL)
         return;
+    if (t->nspare_subs < MH_SPARE_SUBS)
+        t->spare_subs[t->nspare_subs++] = *sub;
+    else
+        mh_mem_free(*sub, MH_SUB * sizeof(mh_block));
+    *sub = NULL;
+}
+
+/* Remove an entry without traced blocks from the directory and free it.
+ * Released memory is kept for reuse up to a few entries: its slots are
+ * empty already. */
+static void
+mh_pool_release(mh_blocks *t, mh_pool *p)
+{
+    for (size_t k = 0; k < MH_POOL_SUBS; k++)
+        mh_sub_release(t, &p->sub[k]);
     uintptr_t ptr = p->first;
     mh_dir_leaf(t, ptr >> MH_DIR_SHIFT)[(ptr >> MH_COMPAT_POOL_BITS) & (MH_DIR_LEAF - 1)] = NULL;
     mh_pool *last = t->pools[--t->npools];
@@ -333,6 +337,29 @@ mh_pool_emptied(mh_blocks *t, mh_pool *p, uint32_t i)
         t->spare_pools[t->nspare_pools++] = p;
     else
         mh_mem_free(p, sizeof(mh_pool));
+}
+
+/* Called when entry `p` has no traced block left.  It is retired: it stays
+ * in the directory, with its sub-arrays, until MH_RETIRED entries emptied
+ * after it, and only then is released if still empty.  A pool that holds
+ * only short-lived traced blocks (temporaries among untraced objects)
+ * would otherwise make and release its entry on every allocation.  Keeping
+ * it is safe whatever the memory becomes meanwhile: slots are matched by
+ * address (blocks.h). */
+void
+mh_pool_emptied(mh_blocks *t, mh_pool *p)
+{
+    if (p->retired)
+        return;
+    mh_pool *old = t->retired[t->retired_next];
+    if (old != NULL) {
+        old->retired = 0;
+        if (old->count == 0)
+            mh_pool_release(t, old);
+    }
+    p->retired = 1;
+    t->retired[t->retired_next] = p;
+    t->retired_next = (t->retired_next + 1) % MH_RETIRED;
 }
 
 static void

@@ -10,15 +10,17 @@
  *   neighbouring slots, so a growing heap fills the table in address order
  *   and a free finds its slot next to the ones just used: no hashing, no
  *   probing, no cache miss the heap itself does not have.  A pool's slots
- *   come in sub-arrays of 64, allocated when a block lands in them, so a
- *   pool with a few traced blocks among untraced ones stays small.  The
+ *   come in sub-arrays of 64, allocated when a block lands in them and kept
+ *   while the entry lives (temporaries would otherwise make and free one
+ *   per allocation), so a pool with a few traced blocks among untraced
+ *   ones stays small.  The
  *   pool is found through a directory: leaves of 16384 pools (256 MiB of
  *   address space, pymalloc's arenas come from few such regions), the last
  *   leaf used checked first.  An
  *   entry and its sub-arrays are released when their last traced block is
- *   freed (freed pymalloc memory may be reused by malloc); a few released
- *   ones are kept for reuse, already empty, so that a block that lives and
- *   dies alone in a pool costs no allocation.
+ *   freed (freed pymalloc memory may be reused by malloc), after the next
+ *   16 entries that emptied: a block that lives and dies alone in a pool
+ *   then costs no new entry.
  *   The slot is chosen by address alone and stores the address, so the
  *   table stays exact whatever the memory is: a block whose address does
  *   not fall on a block position of its pool's entry goes to the parts
@@ -82,6 +84,7 @@ typedef struct {
 #define MH_DIR_LEAVES 64
 #define MH_SPARE_SUBS 64
 #define MH_SPARE_POOLS 16
+#define MH_RETIRED 16
 
 typedef struct {
     uintptr_t first;            /* address of the pool's block 0 */
@@ -89,8 +92,8 @@ typedef struct {
     uint32_t magic;             /* ceil(2^32 / stride): division by multiplication */
     uint32_t nslots;            /* blocks the pool holds */
     uint32_t count;             /* traced blocks in it */
+    uint32_t retired;           /* 1 while in mh_blocks.retired */
     size_t index;               /* position in mh_blocks.pools */
-    uint16_t sub_count[MH_POOL_SUBS];
     mh_block *sub[MH_POOL_SUBS];
 } mh_pool;
 
@@ -115,6 +118,8 @@ typedef struct {
     mh_block *spare_subs[MH_SPARE_SUBS];
     mh_pool *spare_pools[MH_SPARE_POOLS];
     int nspare_subs, nspare_pools;
+    mh_pool *retired[MH_RETIRED];   /* emptied entries still in the directory */
+    int retired_next;
 } mh_blocks;
 
 #define MH_BIG_SIZE UINT32_MAX
@@ -193,7 +198,7 @@ mh_pool_slot(const mh_pool *p, uint32_t i)
  * probed table; releasing an emptied pool entry. */
 int mh_blocks_put_slow(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced_size);
 int mh_blocks_pop_slow(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb);
-void mh_pool_emptied(mh_blocks *t, mh_pool *p, uint32_t i);
+void mh_pool_emptied(mh_blocks *t, mh_pool *p);
 
 /* Whether new blocks of 1 to MH_COMPAT_SMALL_MAX bytes may go to pool
  * entries (pymalloc below memhound, mh_compat_pymalloc_below()).  Blocks
@@ -214,7 +219,6 @@ mh_blocks_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *rep
         mh_block *s = p != NULL ? mh_pool_slot(p, i) : NULL;
         if (s != NULL && s->ptr == 0) {
             *s = (mh_block){ptr, (uint32_t)size, tb};
-            p->sub_count[i >> MH_SUB_BITS]++;
             p->count++;
             t->count++;
             return 0;
@@ -246,9 +250,8 @@ mh_blocks_pop(mh_blocks *t, uintptr_t ptr, size_t *size, uint32_t *tb)
             *tb = s->tb;
             s->ptr = 0;
             t->count--;
-            p->count--;
-            if (--p->sub_count[i >> MH_SUB_BITS] == 0)
-                mh_pool_emptied(t, p, i);
+            if (--p->count == 0)
+                mh_pool_emptied(t, p);
             return 1;
         }
     }
