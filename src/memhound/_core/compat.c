@@ -31,12 +31,14 @@
 #include "internal/pycore_dict.h"
 #include "internal/pycore_gc.h"
 #include "internal/pycore_interp.h"
-#if PY_VERSION_HEX < 0x030C0000
-#  include "internal/pycore_pymem.h"
+#if PY_VERSION_HEX < 0x030C0000 || PY_VERSION_HEX >= 0x030D0000
+#  include "internal/pycore_pymem.h"      /* 3.13+: _PyMem_GetCurrentAllocatorName */
 #endif
 #pragma GCC diagnostic pop
 
 #include "compat.h"
+
+#include <string.h>
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x03100000
 #  error "memhound supports CPython 3.11 to 3.15"
@@ -145,14 +147,15 @@ mh_compat_tstate(void)
  * trampoline under an __init__ called by a specialized CALL (f_funcobj is
  * None only there).  A Python frame is incomplete only before its RESUME,
  * where it calls nothing, so it can only be the newest.  Two loads instead
- * of the code object chase of mh_frame_incomplete(). */
+ * of the code object chase of mh_frame_incomplete(); both fields are read
+ * unconditionally (every frame has them), so that the test has no branch. */
 static inline int
 mh_frame_skipped_below(_PyInterpreterFrame *f)
 {
 #if PY_VERSION_HEX >= 0x030E0000
-    return f->owner >= FRAME_OWNED_BY_INTERPRETER || PyStackRef_IsNone(f->f_funcobj);
+    return (f->owner >= FRAME_OWNED_BY_INTERPRETER) | PyStackRef_IsNone(f->f_funcobj);
 #elif PY_VERSION_HEX >= 0x030D0000
-    return f->owner == FRAME_OWNED_BY_CSTACK || f->f_funcobj == Py_None;
+    return (f->owner == FRAME_OWNED_BY_CSTACK) | (f->f_funcobj == Py_None);
 #elif PY_VERSION_HEX >= 0x030C0000
     return f->owner == FRAME_OWNED_BY_CSTACK;
 #else
@@ -172,10 +175,13 @@ mh_frame_skipped_below(_PyInterpreterFrame *f)
 static int
 mh_stack_depth(_PyInterpreterFrame *f, int seen)
 {
-    int depth = seen;
-    for (; !mh_frame_end(f) && depth < MH_MAX_NFRAME; f = f->previous)
-        depth += !mh_frame_skipped_below(f);
-    return depth;
+    /* Branch-free count, saturated once at the end: the loop is a chain of
+     * dependent loads, and every instruction per frame counts at depth 100.
+     * A size_t count cannot overflow. */
+    size_t depth = (size_t)seen;
+    for (; !mh_frame_end(f); f = f->previous)
+        depth += (size_t)!mh_frame_skipped_below(f);
+    return depth < MH_MAX_NFRAME ? (int)depth : MH_MAX_NFRAME;
 }
 
 /* The newest complete frame.  Below it, mh_frame_skipped_below() is the
@@ -929,3 +935,27 @@ void mh_compat_freelists_close(void) {}
 void mh_compat_freelists_reclose(void) {}
 void mh_compat_freelists_open(void) {}
 #endif
+
+/* ---------------------------------------------------------------- pymalloc */
+
+/* 3.12+ expose pymalloc's layout in pycore_obmalloc.h (3.11 keeps it inside
+ * Objects/obmalloc.c, with the same values). */
+#if defined(POOL_BITS) && defined(POOL_OVERHEAD) && SIZEOF_VOID_P == 8
+_Static_assert(POOL_BITS == MH_COMPAT_POOL_BITS, "pymalloc pool size");
+_Static_assert(POOL_OVERHEAD == MH_COMPAT_POOL_OVERHEAD, "pymalloc pool header");
+_Static_assert(SMALL_REQUEST_THRESHOLD == MH_COMPAT_SMALL_MAX, "pymalloc small requests");
+_Static_assert(ALIGNMENT == MH_COMPAT_ALIGN, "pymalloc alignment");
+#endif
+
+int
+mh_compat_pymalloc_below(void)
+{
+#if SIZEOF_VOID_P == 8
+    /* NULL when any hook is installed: then the blocks memhound sees may
+     * carry another tool's header and no longer sit at pool positions. */
+    const char *name = _PyMem_GetCurrentAllocatorName();
+    return name != NULL && strcmp(name, "pymalloc") == 0;
+#else
+    return 0;
+#endif
+}

@@ -29,6 +29,24 @@ typedef struct {
 
 #define MH_MAX_NFRAME 65535
 
+/* pymalloc's geometry, the same on 64-bit CPython 3.11 to 3.15 (radix-tree
+ * builds, the default): 16 KiB pools of one size class, the pool header
+ * rounded up to the 16-byte alignment, blocks of requests of 1 to 512
+ * bytes rounded up to 16.  The block table lays its slots out by it
+ * (blocks.h); compat.c checks the values against the headers where CPython
+ * exposes them.  A wrong value costs speed, never correctness: the table
+ * is keyed by address. */
+#define MH_COMPAT_POOL_BITS 14
+#define MH_COMPAT_POOL_OVERHEAD 48
+#define MH_COMPAT_SMALL_MAX 512
+#define MH_COMPAT_ALIGN 16
+
+/* 1 if the MEM and OBJ domains are CPython's own pymalloc right now, with
+ * nothing (debug hooks, another tracer) installed over it: only then do
+ * their blocks sit in pools of the geometry above.  Call before installing
+ * memhound's hooks. */
+int mh_compat_pymalloc_below(void);
+
 /* The calling thread's state if it holds the GIL, else NULL.  Never blocks,
  * never allocates; safe from any thread, with or without a Python thread
  * state. */

@@ -1196,6 +1196,8 @@ mh_tracer_start(int nframe, uint64_t sample_every)
     mh.sole = interp == PyInterpreterState_Main() ? interp : MH_NOT_AN_INTERP;
     if (mh_freelists_close() < 0)
         return -1;
+    /* Read before our own hooks hide what is below them. */
+    mh_blocks_use_pools(&mh.gil_blocks, mh_compat_pymalloc_below());
     if (!mh.installed || (!mh_on_top() && !mh_still_chained()))
         mh_install();
     /* else still chained under another tool from an earlier session: that
