@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """memhound benchmarks: memhound side by side with its peers, one command.
 
-    python benchmarks/run.py                 # full run (README table + results.json)
+    python benchmarks/run.py                 # full run (docs/benchmarks.md tables + results.json)
     python benchmarks/run.py --quick         # CI smoke run: small sizes, few reps
     python benchmarks/run.py --all-pythons    # every supported CPython found, one after another
     python benchmarks/run.py --only overhead --python python3.11 --python python3.13
@@ -26,8 +26,8 @@ Sections (``--only`` takes one or more, comma separated):
 Every measurement runs in a fresh subprocess (benchmarks/worker.py) of the
 Python under test, so tracers never interfere and RSS starts clean.  The
 harness itself is stdlib-only; peers come from ``pip install .[bench]`` and a
-missing one is reported as "not installed".  Results: a markdown table in
-README.md between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` and
+missing one is reported as "not installed".  Results: markdown tables in
+docs/benchmarks.md between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` and
 ``benchmarks/results.json`` (machine info, versions, raw times).
 """
 import argparse
@@ -864,22 +864,24 @@ def parse_args(argv):
         description="memhound vs tracemalloc, memray, objgraph and guppy3, in fresh processes.")
     p.add_argument("--quick", action="store_true",
                    help="small sizes and 3 reps (CI smoke run, < 2 min per Python); "
-                        "does not touch README unless --readme is given")
+                        "does not touch docs/benchmarks.md unless --readme is given")
     p.add_argument("--only", metavar="SECTION", action="append",
                    help="run only these sections (%s); repeat or comma-separate" % ", ".join(SECTIONS))
     p.add_argument("--programs", action="store_true",
                    help="run the programs section (growing live sets, deep stacks, black, "
                         "pytest, json, pickle, wsgiref) instead of the default sections; "
                         "with --quick: small sizes, seconds; writes "
-                        "benchmarks/results-programs.json, never the README")
+                        "benchmarks/results-programs.json, never docs/benchmarks.md")
     p.add_argument("--python", metavar="EXE", action="append",
                    help="interpreter to benchmark (repeat for several; default: this one)")
     p.add_argument("--all-pythons", action="store_true",
                    help="benchmark CPython 3.11 to 3.15 (those found on PATH or via pyenv), one after another")
     p.add_argument("--json", metavar="FILE", help="results file (default benchmarks/results.json, "
                                                   "benchmarks/results-quick.json with --quick)")
-    p.add_argument("--readme", metavar="FILE", help="README to update (default README.md; not with --quick)")
-    p.add_argument("--no-readme", action="store_true", help="do not write the README table")
+    p.add_argument("--readme", metavar="FILE",
+                   help="file whose bench:start/bench:end block gets the tables "
+                        "(default docs/benchmarks.md; not with --quick)")
+    p.add_argument("--no-readme", action="store_true", help="do not write the tables into docs/benchmarks.md")
     p.add_argument("--merge", action="store_true",
                    help="keep other Python versions' results already in the JSON file")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
@@ -890,7 +892,7 @@ def parse_args(argv):
     p.add_argument("--verbose", "-v", action="store_true", help="show worker progress (per-op times)")
     p.add_argument("--combine", metavar="FILE", nargs="+",
                    help="measure nothing: merge these results files (later ones win per Python "
-                        "version) into --json and write the README table from them -- for runs "
+                        "version) into --json and write the tables from them -- for runs "
                         "made on other interpreters at the same time, e.g. 3.14/3.15 in a chroot")
     args = p.parse_args(argv)
     sections = []
@@ -930,10 +932,10 @@ def main(argv=None):
     json_path = args.json or os.path.join(HERE, "results%s%s.json" % (
         "-programs" if opt_in else "", "-quick" if args.quick else ""))
     readme = None
-    # The README's table shows the default sections; the opt-in ones write
+    # docs/benchmarks.md shows the default sections; the opt-in ones write
     # it only when asked to (--readme).
     if not args.no_readme and (args.readme or not (args.quick or opt_in)):
-        readme = args.readme or os.path.join(ROOT, "README.md")
+        readme = args.readme or os.path.join(ROOT, "docs", "benchmarks.md")
     if args.combine:
         return combine(args.combine, json_path, readme)
     pythons = list(args.python or [])
