@@ -116,8 +116,13 @@ def handle(directory, deadline=None):
                     "message": "%s: %s" % (type(exc).__name__, exc)}
         try:
             _result(directory, data)
-        except Exception:
-            pass    # the attaching side reports the timeout; nothing to tell here
+        except Exception as exc:
+            try:        # e.g. a value json cannot write: say so, briefly
+                _result(directory, {"ok": False, "error": "agent",
+                                    "message": "no result written: %s: %s"
+                                               % (type(exc).__name__, exc)})
+            except Exception:
+                pass    # the attaching side reports the timeout; nothing to tell here
 
 
 def census(types=25, holders=10, collect=True):

@@ -37,6 +37,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -168,6 +169,15 @@ def _version_from(text):
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+def _effective_uid(pid):
+    """The effective uid of the process (/proc/PID is root's for a worker
+    that dropped privileges: it is no longer dumpable)."""
+    for line in _read_proc(pid, "status").decode("ascii", "replace").splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[2])
+    return os.stat("/proc/%d" % pid).st_uid
+
+
 def inspect_target(pid):
     """The target's interpreter and version from /proc, or AttachError.
 
@@ -182,7 +192,7 @@ def inspect_target(pid):
         raise AttachError("no process %d is running" % pid)
     try:
         t.name = _read_proc(pid, "comm").decode("utf-8", "replace").strip()
-        t.uid = os.stat("/proc/%d" % pid).st_uid
+        t.uid = _effective_uid(pid)
     except OSError:
         raise AttachError("no process %d is running" % pid) from None
     try:
@@ -275,6 +285,20 @@ def check_target(pid):
 
 # ---- running a request in the target ---------------------------------------------
 
+_MAX_RESULT = 256 << 20     # a result file larger than this is not one the agent wrote
+
+
+def _open_private(path):
+    """A regular file the target wrote into the private directory, opened
+    for reading without following a link (the target's user controls that
+    directory): a binary file object, OSError or ValueError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError("%s is not a regular file" % os.path.basename(path))
+    return os.fdopen(fd, "rb")
+
+
 class Session:
     """Requests to one target, each in its own private directory.
 
@@ -290,13 +314,39 @@ class Session:
         self.timeout = timeout
         self.seq = 0
 
-    def _private_dir(self):
-        d = tempfile.mkdtemp(prefix="memhound-attach-%d-" % self.target.pid)
-        os.chmod(d, 0o700)
-        # root attaching to another user's process: that user (and root) only.
+    def _owner(self):
+        """The uid the private directory goes to: root attaching to another
+        user's process hands it to that user (and root) only."""
         if os.geteuid() == 0 and self.target.uid not in (None, 0):
-            os.chown(d, self.target.uid, -1)
-        return d
+            return self.target.uid
+        return None
+
+    def _private_dir(self):
+        """A new 0700 directory for one request (only this user can write
+        there until _hand_over())."""
+        try:
+            return tempfile.mkdtemp(prefix="memhound-attach-%d-" % self.target.pid)
+        except OSError as exc:
+            raise AttachError("cannot make a private directory: %s" % (exc.strerror or exc)) from None
+
+    def _write_private(self, d, name, blob):
+        """Create d/name, never through a link, owned by the target's user."""
+        fd = os.open(os.path.join(d, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                     0o600)
+        try:
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(fd, view):]
+            if self._owner() is not None:
+                os.fchown(fd, self._owner(), -1)
+        finally:
+            os.close(fd)
+
+    def _hand_over(self, d):
+        """Give the directory to the target's user, after its files exist:
+        that user may control it from now on, never before."""
+        if self._owner() is not None:
+            os.chown(d, self._owner(), -1)
 
     def request(self, command, **fields):
         """Run one command in the target: (result dict, private directory),
@@ -311,18 +361,20 @@ class Session:
             memhound.attach.AttachError: ...
         """
         d = self._private_dir()
-        late = False
         try:
             deadline = time.time() + self.timeout
-            with open(os.path.join(d, "request.json"), "w", encoding="utf-8") as f:
-                json.dump(dict(fields, command=command), f)
-            script = os.path.join(d, "attach.py")
-            with open(script, "w", encoding="utf-8") as f:
-                f.write(_SCRIPT.format(directory=d, deadline=deadline))
-            if os.geteuid() == 0 and self.target.uid not in (None, 0):
-                for name in ("request.json", "attach.py"):
-                    os.chown(os.path.join(d, name), self.target.uid, -1)
-            self._remote_exec(script)
+            self._write_private(d, "request.json",
+                                json.dumps(dict(fields, command=command)).encode("utf-8"))
+            self._write_private(d, "attach.py",
+                                _SCRIPT.format(directory=d, deadline=deadline).encode("utf-8"))
+            self._hand_over(d)
+        except OSError as exc:
+            shutil.rmtree(d, ignore_errors=True)
+            raise AttachError("cannot write the request for process %d: %s"
+                              % (self.target.pid, exc.strerror or exc)) from None
+        late = False
+        try:
+            self._remote_exec(os.path.join(d, "attach.py"))
             try:
                 data = self.wait_for(d, "result.json", time.monotonic() + self.timeout)
             except _Late:
@@ -332,8 +384,6 @@ class Session:
                     "blocked in a C call or a sleep); nothing was done, and the request is "
                     "dropped if it runs later (--timeout to wait longer)"
                     % (self.target.pid, self.timeout)) from None
-            if data.get("snapshot"):
-                data["_snapshot_path"] = data["snapshot"]
             return data, d
         except BaseException:
             if not late:
@@ -360,8 +410,15 @@ class Session:
             if not os.path.exists("/proc/%d" % self.target.pid):
                 raise AttachError("process %d exited before answering" % self.target.pid)
             time.sleep(_POLL)
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        try:
+            with _open_private(path) as f:
+                blob = f.read(_MAX_RESULT + 1)
+            if len(blob) > _MAX_RESULT:
+                raise ValueError("%s is larger than %d bytes" % (name, _MAX_RESULT))
+            return json.loads(blob)
+        except (OSError, ValueError) as exc:
+            raise AttachError("process %d gave an unreadable result (%s)"
+                              % (self.target.pid, exc)) from None
 
     def call(self, command, **fields):
         """request(), the directory removed and the agent's refusals raised.
@@ -410,6 +467,8 @@ class Session:
         # This Python cannot (3.11-3.13) or may not (another version) do it:
         # the target's own interpreter can.
         exe = "/proc/%d/exe" % pid
+        if os.geteuid() == 0:
+            self._check_interpreter_trusted()
         try:
             proc = subprocess.run([exe, "-I", "-S", "-c", _HELPER, str(pid), script],
                                   capture_output=True, text=True, timeout=self.timeout)
@@ -425,6 +484,27 @@ class Session:
         if proc.returncode != 0:
             raise self._exec_error(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip()
                                    else "exit status %d" % proc.returncode)
+
+    def _check_interpreter_trusted(self):
+        """As root, run the target's interpreter only if root owns it (and its
+        libpython) and nobody else can write it: another user's binary run by
+        root would be that user's code with root's rights."""
+        pid = self.target.pid
+        try:
+            paths = [os.path.realpath("/proc/%d/exe" % pid)]
+            maps = _read_proc(pid, "maps").decode("utf-8", "replace")
+            paths += sorted(set(re.findall(r"(/\S*libpython3\.\d+\S*\.so\S*)", maps)))
+            for path in paths:
+                st = os.stat(path)
+                if st.st_uid != 0 or st.st_mode & 0o022:
+                    raise AttachError(
+                        "as root, memhound runs a target's interpreter only when root owns it and "
+                        "nobody else can write it, and %s is not: run memhound attach with Python "
+                        "%d.%d" % ((path,) + self.target.version))
+        except OSError as exc:
+            raise AttachError("cannot check the interpreter of process %d (%s): run memhound "
+                              "attach with Python %d.%d"
+                              % ((pid, exc.strerror or exc) + self.target.version)) from None
 
     def _exec_error(self, text):
         pid = self.target.pid
@@ -461,6 +541,8 @@ def _check_args(args):
         tracing.check_frames(args.frames, "--frames")
     except ValueError as exc:
         raise AttachError(str(exc)) from None
+    if args.snapshot == "":
+        raise AttachError("--snapshot needs a file name")
     if args.html and not (args.census or args.watch is not None):
         raise AttachError("--html goes with --census or --watch")
     return chosen
@@ -480,6 +562,9 @@ def run(args):
         return _run(args)
     except AttachError as exc:
         print_error(str(exc), command="attach")
+        return EXIT_ERROR
+    except OSError as exc:
+        print_error("%s" % (exc.strerror or exc), command="attach")
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("memhound attach: interrupted", file=sys.stderr)
@@ -550,7 +635,12 @@ def _run(args):
         try:
             session._check(data)
             try:
-                shutil.move(data["_snapshot_path"], args.snapshot)
+                src = _open_private(os.path.join(d, "snapshot.mhsnap"))
+            except (OSError, ValueError) as exc:
+                raise AttachError("process %d wrote no readable snapshot (%s)" % (pid, exc)) from None
+            try:
+                with src, open(args.snapshot, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
             except OSError as exc:
                 raise AttachError("cannot write %s: %s" % (args.snapshot, exc.strerror or exc)) from None
         finally:
@@ -576,14 +666,17 @@ def _watch(args, session, out):
                               frames=args.frames)
     try:
         session._check(data)
-        t0 = time.monotonic()
+        last = time.monotonic()
         for n in range(1, args.times + 1):
+            # from the previous result: each interval also takes the target
+            # its census and analysis
             try:
                 data = session.wait_for(d, "result-%d.json" % n,
-                                        t0 + n * args.watch + session.timeout)
+                                        last + args.watch + session.timeout)
             except _Late:
                 raise AttachError("process %d gave no result for interval %d within %g s of its end "
                                   "(--timeout to wait longer)" % (pid, n, session.timeout)) from None
+            last = time.monotonic()
             session._check(data)
             intervals.append(data)
             print(format_interval(n, args.times, data), file=out, flush=True)

@@ -279,7 +279,10 @@ class _Recorder:
         if self.thread is None or threading.current_thread() is self.thread:
             return False
         self.go.clear()
-        return self.parked.wait(timeout)
+        if self.parked.wait(timeout):
+            return True
+        self.go.set()           # not paused: the caller will not resume() it
+        return False
 
     def resume(self):
         self.go.set()

@@ -202,6 +202,7 @@ class Watch:
         self._go = threading.Event()
         self._go.set()
         self._parked = threading.Event()
+        self._sampling = threading.Lock()     # held by the thread while it samples
         self._thread = None
         self._started_tracing = False
 
@@ -261,11 +262,16 @@ class Watch:
         return False
 
     def pause(self, timeout=10.0):
-        """Park the thread (``runner.recording_paused``); True once parked."""
+        """Stop the thread's sampling (``runner.recording_paused``): True once
+        no sample runs; the thread parks when it next wakes up."""
         if not self.running or threading.current_thread() is self._thread:
             return False
         self._go.clear()
-        return self._parked.wait(timeout)
+        if self._sampling.acquire(timeout=timeout):
+            self._sampling.release()
+            return True
+        self._go.set()          # not paused: the caller will not resume() it
+        return False
 
     def resume(self):
         self._go.set()
@@ -287,7 +293,11 @@ class Watch:
                 # this thread's CPU time: its wall time also counts the
                 # program's threads that ran while it waited for the GIL
                 t = time.thread_time()
-                if not self.sample():
+                with self._sampling:
+                    if not self._go.is_set():
+                        continue
+                    sampled = self.sample()
+                if not sampled:
                     return
                 wait = max(self.interval, self.SHARE * (time.thread_time() - t))
 

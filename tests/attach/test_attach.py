@@ -503,3 +503,33 @@ def test_steady_groups_is_the_refleak_rule_over_time():
     assert steady_groups([grows[0], _interval(-3, ("app.Rec", reg % 5, 1, 15))]) == []
     # Missing from one interval: not steady.
     assert steady_groups([grows[0], _interval(5)]) == []
+
+
+# ---- the private directory: the target's user controls it once handed over --------
+
+def test_request_files_are_never_written_through_a_link(tmp_path):
+    from memhound import attach
+    session = attach.Session(attach.Target(os.getpid()))
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    d = tmp_path / "req"
+    d.mkdir()
+    os.symlink(victim, d / "request.json")
+    with pytest.raises(FileExistsError):
+        session._write_private(str(d), "request.json", b"{}")
+    assert victim.read_text() == "keep"
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_results_are_read_only_from_regular_files(tmp_path, kind):
+    from memhound import attach
+    session = attach.Session(attach.Target(os.getpid()))
+    target = tmp_path / "elsewhere.json"
+    target.write_text('{"ok": true}')
+    result = tmp_path / "result.json"
+    if kind == "symlink":
+        os.symlink(target, result)
+    else:
+        os.mkfifo(result)           # a reader that followed it would hang
+    with pytest.raises(attach.AttachError, match="unreadable result"):
+        session.wait_for(str(tmp_path), "result.json", time.monotonic() + 5)

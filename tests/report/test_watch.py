@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -179,6 +180,35 @@ def test_recording_paused_parks_the_watch(traced):
             assert w.samples == before
     finally:
         w.stop()
+
+
+def test_pause_does_not_wait_for_the_next_sample(traced):
+    # A watch sampling every 30 s pauses at once (the leak finder must not
+    # wait for its next tick) and samples again after resume().
+    w = memhound.watch(30)
+    try:
+        start = time.monotonic()
+        assert w.pause(timeout=5)
+        assert time.monotonic() - start < 2
+        w.resume()
+        assert w._go.is_set()
+    finally:
+        w.stop()
+
+
+def test_survivors_refused_under_sampling_leaves_the_watch_running():
+    memhound.start(1, sample_every=4 * KiB)
+    w = memhound.watch(0.005)
+    try:
+        with pytest.raises(RuntimeError, match="exact"):
+            with memhound.survivors():
+                pass
+        before = w.samples
+        threading.Event().wait(0.3)
+        assert w.samples > before, "the refused survivors() left the watch paused"
+    finally:
+        w.stop()
+        memhound.stop()
 
 
 def test_html_has_one_timeline_per_growing_site(traced, tmp_path):

@@ -125,9 +125,10 @@ mh_slots_put(mh_blocks *t, uintptr_t ptr, size_t size, uint32_t tb, size_t *repl
 {
     if ((t->used + 1) * 4 > t->capacity * 3) {
         size_t cap = t->capacity ? t->capacity + t->capacity / 2 : MH_BLOCKS_MIN;
-        if (t->capacity == 0 && t->hint / 3 * 4 + 1 > cap)
-            cap = t->hint / 3 * 4 + 1;
-        if (mh_blocks_resize(t, cap) < 0)
+        /* First the size the last session needed, if memory allows: a guess. */
+        int sized = t->capacity == 0 && t->hint / 3 * 4 + 1 > cap
+                    && mh_blocks_resize(t, t->hint / 3 * 4 + 1) == 0;
+        if (!sized && mh_blocks_resize(t, cap) < 0)
             return -1;
     }
     size_t i = mh_blocks_lookup(t, ptr);

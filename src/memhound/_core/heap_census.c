@@ -229,8 +229,12 @@ mh_own_root(PyObject *o, uint32_t parent)
     PyObject *dict = tp->tp_dict, *key, *value;
     Py_ssize_t pos = 0;
     while (dict != NULL && PyDict_Next(dict, &pos, &key, &value)) {
-        if (PyUnicode_CheckExact(key) && PyUnicode_CompareWithASCIIString(key, "__module__") == 0)
-            return PyUnicode_CheckExact(value) && mh_own_name(PyUnicode_AsUTF8(value));
+        if (PyUnicode_CheckExact(key) && PyUnicode_CompareWithASCIIString(key, "__module__") == 0) {
+            const char *name = PyUnicode_CheckExact(value) ? PyUnicode_AsUTF8(value) : NULL;
+            if (name == NULL)
+                PyErr_Clear();      /* not a str, or lone surrogates: not memhound's */
+            return name != NULL && mh_own_name(name);
+        }
     }
     PyErr_Clear();
     return 0;
@@ -369,13 +373,22 @@ mh_census_holders(const mh_heap_graph *g, mh_ttable *types, size_t limit, double
          * modules and classes reach first. */
         own[i] = p < MH_PARENT_SPECIAL ? own[p] : (uint8_t)mh_own_root(o, p);
         mh_tstat *e = mh_ttable_get(types, Py_TYPE(o));
-        mh_atoms a = {.types = types, .own = own[i]};
-        traverseproc trav = Py_TYPE(o)->tp_traverse;
-        if (e == NULL || (trav != NULL && mh_census_is_gc(o) && trav(o, mh_visit_atom, &a) < 0)) {
+        if (e == NULL) {
             PyErr_NoMemory();
             goto done;
         }
         size_t size = mh_census_sizeof(e, o);
+        mh_atoms a = {.types = types, .own = own[i]};
+        traverseproc trav = Py_TYPE(o)->tp_traverse;
+        if (trav != NULL && mh_census_is_gc(o) && trav(o, mh_visit_atom, &a) < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        /* The visit may have added types and moved the table. */
+        if ((e = mh_ttable_get(types, Py_TYPE(o))) == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
         keeps[i] = size + a.bytes;
         direct[i] = (uint32_t)a.count;
         *own_count += a.own_count;

@@ -106,6 +106,10 @@ static struct {
      * rng_gen reseeds from rng_seed and its index among the threads that
      * reseeded since (the thread that calls start() is index 0). */
     _Atomic uint64_t rng_gen, rng_threads;
+    /* rng_gen for the fast paths (written only while not tracing): a
+     * countdown drawn in another session, perhaps at another rate, must
+     * not carry over. */
+    uint64_t rng_gen_plain;
     uint64_t rng_seed, fixed_seed;
     int seed_fixed;
 } mh = {.nframe = 1, .raw_lock = PTHREAD_MUTEX_INITIALIZER};
@@ -253,7 +257,7 @@ mh_sampled(size_t size)
     if (__builtin_expect(mh.sample_every == 0, 1))
         return 1;
     uint64_t left = mh_tls_left;
-    if (__builtin_expect(size < left, 1)) {
+    if (__builtin_expect(size < left && mh_tls_rng_gen == mh.rng_gen_plain, 1)) {
         mh_tls_left = left - size;
         return 0;
     }
@@ -337,7 +341,7 @@ mh_sample_skip(size_t size)
 {
     /* Not tracing: the countdown may move, the block goes untraced anyway. */
     uint64_t left = mh_tls_left;
-    if (__builtin_expect(size < left, 1) && !mh_tls_busy) {
+    if (__builtin_expect(size < left, 1) && !mh_tls_busy && mh_tls_rng_gen == mh.rng_gen_plain) {
         mh_tls_left = left - size;
         return 1;
     }
@@ -357,10 +361,14 @@ mh_sample_session(void)
                         ^ ((uint64_t)getpid() << 16) ^ (uint64_t)(uintptr_t)&mh_tls_rng);
     }
     mh.rng_seed = seed;
-    atomic_store(&mh.rng_threads, 0);
-    atomic_fetch_add(&mh.rng_gen, 1);
-    mh_tls_rng_gen = 0;
-    mh_tls_left = 0;
+    uint64_t gen = atomic_fetch_add(&mh.rng_gen, 1) + 1;
+    mh.rng_gen_plain = gen;
+    /* This thread is index 0 (mh_sample_slow() gives the others 1, 2, ...
+     * as they first allocate). */
+    atomic_store(&mh.rng_threads, 1);
+    mh_tls_rng = mh_mix64(seed ^ mh_mix64(1));
+    mh_tls_rng_gen = gen;
+    mh_tls_left = mh_sample_draw();
 }
 
 /* ---------------------------------------------------------------- capture */
@@ -1187,6 +1195,9 @@ mh_tracer_start(int nframe, uint64_t sample_every)
     }
     if (atomic_exchange(&mh.failed, 0))
         mh_clear_tables();
+    /* First what can fail on its own: nothing else is changed then. */
+    if (sample_every && mh_filters_alloc() < 0)
+        return -1;
     if (mh_compat_stdlib_tracemalloc_tracing() && mh_wrap_stdlib_stop() < 0)
         return -1;
     /* Set before tracing is: the hooks read them once they see it. */
@@ -1202,8 +1213,6 @@ mh_tracer_start(int nframe, uint64_t sample_every)
         mh_install();
     /* else still chained under another tool from an earlier session: that
      * is fine as long as the tool above keeps calling us. */
-    if (sample_every && mh_filters_alloc() < 0)
-        return -1;
     mh_reftracer_install();
     mh.sample_every = sample_every;
     if (sample_every)

@@ -306,7 +306,11 @@ class survivors:
     def __enter__(self):
         self._paused = _recording_paused()
         self._paused.__enter__()
-        self._tracing = _Tracing(self.frames).__enter__()
+        try:
+            self._tracing = _Tracing(self.frames).__enter__()
+        except BaseException:
+            self._paused.__exit__(None, None, None)
+            raise
         _clear_caches()
         self._census = _take_census()
         self._blocks[0] = sys.getallocatedblocks()

@@ -78,6 +78,19 @@ def dumps(snapshot, time_nanos=None):
         return gzip.compress(raw, compresslevel=1, mtime=0)
 
 
+def _umask():
+    """The process's umask, read without changing it (os.umask() would, for
+    a moment, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def write(snapshot, path):
     """Write the compressed profile to ``path``, replacing it atomically (a
     reader polling the file never sees half of it).
@@ -96,7 +109,7 @@ def write(snapshot, path):
         except OSError as exc:          # name the file asked for, not the temporary one
             raise OSError(exc.errno, exc.strerror, path) from None
         try:
-            os.fchmod(fd, 0o644)          # mkstemp makes it private; profiles are shared
+            os.fchmod(fd, 0o666 & ~_umask())    # mkstemp makes it 0600: as open() would
             with os.fdopen(fd, "wb") as fp:
                 fp.write(blob)
             os.replace(tmp, path)
