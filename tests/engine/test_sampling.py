@@ -374,3 +374,34 @@ def test_file_written_before_sampling_loads():
     for key in ("lineno", "filename", "traceback"):
         assert loaded.statistics(key) == expected.statistics(key)
     assert [t.size for t in loaded.traces] == [t.size for t in expected.traces]
+
+
+def test_countdown_of_an_earlier_session_does_not_carry_over():
+    # A thread that drew its countdown at a 1 GiB rate, then allocates 2 MB
+    # after a restart at 4 KiB: its memory is sampled at the new rate.
+    import threading
+    drawn, go = threading.Event(), threading.Event()
+    kept = []
+
+    def worker():
+        kept.append(bytearray(100))
+        drawn.set()
+        go.wait(60)
+        kept.extend(bytearray(4096) for _ in range(500))        # site:after-restart
+
+    memhound.start(1, sample_every=1 << 30)
+    try:
+        thread = threading.Thread(target=worker)
+        thread.start()
+        assert drawn.wait(60)
+        memhound.stop()
+        memhound.start(1, sample_every=4096)
+        go.set()
+        thread.join(60)
+        snap = memhound.take_snapshot()
+    finally:
+        memhound.stop()
+    line = marker_line(__file__, "site:after-restart")
+    size = sum(s.size for s in snap.statistics("lineno") if s.traceback[0].lineno == line
+               and s.traceback[0].filename == __file__)
+    assert 0.7 * 500 * 4096 < size < 1.4 * 500 * 4096, size
