@@ -790,13 +790,14 @@ def format_interval(n, times, data):
 
 def steady_groups(intervals):
     """The refleak rule over time: [(type, path, counts)] of the groups that
-    every interval left alive, in intervals that all left more blocks or
-    objects.  The same holder at another index is the same leak.  Left out:
-    a group held only by a running frame's local (the main loop's current
-    list is new in every interval without growing) or only from outside
-    Python (the thread-state dict of a request in flight), and one whose
-    holder is a plain container that did not grow (its entries were
-    replaced).
+    every interval left alive, their holder growing.  The same holder at
+    another index is the same leak (its groups in one interval add up).  The
+    process's block and object counts are not asked: in a server, other
+    threads allocate and free meanwhile.  Left out: a group held only by a
+    running frame's local (the main loop's current list is new in every
+    interval without growing) or only from outside Python (the thread-state
+    dict of a request in flight), and one whose holder is a plain container
+    that did not grow (its entries were replaced).
 
     Example::
 
@@ -806,24 +807,26 @@ def steady_groups(intervals):
         >>> steady_groups([i, i])
         [('app.Order', 'module app -> global _q (list) -> [...] -> app.Order', [3, 3])]
     """
-    if not intervals or not all(i["report"]["deltas"]["blocks"][0] >= 1
-                                or i["report"]["deltas"]["objects"][0] >= 1 for i in intervals):
-        return []
     kinds = {}
-    for i in intervals:
-        for g in i["report"]["groups"]:
+    for n, interval in enumerate(intervals):
+        for g in interval["report"]["groups"]:
             path = re.sub(r"\[\d+\]", "[...]", g["path_text"] or "")
             root = (g.get("path") or [{}])[0].get("kind")
             if path.startswith("thread ") or root == "external":
                 continue
-            kinds.setdefault((g["type"], path), []).append((g["count"], g.get("holder_len")))
+            per = kinds.setdefault((g["type"], path), {})
+            count, size = per.get(n, (0, None))
+            held = g.get("holder_len")
+            per[n] = (count + g["count"], held if size is None or held is None else max(size, held))
     out = []
-    for (tp, path), seen in kinds.items():
-        sizes = [n for _c, n in seen]
-        if len(seen) != len(intervals) or (
-                None not in sizes and any(b <= a for a, b in zip(sizes, sizes[1:]))):
+    for (tp, path), per in kinds.items():
+        if len(per) != len(intervals):
             continue
-        out.append((tp, path, [c for c, _n in seen]))
+        seen = [per[n] for n in range(len(intervals))]
+        sizes = [size for _count, size in seen]
+        if None not in sizes and any(b <= a for a, b in zip(sizes, sizes[1:])):
+            continue
+        out.append((tp, path, [count for count, _size in seen]))
     return out
 
 

@@ -135,12 +135,13 @@ def _run(program, module, frames, top, snapshot, html, interval, signal_number, 
                 failed = True
                 _say(None, f"cannot write {path}: {exc.strerror or exc}")
         try:
-            _report(final, recorder, current, peak, top)
-            if watcher is not None:
-                _say(watcher.report(top))
-            for path in written:
-                _say(f"memhound: wrote {path}")
-        except (OSError, ValueError):   # stderr closed by the program or the reader
+            if _stderr_usable():
+                _report(final, recorder, current, peak, top)
+                if watcher is not None:
+                    _say(watcher.report(top))
+                for path in written:
+                    _say(f"memhound: wrote {path}")
+        except (OSError, ValueError):   # stderr closed by the reader
             pass
         if failed and status == 0:
             status = 1
@@ -151,11 +152,24 @@ def _run(program, module, frames, top, snapshot, html, interval, signal_number, 
     return status
 
 
+def _stderr_usable():
+    """False when the program closed stderr or its file descriptor: what
+    memhound wrote would stay in the buffer, and the interpreter's final
+    flush would fail (exit status 120) where python exits with 0."""
+    try:
+        if sys.stderr is None or sys.stderr.closed:
+            return False
+        os.fstat(sys.stderr.fileno())
+        return True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _say(line, error=None):
     """One line of memhound's own on stderr; nothing if the program closed
     or replaced stderr (python exits as usual then, and so does run)."""
     try:
-        if sys.stderr is None:
+        if not _stderr_usable():
             return
         if error is not None:
             print_error(error)
