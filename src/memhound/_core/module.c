@@ -9,7 +9,6 @@
  * census and graph); each adds its own types through its *_module_init.
  */
 #include <Python.h>
-#include <errno.h>
 #include <stdlib.h>
 
 #include "compat.h"
@@ -35,15 +34,20 @@ mh_seed_from_env(void)
         mh_tracer_set_sample_seed(0, 0);
         return 0;
     }
-    char *end;
-    errno = 0;
-    unsigned long long seed = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0' || *text == '-') {
-        PyErr_Format(PyExc_ValueError,
-                     "MEMHOUND_SAMPLE_SEED must be a non-negative integer, not '%.100s'", text);
-        return -1;
+    /* Decimal digits by hand: built with glibc 2.38+ headers, strtoull()
+     * becomes __isoc23_strtoull, which would raise the wheels' manylinux
+     * floor from glibc 2.17 to 2.38. */
+    uint64_t seed = 0;
+    for (const char *p = text; *p != '\0'; p++) {
+        unsigned digit = (unsigned)(*p - '0');
+        if (digit > 9 || seed > (UINT64_MAX - digit) / 10) {
+            PyErr_Format(PyExc_ValueError,
+                         "MEMHOUND_SAMPLE_SEED must be a non-negative integer, not '%.100s'", text);
+            return -1;
+        }
+        seed = seed * 10 + digit;
     }
-    mh_tracer_set_sample_seed(1, (uint64_t)seed);
+    mh_tracer_set_sample_seed(1, seed);
     return 0;
 }
 
