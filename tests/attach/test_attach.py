@@ -326,12 +326,28 @@ def test_many_attach_cycles_under_load(server, capsys):
     assert grown < 25 * (CYCLES - warm), (settled, after["blocks"])
 
 
+def _wait_until_asleep(pid, limit=10.0):
+    """Until the process's main thread is inside its sleep: between the line
+    it printed and that call it still passes a safe point (seen under ASan)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/syscall" % pid) as f:
+                if f.read().split()[0] in ("35", "230"):       # nanosleep, clock_nanosleep
+                    return
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.01)
+    # /proc/PID/syscall unreadable here: go on (the race is narrow)
+
+
 def test_blocked_target_times_out(capsys, tmp_path):
     needs_remote_exec()
     child = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)"],
                              env=child_env(), stdout=subprocess.PIPE, text=True)
     try:
         child.stdout.readline()
+        _wait_until_asleep(child.pid)
         t0 = time.monotonic()
         status, out, err = attach(capsys, child.pid, "--census", "--timeout", "1")
         assert time.monotonic() - t0 < 10
