@@ -191,15 +191,13 @@ def _grew_every_run(deltas):
     return all(d >= 1 for d in deltas["blocks"]) or all(d >= 1 for d in deltas["objects"])
 
 
-def _disturbed_once(readings):
+def _disturbed_once(deltas):
     """Not every run grew, but every run but one did: the pattern of a leak
     whose one run another thread disturbed (e.g. it freed its own objects
     meanwhile)."""
-    blocks, objects = readings[:2]
-    if len(blocks) < 4:             # fewer than 3 runs: no pattern to speak of
+    if len(deltas["blocks"]) < 3:   # fewer than 3 runs: no pattern to speak of
         return False
-    return min(sum(arr[i + 1] - arr[i] < 1 for i in range(len(arr) - 1))
-               for arr in (blocks, objects)) == 1
+    return min(sum(d < 1 for d in deltas[key]) for key in ("blocks", "objects")) == 1
 
 
 def _measure(func, args, kwargs, readings, threads, threads_left):
@@ -245,7 +243,7 @@ def _find_leaks(func, args, kwargs, warmup, runs, frames):
             # freeing during one run (a server's I/O thread, pytest-xdist's)
             # can hide a small leak.  Measured once more, a leak grows again
             # in every run; the verdict is the second measurement's.
-            if _disturbed_once(first):
+            if _disturbed_once(_deltas(first)):
                 _measure(func, args, kwargs, second, threads, threads_left)
                 measured, calls = second, 2 * runs
             gc.disable()
