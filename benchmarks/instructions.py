@@ -4,6 +4,8 @@ valgrind's callgrind (deterministic, unlike times on a shared machine).
 
     python benchmarks/instructions.py                       # growth + depth, this Python
     python benchmarks/instructions.py --workloads depth_100 --modes untraced,memhound:1
+    python benchmarks/instructions.py --modes untraced,nullhook,nullhook:ref,memhound:1:64KiB
+                                                          # the floor: hooks that only forward
     python benchmarks/instructions.py --cache-sim --keep /tmp/cg   # also simulated cache misses;
                                                           # keep callgrind.out files for callgrind_annotate
 
@@ -105,6 +107,10 @@ def main(argv=None):
     p.add_argument("--keep", metavar="DIR", help="keep callgrind.out files here (with --dump-instr)")
     args = p.parse_args(argv)
     modes = args.modes.split(",")
+    if any(m.startswith("nullhook") for m in modes):
+        sys.path.insert(0, HERE)
+        import worker
+        worker.nullhook()  # compiled here, not inside a measured process
     if "untraced" not in modes:
         modes.insert(0, "untraced")
     if args.keep:

@@ -497,7 +497,8 @@ MODE_LABELS = {"untraced": "untraced", "tracemalloc:1": "tracemalloc start(1)",
                "tracemalloc:25": "tracemalloc start(25)", "memhound:1": "memhound start(1)",
                "memhound:25": "memhound start(25)", "memray": "memray (Python allocators)",
                "memray-default": "memray default",
-               "memhound:1:64KiB": "memhound sampled 64 KiB"}
+               "memhound:1:64KiB": "memhound sampled 64 KiB",
+               "nullhook": "forwarding hooks only", "nullhook:ref": "forwarding hooks + reftracer"}
 
 
 def _tcat(mode):

@@ -96,10 +96,42 @@ def parse_size(text):
     return int(digits) * units[text[len(digits):].upper()]
 
 
+def nullhook():
+    """benchmarks/nullhook.c, compiled for this interpreter on first use: the
+    cost of allocator hooks that do nothing but forward (the floor under
+    every hook-based tracer)."""
+    import importlib.machinery
+    import importlib.util
+    import subprocess
+    import sysconfig
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    build = os.path.join(tempfile.gettempdir(), "mh-nullhook-%d" % os.getuid())
+    os.makedirs(build, exist_ok=True)
+    target = os.path.join(build, "_mh_nullhook" + suffix)
+    source = os.path.join(HERE, "nullhook.c")
+    if not os.path.exists(target) or os.path.getmtime(target) < os.path.getmtime(source):
+        cc = (sysconfig.get_config_var("CC") or "cc").split()
+        tmp = target + ".%d.tmp" % os.getpid()
+        cmd = cc + ["-O2", "-shared", "-fPIC", "-I", sysconfig.get_paths()["include"],
+                    source, "-o", tmp]
+        try:
+            subprocess.run(cmd, check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise Unavailable("unavailable", "cannot build nullhook.c: %s" % (exc,))
+        os.replace(tmp, target)
+    spec = importlib.util.spec_from_file_location("_mh_nullhook", target)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def start_tracer(mod, mode):
-    """Start `mod` for a mode "tool:nframe" or, sampled, "memhound:nframe:RATE"."""
+    """Start `mod` for a mode "tool:nframe" or, sampled, "memhound:nframe:RATE";
+    "nullhook" / "nullhook:ref" (forwarding hooks, plus a reference tracer)."""
     parts = mode.split(":")
-    if len(parts) == 3:
+    if parts[0] == "nullhook":
+        mod.start(reftracer=parts[1:] == ["ref"])
+    elif len(parts) == 3:
         mod.start(int(parts[1]), sample_every=parse_size(parts[2]))
     else:
         mod.start(int(parts[1]))
@@ -111,6 +143,8 @@ def tracer_module(tool):
         return tracemalloc
     if tool == "memhound":
         return memhound_tracer()
+    if tool == "nullhook":
+        return nullhook()
     raise ValueError("not a tracemalloc-style tool: %r" % tool)
 
 
@@ -236,7 +270,7 @@ class _Tracing:
         mode = self.mode
         if mode == "untraced":
             self._exit = lambda: None
-        elif mode.startswith(("tracemalloc", "memhound")):
+        elif mode.startswith(("tracemalloc", "memhound", "nullhook")):
             mod = tracer_module(mode.split(":")[0])
             start_tracer(mod, mode)
             self._exit = mod.stop

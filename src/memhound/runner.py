@@ -94,7 +94,12 @@ def _run(program, module, frames, top, snapshot, html, interval, signal_number, 
                     _say(f"memhound: wrote {path}")
         signal.signal(signal_number, on_signal)
     recorder.start()                    # parked in pause_tracing before tracing starts
-    tracing.start(frames, sample_every=sample_every)
+    try:
+        tracing.start(frames, sample_every=sample_every)
+    except ValueError as exc:           # a bad MEMHOUND_* variable: the program never ran
+        recorder.finish()
+        _say(f"memhound: {exc}")
+        return 2
     watcher = _start_watch(watch)
     status, ran, interrupted, keep_alive = _run_program(module, program, code)
     interrupted = _wait_for_threads() or interrupted

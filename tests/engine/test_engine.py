@@ -2,6 +2,7 @@
 argument errors and the observer effect, compared with stdlib tracemalloc."""
 import collections
 import gc
+import os
 import sys
 import tracemalloc
 
@@ -9,6 +10,8 @@ import pytest
 
 import memhound
 from memhound import _core
+
+from conftest import run_child
 
 PY313 = sys.version_info >= (3, 13)
 
@@ -657,6 +660,47 @@ def depth_workload(keep):
     def in_thread(depth):
         keep.append(deep(depth, lambda: bytes(1005)))
 
+    # CPython's test_generators: the same frames on the thread's frame stack,
+    # above generators resumed by send() or linked by gen.throw() -- the
+    # depths differ, the two frames under the newest do not.
+    def allocating():
+        keep.append(bytes(1010))
+
+    def checking(levels=4):
+        # Frames enough over the generators for start(3)'s two frames under
+        # the captured ones to be on the thread's frame stack too.
+        if levels:
+            checking(levels - 1)
+        else:
+            allocating()
+
+    def yield_from_example(drive):
+        def f():
+            checking()
+            try:
+                yield
+            except Boom:
+                pass
+            checking()
+
+        def g():
+            checking()
+            yield from f()
+            checking()
+
+        gen = g()
+        gen.send(None)
+        try:
+            drive(gen)
+        except StopIteration:
+            pass
+
+    def drive_send(gen):
+        gen.send(None)
+
+    def drive_throw(gen):
+        gen.throw(Boom)
+
     for depth in (0, 1, 5, 40, 120):
         keep.append(deep(depth, lambda: bytes(1000)))
         keep.append(deep(depth, gen))
@@ -671,6 +715,9 @@ def depth_workload(keep):
         exc = deep(depth, lambda: catch(raising))
         keep.extend([exc, exc.__traceback__])
         keep.append(deep(depth, lambda: eval("bytes(1007)")))
+        for extra in range(8):      # the frame stack's layout under them varies
+            deep(depth + extra, lambda: yield_from_example(drive_send))
+            deep(depth + extra, lambda: yield_from_example(drive_throw))
         thread = threading.Thread(target=in_thread, args=(depth,))
         thread.start()
         thread.join()
@@ -709,6 +756,54 @@ def test_total_nframe_agrees_with_tracemalloc(nframe):
     assert len(sizes) >= 10 and sum(theirs.values()) >= 50
     assert max(total for _, _, total in theirs) > 900      # RecursionError's message
     assert len({total for _, _, total in theirs}) >= 15
+
+
+def test_total_nframe_agrees_in_a_fresh_process():
+    # compat.c reuses a depth count while the frames under the newest ones
+    # look unchanged; under pytest the workload above never laid out the
+    # frame stack so that generators could fool that, while a fresh process
+    # running it twice from module level did (before counts through
+    # generator frames stopped being reused): run it there too.
+    run_child("""
+        import sys
+        sys.path[:0] = [%r, %r]
+        import test_engine
+        for nframe in (1, 1, 3):
+            test_engine.test_total_nframe_agrees_with_tracemalloc(nframe)
+    """ % (os.path.dirname(os.path.abspath(__file__)),
+           os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def test_exact_depth_counts_every_stack(monkeypatch):
+    # By default a deep stack's depth is counted once and reused while the
+    # frames under the captured ones look unchanged; MEMHOUND_EXACT_DEPTH=1
+    # counts it at every capture, as tracemalloc does.  Same tracebacks.
+    def traced_loop():
+        keep = []
+
+        def build():
+            for i in range(300):
+                keep.append([i, i])
+        line = build.__code__.co_firstlineno + 2
+        memhound.start(1)
+        deep(60, build)
+        counts = _core._depth_counts()
+        totals = {trace.traceback.total_nframe for trace in memhound.take_snapshot().traces
+                  if (trace.traceback[0].filename, trace.traceback[0].lineno) == (__file__, line)}
+        memhound.stop()
+        return counts, totals
+
+    monkeypatch.delenv("MEMHOUND_EXACT_DEPTH", raising=False)
+    (counted, reused), totals = traced_loop()
+    assert reused >= 250 and counted < 50
+    monkeypatch.setenv("MEMHOUND_EXACT_DEPTH", "1")
+    (counted_exact, reused_exact), totals_exact = traced_loop()
+    assert reused_exact == 0 and counted_exact >= 300
+    assert totals == totals_exact and len(totals) == 1 and min(totals) > 60
+    monkeypatch.setenv("MEMHOUND_EXACT_DEPTH", "2")
+    with pytest.raises(ValueError, match="MEMHOUND_EXACT_DEPTH must be 0 or 1, not '2'"):
+        memhound.start(1)
+    assert not memhound.is_tracing()
 
 
 def test_traced_memory_agrees_with_tracemalloc():

@@ -51,6 +51,22 @@ def test_bad_options_are_usage_errors(tmp_path, argv):
     assert argv[0] in res.stderr or "expected a script" in res.stderr
 
 
+@pytest.mark.parametrize("variable, value, options", [
+    ("MEMHOUND_EXACT_DEPTH", "yes", []),
+    ("MEMHOUND_SAMPLE_SEED", "-3", ["--sample", "64KiB"]),
+])
+def test_bad_environment_is_one_line(tmp_path, variable, value, options):
+    (tmp_path / "ok.py").write_text("print('ran')\n")
+    res = subprocess.run([sys.executable, "-m", "memhound", "run"] + options + ["ok.py"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env=child_env(**{variable: value}))
+    assert res.returncode == 2
+    assert res.stdout == ""              # the program never ran
+    assert res.stderr.splitlines() == [f"memhound: {variable} must be "
+                                       + res.stderr.split(" must be ", 1)[1].rstrip("\n")]
+    assert repr(value) in res.stderr or f"'{value}'" in res.stderr
+
+
 def test_directory_without_main(tmp_path):
     (tmp_path / "pkgdir").mkdir()
     plain, under = both(tmp_path, "pkgdir")

@@ -232,3 +232,34 @@ def test_combine_refuses_a_file_that_is_not_a_results_file(tmp_path, content, me
     assert message in proc.stderr + proc.stdout
     assert len((proc.stderr + proc.stdout).strip().splitlines()) == 1
     assert not (tmp_path / "out.json").exists()
+
+
+def test_nullhook_forwards_every_allocation(monkeypatch):
+    # The floor the benchmarks compare hook-based tracers with: hooks that
+    # only forward.  While installed, memory still works and nothing traces;
+    # stop() gives the allocators back (memhound can start over them after).
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+    import worker
+    try:
+        nullhook = worker.nullhook()
+    except worker.Unavailable as exc:
+        pytest.skip(str(exc))
+    import memhound
+    ref = sys.version_info >= (3, 13)
+    worker.start_tracer(nullhook, "nullhook:ref" if ref else "nullhook")
+    try:
+        with pytest.raises(RuntimeError, match="already started"):
+            nullhook.start()
+        data = [bytes(100 + i) for i in range(1000)] + [bytearray(1 << 20)]
+        assert sum(map(len, data)) == sum(100 + i for i in range(1000)) + (1 << 20)
+    finally:
+        nullhook.stop()
+    memhound.start(1)
+    try:
+        kept = bytes(5000)
+        assert memhound.get_object_traceback(kept) is not None
+    finally:
+        memhound.stop()
+    if not ref:
+        with pytest.raises(RuntimeError, match="3.13"):
+            nullhook.start(reftracer=True)

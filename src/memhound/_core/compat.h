@@ -56,17 +56,42 @@ PyThreadState *mh_compat_gil_tstate(void);
  * hooks): skips the ownership check. */
 PyThreadState *mh_compat_tstate(void);
 
+/* What a walk found under the frames it captured, so that the next walk of
+ * the same stack can skip counting them (see mh_compat_stack_is()). */
+#define MH_MARK_FRAMES 4
+typedef struct {
+    const void *below[MH_MARK_FRAMES];  /* the first frames under the captured ones, */
+    const void *next;                   /* and the frame under those (or the end) */
+    int levels;                         /* frames in below[] */
+    const void *root;                   /* the walks' end then (mh_compat_set_root()) */
+    uint64_t counter;                   /* the eval loop's frame counters then */
+} mh_depth_mark;
+
 /* Walk the Python stack of `tstate` (which must hold the GIL), newest frame
  * first, skipping incomplete frames.  Stores at most `max` frames in `out`
  * and returns how many were stored; `*total` receives the depth of the whole
- * stack (saturated at MH_MAX_NFRAME). */
-int mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *total);
+ * stack (saturated at MH_MAX_NFRAME) and `*mark` what lies under the
+ * captured frames. */
+int mh_compat_capture(PyThreadState *tstate, mh_rawframe *out, int max, int *total,
+                      mh_depth_mark *mark);
 
 /* 1 if the Python stack of `tstate` (GIL held) is exactly `frames[0..n)`
- * with depth `total`, as mh_compat_capture() would return it.  Compares
- * while walking, stopping at the first difference: cheaper than a capture
- * followed by a lookup when the stack repeats. */
-int mh_compat_stack_is(PyThreadState *tstate, const mh_rawframe *frames, int n, int total);
+ * with depth `total`, as mh_compat_capture() would return it with `*mark`.
+ * Compares while walking, stopping at the first difference: cheaper than a
+ * capture followed by a lookup when the stack repeats.  The frames under
+ * the n compared ones are not walked again while they look as `*mark`
+ * recorded them; a full count refreshes `*mark`. */
+int mh_compat_stack_is(PyThreadState *tstate, const mh_rawframe *frames, int n, int total,
+                       mh_depth_mark *mark);
+
+/* 0: every capture counts the whole stack (MEMHOUND_EXACT_DEPTH=1), as
+ * tracemalloc does; 1 (the default): a count is reused while the frames
+ * under the compared ones look unchanged (mh_compat_stack_is()).  Resets
+ * the counts of mh_compat_depth_counts().  GIL held. */
+void mh_compat_set_depth_reuse(int on);
+/* Captures that counted the frames under the compared ones, and captures
+ * that reused an earlier count, since the last mh_compat_set_depth_reuse(). */
+void mh_compat_depth_counts(uint64_t *counted, uint64_t *reused);
 
 /* Make the walks above stop at `frame` (from mh_compat_newest_frame(), or
  * NULL for the bottom of the stack); returns the previous one, to restore.

@@ -10,6 +10,7 @@
  */
 #include <Python.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "compat.h"
 #include "heap.h"
@@ -49,6 +50,24 @@ mh_seed_from_env(void)
     }
     mh_tracer_set_sample_seed(1, seed);
     return 0;
+}
+
+/* MEMHOUND_EXACT_DEPTH=1: count the whole stack at every capture, as
+ * tracemalloc does (compat.c explains the reuse it turns off). */
+static int
+mh_depth_reuse_from_env(void)
+{
+    const char *text = getenv("MEMHOUND_EXACT_DEPTH");
+    if (text == NULL || *text == '\0' || strcmp(text, "0") == 0) {
+        mh_compat_set_depth_reuse(1);
+        return 0;
+    }
+    if (strcmp(text, "1") == 0) {
+        mh_compat_set_depth_reuse(0);
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "MEMHOUND_EXACT_DEPTH must be 0 or 1, not '%.100s'", text);
+    return -1;
 }
 
 static PyObject *
@@ -99,6 +118,8 @@ mh_py_start(PyObject *self, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     if (sample_every && mh_seed_from_env() < 0)
+        return NULL;
+    if (!mh_tracer_is_tracing() && mh_depth_reuse_from_env() < 0)
         return NULL;
     if (mh_tracer_start(nframe, (uint64_t)sample_every) < 0)
         return NULL;
@@ -222,6 +243,15 @@ mh_py_resume(PyObject *self, PyObject *noargs)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+mh_py_depth_counts(PyObject *self, PyObject *unused)
+{
+    (void)self, (void)unused;
+    uint64_t counted, reused;
+    mh_compat_depth_counts(&counted, &reused);
+    return Py_BuildValue("(KK)", (unsigned long long)counted, (unsigned long long)reused);
+}
+
 /* call_traced(fn, *args): fn(*args) with this thread's tracing resumed and
  * the caller's frame as the root of every traceback taken meanwhile. */
 static PyObject *
@@ -252,6 +282,9 @@ mh_py_set_memory_limit(PyObject *self, PyObject *arg)
 }
 
 static PyMethodDef mh_methods[] = {
+    {"_depth_counts", mh_py_depth_counts, METH_NOARGS,
+     "_depth_counts() -> (counted, reused): captures since start() that counted the frames "
+     "under the captured ones, and captures that reused an earlier count."},
     {"start", (PyCFunction)(void (*)(void))mh_py_start, METH_VARARGS | METH_KEYWORDS,
      "start(nframe=1, sample_every=0)\n--\n\nStart tracing Python memory allocations; "
      "sample_every > 0 records one allocation per that many bytes on average."},

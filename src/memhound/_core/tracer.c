@@ -84,7 +84,7 @@ static struct {
     uintptr_t last_block;       /* GIL; block whose CREATE event to skip */
     /* GIL; the last traceback seen per newest-frame fingerprint, verified
      * with mh_compat_stack_is() before use. */
-    struct { uintptr_t key; uint32_t tb; } recent[MH_RECENT];
+    struct { uintptr_t key; uint32_t tb; mh_depth_mark mark; } recent[MH_RECENT];
     int reftracer_on;
     mh_reftracer_fn prev_tracer;
     void *prev_tracer_data;
@@ -390,15 +390,18 @@ mh_capture(PyThreadState *tstate)
     size_t slot = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 55) & (MH_RECENT - 1);
     if (mh.recent[slot].key == key && key != 0) {
         const mh_tb *tb = mh_tb_get(&mh.tbs, mh.recent[slot].tb);
-        if (mh_compat_stack_is(tstate, mh_tb_frames(&mh.tbs, tb), tb->nframe, tb->total))
+        if (mh_compat_stack_is(tstate, mh_tb_frames(&mh.tbs, tb), tb->nframe, tb->total,
+                               &mh.recent[slot].mark))
             return mh.recent[slot].tb;
     }
     int total;
-    int n = mh_compat_capture(tstate, mh.scratch, mh.nframe, &total);
+    mh_depth_mark mark;
+    int n = mh_compat_capture(tstate, mh.scratch, mh.nframe, &total, &mark);
     uint32_t id = mh_tb_intern(&mh.tbs, mh.scratch, n, total);
     if (id != MH_TB_ERROR && id != MH_TB_EMPTY) {
         mh.recent[slot].key = key;
         mh.recent[slot].tb = id;
+        mh.recent[slot].mark = mark;
     }
     return id;
 }
