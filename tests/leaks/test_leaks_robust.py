@@ -238,9 +238,11 @@ def test_threads_started_by_a_run_are_joined_before_the_reading():
 
     report = memhound.find_leaks(call)
     assert report.leaked, report
-    # every measured run's thread appended its object before the reading
+    # every measured run's thread appended its object before the reading (on
+    # a loaded machine, another thread's frees can hide one run's growth:
+    # the finder then measures 5 more calls, and their objects survive too)
     (g,) = [g for g in report.groups if g.type == ENTRY]
-    assert g.count == 5 and g.count_per_run == 1
+    assert g.count == (10 if report.disturbed else 5) and g.count_per_run == 1
     assert report.threads_left == [0] * 5
     assert "  threads " not in str(report)
 
