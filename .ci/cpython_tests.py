@@ -27,7 +27,7 @@ MODULES = ["test_dict", "test_list", "test_set", "test_json", "test_re", "test_w
            # frames linked and unlinked other than by calls and returns: the
            # depth reuse of compat.c must never be fooled by them
            "test_generators", "test_coroutines", "test_yield_from", "test_asyncgen",
-           "test_contextlib", "test_exceptions",
+           "test_contextlib",
            # start subinterpreters (3.12: test__xxsubinterpreters; 3.13+: test__interpreters)
            "test_sys", "test_capi", "test_interpreters", "test__interpreters",
            "test__xxsubinterpreters"]
